@@ -1,0 +1,20 @@
+"""The ``loopback://`` transport: the sans-I/O broker in this process, no network.
+
+``loopback://name`` names a broker instance; clients of the same name in one process share it,
+and it lives as long as at least one of them is open. ``loopback://`` is ``loopback://default``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streamfw.api import TransportSpec
+from streamfw.hookspecs import hookimpl
+from streamfw_loopback.transport import LoopbackTransport
+
+__all__ = ["LoopbackTransport"]
+
+
+@hookimpl
+def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> None:
+    register(TransportSpec("loopback", LoopbackTransport.from_config, "in-process, no network"))

@@ -1,0 +1,253 @@
+"""Thread-safe front end of the broker core: one lock per named broker, a queue per consumer."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from streamfw.api import (
+    ConsumerOptions,
+    ProducerOptions,
+    ReaderOptions,
+    StreamRef,
+    SubscriptionInfo,
+    TransportConfig,
+)
+from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
+from streamfw.errors import Closed, ConfigError
+from streamfw.message import Delivery, Envelope, MessageId
+
+T = TypeVar("T")
+
+
+class _Inbox:
+    def __init__(self, lock: threading.Lock) -> None:
+        self.items: collections.deque[Delivery] = collections.deque()
+        self.ready = threading.Condition(lock)
+        self.closed_reason: str | None = None
+        self.active = True
+
+
+class _Host:
+    """One named broker and the queues of its consumers; every call holds ``lock``."""
+
+    def __init__(self, name: str, clock: Callable[[], float]) -> None:
+        self.name = name
+        self.clock = clock
+        self.broker = Broker(clock=clock)
+        self.lock = threading.Lock()
+        self.inboxes: dict[int, _Inbox] = {}
+        self.closed_producers: dict[int, str] = {}
+        self.clients = 0
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.lock:
+            result = fn(*args)
+            self._route()
+            return result
+
+    def tick_locked(self) -> None:
+        deadline = self.broker.next_deadline()
+        if deadline is not None and deadline <= self.clock() or self.broker.message_ttl:
+            self.broker.tick()
+            self._route()
+
+    def _route(self) -> None:
+        for event in self.broker.events():
+            if isinstance(event, Deliver):
+                inbox = self.inboxes[event.consumer]
+                inbox.items.append(event.delivery)
+                inbox.ready.notify()
+            elif isinstance(event, ConsumerClosed):
+                inbox = self.inboxes[event.consumer]
+                inbox.closed_reason = event.reason
+                inbox.ready.notify_all()
+            elif isinstance(event, ActiveChanged):
+                self.inboxes[event.consumer].active = event.active
+            elif isinstance(event, ProducerClosed):
+                self.closed_producers[event.producer] = event.reason
+
+
+_hosts: dict[str, _Host] = {}
+_hosts_lock = threading.Lock()
+
+
+def _acquire(name: str, clock: Callable[[], float] | None) -> _Host:
+    with _hosts_lock:
+        host = _hosts.get(name)
+        if host is None:
+            host = _hosts[name] = _Host(name, clock or time.time)
+        elif clock is not None and clock is not host.clock:
+            raise ConfigError(f"loopback://{name} is already open with another clock")
+        host.clients += 1
+        return host
+
+
+def _release(host: _Host) -> None:
+    with _hosts_lock:
+        host.clients -= 1
+        if host.clients == 0 and _hosts.get(host.name) is host:
+            del _hosts[host.name]
+
+
+class LoopbackProducer:
+    def __init__(self, host: _Host, ref: StreamRef) -> None:
+        self._host = host
+        self._ref = ref
+        self._id = host.call(host.broker.open_producer, ref)
+        self._closed = False
+
+    def send(self, envelope: Envelope) -> cf.Future[MessageId]:
+        future: cf.Future[MessageId] = cf.Future()
+        try:
+            with self._host.lock:
+                reason = self._host.closed_producers.get(self._id)
+                if reason is not None:
+                    raise Closed(f"producer on stream {self._ref} closed: {reason}")
+                mid = self._host.broker.publish(self._ref, envelope)
+                self._host._route()
+        except Exception as exc:  # the future carries every failure to the caller
+            future.set_exception(exc)
+        else:
+            future.set_result(mid)
+        return future
+
+    def flush(self, timeout: float | None) -> None:
+        return None  # every send is confirmed before it returns
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._host.call(self._host.broker.close_producer, self._id)
+
+
+class LoopbackConsumer:
+    def __init__(self, host: _Host, ref: StreamRef, open_: Callable[[], int]) -> None:
+        self._host = host
+        self._ref = ref
+        with host.lock:
+            self._id = open_()
+            self._inbox = host.inboxes[self._id] = _Inbox(host.lock)
+            host._route()
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        return self._inbox.active
+
+    def receive(self, timeout: float | None) -> Delivery | None:
+        host, inbox = self._host, self._inbox
+        end = None if timeout is None else time.monotonic() + timeout
+        with host.lock:
+            while True:
+                host.tick_locked()
+                if inbox.items:
+                    return inbox.items.popleft()
+                if inbox.closed_reason is not None:
+                    raise Closed(f"consumer on stream {self._ref} closed: {inbox.closed_reason}")
+                if self._closed:
+                    raise Closed(f"consumer on stream {self._ref} is closed")
+                wait = None if end is None else end - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                deadline = host.broker.next_deadline()
+                if deadline is not None:
+                    until_due = max(deadline - host.clock(), 0.001)
+                    wait = until_due if wait is None else min(wait, until_due)
+                inbox.ready.wait(wait)
+
+    def ack(self, message_id: MessageId) -> None:
+        self._host.call(self._host.broker.ack, self._live(), message_id)
+
+    def nack(self, message_id: MessageId) -> None:
+        self._host.call(self._host.broker.nack, self._live(), message_id)
+
+    def close(self) -> None:
+        with self._host.lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._host.broker.close_consumer(self._id)
+            self._host._route()
+            self._inbox.ready.notify_all()  # wake a receive() blocked in another thread
+            self._host.inboxes.pop(self._id, None)
+
+    def _live(self) -> int:
+        if self._closed:
+            raise Closed(f"consumer on stream {self._ref} is closed")
+        return self._id
+
+
+class LoopbackTransport:
+    """The Transport SPI over a named in-process broker."""
+
+    def __init__(self, name: str = "default", *, clock: Callable[[], float] | None = None) -> None:
+        self.name = name
+        self._host = _acquire(name, clock)
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: TransportConfig) -> LoopbackTransport:
+        parts = urlsplit(config.url)
+        name = (parts.netloc + parts.path).strip("/") or "default"
+        unknown = sorted(set(config.options) - {"clock"})
+        if unknown:
+            raise ConfigError(f"loopback:// does not take option(s): {', '.join(unknown)}")
+        return cls(name, clock=config.options.get("clock"))
+
+    @property
+    def broker(self) -> Broker:
+        """The broker core behind this transport (for tests and tools)."""
+        return self._host.broker
+
+    def create_stream(self, stream: StreamRef) -> None:
+        self._host.call(self._host.broker.create_stream, stream)
+
+    def delete_stream(self, stream: StreamRef, *, force: bool) -> None:
+        with self._host.lock:
+            self._host.broker.delete_stream(stream, force=force)
+            self._host._route()
+
+    def list_streams(self, *, local: bool | None) -> list[StreamRef]:
+        with self._host.lock:
+            return self._host.broker.list_streams(local=local)
+
+    def backlog(self, stream: StreamRef) -> int:
+        return self._host.call(self._host.broker.backlog, stream)
+
+    def stats(self, stream: StreamRef) -> dict[str, Any]:
+        return self._host.call(self._host.broker.stats, stream)
+
+    def subscriptions(self, stream: StreamRef) -> list[SubscriptionInfo]:
+        return self._host.call(self._host.broker.subscriptions, stream)
+
+    def delete_subscription(self, stream: StreamRef, subscription: str) -> None:
+        self._host.call(self._host.broker.delete_subscription, stream, subscription)
+
+    def clear_backlog(self, stream: StreamRef, subscription: str | None) -> None:
+        self._host.call(self._host.broker.clear_backlog, stream, subscription)
+
+    def open_producer(self, stream: StreamRef, options: ProducerOptions) -> LoopbackProducer:
+        return LoopbackProducer(self._host, stream)
+
+    def open_consumer(
+        self, stream: StreamRef, subscription: str, options: ConsumerOptions
+    ) -> LoopbackConsumer:
+        broker = self._host.broker
+        return LoopbackConsumer(
+            self._host, stream, lambda: broker.subscribe(stream, subscription, options)
+        )
+
+    def open_reader(self, stream: StreamRef, options: ReaderOptions) -> LoopbackConsumer:
+        broker = self._host.broker
+        return LoopbackConsumer(self._host, stream, lambda: broker.open_reader(stream, options))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _release(self._host)

@@ -1,0 +1,189 @@
+"""The transport SPI: what a transport plugin implements, and the option values it receives.
+
+Users never call these directly: ``streamfw.connect()`` returns a ``Client`` that applies the
+codec pipeline and hands transports plain ``Envelope`` values. A transport plugin registers a
+``TransportSpec`` whose factory builds a ``Transport`` from a ``TransportConfig``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any, Literal, Protocol
+
+import attrs
+
+from streamfw.errors import ConfigError
+from streamfw.message import Delivery, Envelope, MessageId
+
+SubscriptionType = Literal["exclusive", "failover", "shared"]
+SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = ("exclusive", "failover", "shared")
+InitialPosition = Literal["latest", "earliest"]
+MAX_RECEIVER_QUEUE = 1000  # Pulsar's WebSocket proxy caps receiverQueueSize here
+
+# Names end up in URL paths and topic names: keep them to what Pulsar accepts unescaped.
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
+
+
+def check_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable stream/subscription name, else raise ConfigError."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(
+            f"{kind} name {value!r} is invalid: use 1-200 characters from A-Z a-z 0-9 _ . -"
+        )
+    return value
+
+
+def _stream_name(_: object, __: object, value: str) -> None:
+    check_name("stream", value)
+
+
+@attrs.frozen
+class StreamRef:
+    """A stream as the user names it; ``local`` streams live in one region only."""
+
+    name: str = attrs.field(validator=_stream_name)
+    local: bool = False
+
+    @property
+    def topic(self) -> str:
+        """The topic name GDN uses in most paths (``c8globals.<name>`` / ``c8locals.<name>``)."""
+        return ("c8locals." if self.local else "c8globals.") + self.name
+
+    def __str__(self) -> str:
+        return self.name + (" (local)" if self.local else "")
+
+
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"{attribute.name} must be a positive number of seconds or None")
+
+
+def _queue_size(_: object, __: object, value: int) -> None:
+    if not isinstance(value, int) or not 1 <= value <= MAX_RECEIVER_QUEUE:
+        raise ConfigError(f"receiver_queue_size must be an int from 1 to {MAX_RECEIVER_QUEUE}")
+
+
+def _subscription_type(_: object, __: object, value: str) -> None:
+    if value not in SUBSCRIPTION_TYPES:
+        raise ConfigError(
+            f"subscription type {value!r} is unknown (known: {', '.join(SUBSCRIPTION_TYPES)})"
+        )
+
+
+def _initial_position(_: object, __: object, value: str) -> None:
+    if value not in ("latest", "earliest"):
+        raise ConfigError(f"initial_position must be 'latest' or 'earliest', got {value!r}")
+
+
+def _nack_delay(_: object, __: object, value: float) -> None:
+    if not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"nack_delay must be a number of seconds >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ConsumerOptions:
+    """How a consumer attaches to its subscription (Pulsar's consumer parameters)."""
+
+    type: SubscriptionType = attrs.field(default="exclusive", validator=_subscription_type)
+    initial_position: InitialPosition = attrs.field(default="latest", validator=_initial_position)
+    receiver_queue_size: int = attrs.field(default=MAX_RECEIVER_QUEUE, validator=_queue_size)
+    consumer_name: str | None = None
+    ack_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    nack_delay: float = attrs.field(default=60.0, validator=_nack_delay)
+
+
+@attrs.frozen
+class ReaderOptions:
+    """Where a non-durable reader starts: ``earliest``, ``latest`` or after a ``MessageId``."""
+
+    start: Literal["earliest", "latest"] | MessageId = "latest"
+    receiver_queue_size: int = attrs.field(default=MAX_RECEIVER_QUEUE, validator=_queue_size)
+    reader_name: str | None = None
+
+
+@attrs.frozen
+class ProducerOptions:
+    producer_name: str | None = None
+    max_pending: int = 1000  # unconfirmed sends in flight before send() waits
+    send_timeout: float = 30.0
+
+
+@attrs.frozen
+class SubscriptionInfo:
+    name: str
+    type: SubscriptionType
+    backlog: int
+    consumers: int
+
+
+@attrs.frozen
+class TransportConfig:
+    """The URL a user connected to and the keyword options they passed."""
+
+    url: str
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)  # may hold secrets
+
+
+class Acknowledger(Protocol):
+    def ack(self, message_id: MessageId) -> None: ...
+
+    def nack(self, message_id: MessageId) -> None: ...
+
+
+class ProducerLink(Protocol):
+    """One open producer. ``send`` returns a future resolved once the broker stored it."""
+
+    def send(self, envelope: Envelope) -> Future[MessageId]: ...
+
+    def flush(self, timeout: float | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ConsumerLink(Acknowledger, Protocol):
+    """One attached consumer or reader. ``receive`` returns None when ``timeout`` passes."""
+
+    def receive(self, timeout: float | None) -> Delivery | None: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """What a transport plugin provides; every method may raise a ``StreamError``."""
+
+    def create_stream(self, stream: StreamRef) -> None: ...
+
+    def delete_stream(self, stream: StreamRef, *, force: bool) -> None: ...
+
+    def list_streams(self, *, local: bool | None) -> list[StreamRef]: ...
+
+    def backlog(self, stream: StreamRef) -> int: ...
+
+    def stats(self, stream: StreamRef) -> dict[str, Any]: ...
+
+    def subscriptions(self, stream: StreamRef) -> list[SubscriptionInfo]: ...
+
+    def delete_subscription(self, stream: StreamRef, subscription: str) -> None: ...
+
+    def clear_backlog(self, stream: StreamRef, subscription: str | None) -> None: ...
+
+    def open_producer(self, stream: StreamRef, options: ProducerOptions) -> ProducerLink: ...
+
+    def open_consumer(
+        self, stream: StreamRef, subscription: str, options: ConsumerOptions
+    ) -> ConsumerLink: ...
+
+    def open_reader(self, stream: StreamRef, options: ReaderOptions) -> ConsumerLink: ...
+
+    def close(self) -> None: ...
+
+
+@attrs.frozen
+class TransportSpec:
+    """What a plugin registers: a URL scheme and how to build a transport for it."""
+
+    name: str
+    factory: Callable[[TransportConfig], Transport]
+    summary: str = ""

@@ -1,0 +1,90 @@
+"""The user-facing consumer and reader: receive deliveries, decode them, ack or nack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from streamfw.api import ConsumerLink, StreamRef
+from streamfw.codec import Pipeline
+from streamfw.errors import Closed, DecodeError
+from streamfw.message import Delivery, Message, MessageId
+
+
+class Consumer:
+    """Receives from one subscription (or, as a reader, from a position in a stream).
+
+    ``receive(timeout)`` returns the next ``Message`` or ``None`` once ``timeout`` seconds
+    pass; iterating blocks until the consumer is closed. A payload that cannot be decoded
+    raises ``DecodeError`` carrying the message (``value=None``); the consumer stays usable,
+    so catch it, then ack, nack or inspect ``err.message``.
+    """
+
+    def __init__(
+        self,
+        link: ConsumerLink,
+        stream: StreamRef,
+        subscription: str | None,
+        pipeline: Pipeline,
+    ) -> None:
+        self._link = link
+        self._pipeline = pipeline
+        self.stream = stream
+        self.subscription = subscription
+        self._closed = False
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        if self._closed:
+            raise Closed(f"{self._what()} is closed")
+        delivery = self._link.receive(timeout)
+        if delivery is None:
+            return None
+        return self._decode(delivery)
+
+    def ack(self, message: Message | MessageId) -> None:
+        self._link.ack(message.id if isinstance(message, Message) else message)
+
+    def nack(self, message: Message | MessageId) -> None:
+        self._link.nack(message.id if isinstance(message, Message) else message)
+
+    def close(self) -> None:
+        """Detach; unacked messages go back to the subscription. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._link.close()
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            try:
+                message = self.receive(None)
+            except Closed:
+                return
+            if message is not None:
+                yield message
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Consumer {self._what()} {state}>"
+
+    def _what(self) -> str:
+        if self.subscription is None:
+            return f"reader on stream {self.stream.name!r}"
+        return f"consumer of {self.subscription!r} on stream {self.stream.name!r}"
+
+    def _decode(self, d: Delivery) -> Message:
+        def build(value: object) -> Message:
+            return Message(
+                d.message_id, value, d.payload, d.properties, d.key, d.publish_time,
+                d.redelivery_count, self.stream.name, self.subscription, acker=self._link,
+            )
+
+        try:
+            value = self._pipeline.decode(d.payload, d.properties)
+        except DecodeError as exc:
+            raise DecodeError(f"{self._what()}: {d.message_id}: {exc}", message=build(None)) from exc
+        return build(value)

@@ -1,0 +1,125 @@
+"""Immutable message values: ids, what a producer sends, what a consumer receives."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from streamfw.api import Acknowledger
+
+
+class Properties(Mapping[str, str]):
+    """A read-only, hashable ``str -> str`` mapping (Pulsar message properties)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, value: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        items = dict(value)
+        for k, v in items.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"message properties must map str to str, got {k!r}: {v!r}")
+        self._items: tuple[tuple[str, str], ...] = tuple(sorted(items.items()))
+
+    def __getitem__(self, key: str) -> str:
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Properties):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return dict(self._items) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(dict(self._items))
+
+
+def _to_properties(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Properties:
+    if isinstance(value, Properties):
+        return value
+    return Properties(value or ())
+
+
+@attrs.frozen(order=True)
+class MessageId:
+    """Where a message sits in its stream: Pulsar's (ledger, entry[, partition, batch])."""
+
+    stream: str
+    ledger: int = attrs.field(validator=attrs.validators.ge(0))
+    entry: int = attrs.field(validator=attrs.validators.ge(0))
+    partition: int = -1
+    batch_index: int = -1
+
+    def __str__(self) -> str:
+        return f"{self.stream}:{self.ledger}:{self.entry}"
+
+
+@attrs.frozen
+class Envelope:
+    """What a producer hands to a transport: encoded payload, properties and key."""
+
+    payload: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+    properties: Properties = attrs.field(factory=Properties, converter=_to_properties)
+    key: str | None = None
+
+
+@attrs.frozen
+class Delivery:
+    """What a transport hands to a consumer: an envelope plus where and when it was stored."""
+
+    message_id: MessageId
+    payload: bytes
+    properties: Properties = attrs.field(factory=Properties, converter=_to_properties)
+    key: str | None = None
+    publish_time: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))
+    redelivery_count: int = 0
+
+
+@attrs.frozen
+class Message:
+    """A received message, decoded. Hashable; ``value`` is left out of equality.
+
+    ``ack()`` and ``nack()`` act on the consumer that received it.
+    """
+
+    id: MessageId
+    value: Any = attrs.field(eq=False)
+    payload: bytes
+    properties: Properties = attrs.field(converter=_to_properties)
+    key: str | None
+    publish_time: dt.datetime
+    redelivery_count: int
+    stream: str
+    subscription: str | None
+    _acker: Acknowledger | None = attrs.field(default=None, eq=False, repr=False, alias="acker")
+
+    def ack(self) -> None:
+        """Acknowledge: the subscription will not deliver this message again."""
+        self._acker_or_raise().ack(self.id)
+
+    def nack(self) -> None:
+        """Negative-acknowledge: redeliver after the consumer's nack delay."""
+        self._acker_or_raise().nack(self.id)
+
+    def _acker_or_raise(self) -> Acknowledger:
+        if self._acker is None:
+            from streamfw.errors import LocalProtocolError
+
+            raise LocalProtocolError(f"{self.id}: this message was not received by a consumer")
+        return self._acker

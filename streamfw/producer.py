@@ -1,0 +1,107 @@
+"""The user-facing producer: encodes values and sends them through a transport link."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamfw.api import ProducerLink, ProducerOptions, StreamRef
+from streamfw.codec import CODEC_PROPERTY, Pipeline
+from streamfw.errors import Closed, ConfigError, OperationTimeout
+from streamfw.message import Envelope, MessageId, Properties
+
+
+class Producer:
+    """Sends values to one stream. Use as a context manager; ``close()`` is idempotent.
+
+    ``send`` blocks until the broker confirms and returns the ``MessageId``; ``send_async``
+    returns a future at once (at most ``max_pending`` unconfirmed sends are in flight).
+    """
+
+    def __init__(
+        self, link: ProducerLink, stream: StreamRef, pipeline: Pipeline, options: ProducerOptions
+    ) -> None:
+        self._link = link
+        self._pipeline = pipeline
+        self._options = options
+        self.stream = stream
+        self._closed = False
+
+    @property
+    def codec(self) -> str:
+        return self._pipeline.name
+
+    def send(
+        self,
+        value: Any,
+        *,
+        properties: Mapping[str, str] | None = None,
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> MessageId:
+        """Send and wait for the broker's confirmation."""
+        future = self.send_async(value, properties=properties, key=key)
+        wait = self._options.send_timeout if timeout is None else timeout
+        try:
+            return future.result(wait)
+        except cf.TimeoutError as exc:
+            raise OperationTimeout(
+                f"stream {self.stream}: no confirmation within {wait} s"
+            ) from exc
+
+    def send_async(
+        self,
+        value: Any,
+        *,
+        properties: Mapping[str, str] | None = None,
+        key: str | None = None,
+        callback: Callable[[cf.Future[MessageId]], None] | None = None,
+    ) -> cf.Future[MessageId]:
+        """Send without waiting; ``callback(future)`` runs once the broker answers."""
+        if self._closed:
+            raise Closed(f"producer on stream {self.stream} is closed")
+        envelope = self._envelope(value, properties, key)
+        future = self._link.send(envelope)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every message sent so far is confirmed (or failed)."""
+        self._link.flush(self._options.send_timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Flush what is pending, then close. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._link.flush(self._options.send_timeout)
+        finally:
+            self._link.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Producer stream={self.stream.name!r} codec={self.codec!r} {state}>"
+
+    def _envelope(
+        self, value: Any, properties: Mapping[str, str] | None, key: str | None
+    ) -> Envelope:
+        props = dict(properties or {})
+        if CODEC_PROPERTY in props:
+            raise ConfigError(f"property {CODEC_PROPERTY!r} is reserved for the codec pipeline")
+        if key is not None and not isinstance(key, str):
+            raise ConfigError(f"key must be a str or None, got {type(key).__name__}")
+        payload, tag = self._pipeline.encode(value)
+        props[CODEC_PROPERTY] = tag
+        try:
+            return Envelope(payload, Properties(props), key)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
