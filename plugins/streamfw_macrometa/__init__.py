@@ -1,0 +1,1 @@
+"""The ``macrometa://`` transport: GDN streams over REST and WebSocket (work in progress)."""

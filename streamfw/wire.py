@@ -1,0 +1,375 @@
+"""Macrometa/Pulsar WebSocket JSON frames <-> streamfw values. Pure: no I/O, no state.
+
+Used by both sides: the emulator (server) and the macrometa transport (client). Frame shapes
+follow ../shared/docs/macrometa-streams-protocol.md section 6.4; message ids are Pulsar's
+``MessageIdData`` protobuf, base64-encoded (field 1 ledger, 2 entry, 3 partition, 4 batch).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from streamfw.api import ConsumerOptions, SubscriptionType
+from streamfw.errors import ConfigError, RemoteProtocolError
+from streamfw.message import Delivery, Envelope, MessageId, Properties
+
+# Pulsar WebSocketError codes, used in ``send-error:<code>`` results and close frames.
+ERR_FAILED_TO_CREATE_PRODUCER = 1
+ERR_FAILED_TO_SUBSCRIBE = 2
+ERR_FAILED_TO_DESERIALIZE = 3
+ERR_FAILED_TO_SERIALIZE = 4
+ERR_AUTHENTICATION = 5
+ERR_AUTHORIZATION = 6
+ERR_PAYLOAD_ENCODING = 7
+ERR_UNKNOWN = 8
+
+_WIRE_TYPES = {"exclusive": "Exclusive", "failover": "Failover", "shared": "Shared"}
+_FROM_WIRE_TYPES = {v.lower(): k for k, v in _WIRE_TYPES.items()}
+
+
+class FrameError(RemoteProtocolError):
+    """A frame that cannot be read; ``code`` is the Pulsar WebSocketError code to answer."""
+
+    def __init__(self, text: str, code: int) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+# ------------------------------------------------------------------------------ message ids
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # negative int32 values are sign-extended to 10 bytes by protobuf
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_message_id(mid: MessageId) -> str:
+    data = b"\x08" + _varint(mid.ledger) + b"\x10" + _varint(mid.entry)
+    if mid.partition >= 0:
+        data += b"\x18" + _varint(mid.partition)
+    if mid.batch_index >= 0:
+        data += b"\x20" + _varint(mid.batch_index)
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_message_id(stream: str, text: object) -> MessageId:
+    """Parse a base64 ``MessageIdData``; unknown fields are skipped, as protobuf does."""
+    if not isinstance(text, str):
+        raise FrameError(f"messageId must be a base64 string, got {type(text).__name__}", 3)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FrameError(f"messageId {text!r} is not valid base64", 3) from exc
+    fields: dict[int, int] = {}
+    i = 0
+    try:
+        while i < len(data):
+            tag, i = _read_varint(data, i)
+            number, wire_type = tag >> 3, tag & 7
+            if wire_type == 0:
+                value, i = _read_varint(data, i)
+                fields[number] = value
+            elif wire_type == 2:
+                length, i = _read_varint(data, i)
+                i += length
+            elif wire_type in (1, 5):
+                i += 8 if wire_type == 1 else 4
+            else:
+                raise ValueError(f"wire type {wire_type}")
+        if i > len(data) or 1 not in fields or 2 not in fields:
+            raise ValueError("ledger and entry are required")
+    except (ValueError, IndexError) as exc:
+        raise FrameError(f"messageId {text!r} is not a Pulsar message id: {exc}", 3) from exc
+
+    def signed32(v: int | None) -> int:
+        if v is None:
+            return -1
+        v &= 0xFFFFFFFF
+        return v - (1 << 32) if v >= 1 << 31 else v
+
+    return MessageId(stream, fields[1], fields[2], signed32(fields.get(3)),
+                     signed32(fields.get(4)))
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, i
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+# ------------------------------------------------------------------------------- timestamps
+
+
+def format_time(t: dt.datetime) -> str:
+    """ISO-8601, milliseconds, UTC with ``Z`` (what current Pulsar sends)."""
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{t.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_time(text: object) -> dt.datetime:
+    """Lenient: ISO-8601 with ``Z`` or an offset, or Pulsar's older ``yyyy-MM-dd HH:mm:ss.SSS``."""
+    if not isinstance(text, str):
+        raise FrameError(f"publishTime must be a string, got {text!r}", 3)
+    value = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FrameError(f"publishTime {text!r} is not a timestamp", 3) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _load(text: str | bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError("Failed to de-serialize from JSON", ERR_FAILED_TO_DESERIALIZE) from exc
+    if not isinstance(frame, dict):
+        raise FrameError("Failed to de-serialize from JSON: not an object",
+                         ERR_FAILED_TO_DESERIALIZE)
+    return frame
+
+
+def _b64(payload: bytes) -> str:
+    return base64.b64encode(payload).decode("ascii")
+
+
+def _unb64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise FrameError("payload is missing or not a base64 string", ERR_PAYLOAD_ENCODING)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FrameError("payload is not valid base64", ERR_PAYLOAD_ENCODING) from exc
+
+
+def _properties(value: object) -> Properties:
+    if value is None:
+        return Properties()
+    if not isinstance(value, Mapping):
+        raise FrameError("properties must be an object of strings", ERR_FAILED_TO_DESERIALIZE)
+    try:
+        return Properties(value)
+    except TypeError as exc:
+        raise FrameError(f"properties: {exc}", ERR_FAILED_TO_DESERIALIZE) from exc
+
+
+def _key(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise FrameError("key must be a string", ERR_FAILED_TO_DESERIALIZE)
+    return value
+
+
+def _dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------- producer
+
+
+def publish_frame(envelope: Envelope, context: str | None = None) -> str:
+    frame: dict[str, Any] = {"payload": _b64(envelope.payload)}
+    if envelope.properties:
+        frame["properties"] = dict(envelope.properties)
+    if envelope.key is not None:
+        frame["key"] = envelope.key
+    if context is not None:
+        frame["context"] = context
+    return _dumps(frame)
+
+
+def parse_publish(text: str | bytes) -> tuple[Envelope, str | None]:
+    """Read a producer frame; raise FrameError (with the code to answer) if it is unusable."""
+    frame = _load(text)
+    context = frame.get("context")
+    context = None if context is None else str(context)
+    try:
+        envelope = Envelope(_unb64(frame.get("payload")), _properties(frame.get("properties")),
+                            _key(frame.get("key")))
+    except FrameError as exc:
+        exc.reply = {"context": context}
+        raise
+    return envelope, context
+
+
+@attrs.frozen
+class Receipt:
+    """The broker's answer to one publish."""
+
+    context: str | None
+    message_id: str | None = None  # opaque, as sent
+    error: str | None = None  # None when the result is "ok"
+
+
+def receipt_frame(context: str | None, message_id: MessageId | None = None,
+                  error: tuple[int, str] | None = None) -> str:
+    frame: dict[str, Any]
+    if error is None:
+        assert message_id is not None
+        frame = {"result": "ok", "messageId": encode_message_id(message_id)}
+    else:
+        frame = {"result": f"send-error:{error[0]}", "errorMsg": error[1]}
+    if context is not None:
+        frame["context"] = context
+    return _dumps(frame)
+
+
+def parse_receipt(text: str | bytes) -> Receipt:
+    frame = _load(text)
+    context = frame.get("context")
+    context = None if context is None else str(context)
+    result = frame.get("result")
+    if result == "ok":
+        mid = frame.get("messageId")
+        if not isinstance(mid, str):
+            raise FrameError("receipt without a messageId", ERR_FAILED_TO_DESERIALIZE)
+        return Receipt(context, mid)
+    return Receipt(context, None, f"{result}: {frame.get('errorMsg', 'no reason given')}")
+
+
+# --------------------------------------------------------------------------------- consumer
+
+
+def delivery_frame(delivery: Delivery) -> str:
+    frame: dict[str, Any] = {
+        "messageId": encode_message_id(delivery.message_id),
+        "payload": _b64(delivery.payload),
+        "properties": dict(delivery.properties),
+        "publishTime": format_time(delivery.publish_time),
+        "redeliveryCount": delivery.redelivery_count,
+    }
+    if delivery.key is not None:
+        frame["key"] = delivery.key
+    return _dumps(frame)
+
+
+def parse_delivery(stream: str, text: str | bytes) -> tuple[Delivery, str]:
+    """Read a message frame; returns the delivery and the id exactly as sent (to ack with)."""
+    frame = _load(text)
+    raw_id = frame.get("messageId")
+    mid = decode_message_id(stream, raw_id)
+    publish = frame.get("publishTime")
+    delivery = Delivery(
+        mid,
+        _unb64(frame.get("payload")),
+        _properties(frame.get("properties")),
+        _key(frame.get("key")),
+        parse_time(publish) if publish is not None else dt.datetime.now(dt.timezone.utc),
+        int(frame.get("redeliveryCount") or 0),
+    )
+    return delivery, str(raw_id)
+
+
+def ack_frame(raw_id: str) -> str:
+    return _dumps({"messageId": raw_id})
+
+
+def nack_frame(raw_id: str) -> str:
+    return _dumps({"type": "negativeAcknowledge", "messageId": raw_id})
+
+
+@attrs.frozen
+class ConsumerCommand:
+    """A frame from a consumer: ``kind`` is ack, nack, permit, unsubscribe or isEndOfTopic."""
+
+    kind: str
+    message_id: str | None = None
+    permits: int = 0
+
+
+def parse_consumer_frame(text: str | bytes) -> ConsumerCommand:
+    frame = _load(text)
+    kind = frame.get("type")
+    if kind is None:  # Pulsar treats any untyped frame as an ack
+        kind = "ack"
+    if kind in ("ack", "negativeAcknowledge"):
+        mid = frame.get("messageId")
+        if not isinstance(mid, str):
+            raise FrameError("messageId is missing", ERR_FAILED_TO_DESERIALIZE)
+        return ConsumerCommand("ack" if kind == "ack" else "nack", mid)
+    if kind == "permit":
+        n = frame.get("permitMessages")
+        if not isinstance(n, int) or n <= 0:
+            raise FrameError("permitMessages must be a positive integer",
+                             ERR_FAILED_TO_DESERIALIZE)
+        return ConsumerCommand("permit", permits=n)
+    if kind in ("unsubscribe", "isEndOfTopic"):
+        return ConsumerCommand(kind)
+    raise FrameError(f"unknown frame type {kind!r}", ERR_FAILED_TO_DESERIALIZE)
+
+
+# ---------------------------------------------------------------------- consumer parameters
+
+
+def consumer_query(options: ConsumerOptions) -> dict[str, str]:
+    """The WebSocket query parameters for a consumer (initial position excluded: see below)."""
+    query = {
+        "subscriptionType": _WIRE_TYPES[options.type],
+        "receiverQueueSize": str(options.receiver_queue_size),
+        "negativeAckRedeliveryDelay": str(round(options.nack_delay * 1000)),
+    }
+    if options.consumer_name:
+        query["consumerName"] = options.consumer_name
+    if options.ack_timeout:
+        query["ackTimeoutMillis"] = str(round(options.ack_timeout * 1000))
+    if options.initial_position == "earliest":
+        # Not part of Pulsar's WebSocket API; the emulator understands it (an extension).
+        query["subscriptionInitialPosition"] = "Earliest"
+    return query
+
+
+def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
+    """Parse consumer query parameters as Pulsar does; raise ConfigError naming the bad one."""
+    raw_type = query.get("subscriptionType", "Exclusive")
+    sub_type = _FROM_WIRE_TYPES.get(raw_type.lower())
+    if sub_type is None:
+        raise ConfigError(f"Invalid subscriptionType {raw_type!r}")
+    typed: SubscriptionType = sub_type  # type: ignore[assignment]
+
+    def number(name: str, default: float) -> float:
+        value = query.get(name)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ConfigError(f"Invalid {name} {value!r}: not a number") from exc
+
+    queue = int(number("receiverQueueSize", 1000))
+    ack_ms = number("ackTimeoutMillis", 0)
+    position = query.get("subscriptionInitialPosition", "Latest").lower()
+    if position not in ("latest", "earliest"):
+        raise ConfigError(f"Invalid subscriptionInitialPosition {position!r}")
+    return ConsumerOptions(
+        type=typed,
+        initial_position=position,  # type: ignore[arg-type]
+        receiver_queue_size=min(max(queue, 1), 1000),
+        consumer_name=query.get("consumerName") or None,
+        ack_timeout=ack_ms / 1000 if ack_ms > 0 else None,
+        nack_delay=number("negativeAckRedeliveryDelay", 60000) / 1000,
+    )
