@@ -30,3 +30,12 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield h
     finally:
         h.close()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[object]:
+    """One emulator per test session on 127.0.0.1, a free port, plain HTTP/WS."""
+    from streamfw.emulator import Emulator
+
+    with Emulator.start(host="127.0.0.1", port=0) as emu:
+        yield emu
