@@ -375,6 +375,13 @@ class Broker:
         c.stream.subs.pop(c.sub.name, None)
         self._trim(c.stream)
 
+    def is_outstanding(self, consumer: int, message_id: MessageId) -> bool:
+        """Whether ``message_id`` is still held by ``consumer`` (not acked, not handed back)."""
+        c = self._consumers.get(consumer)
+        if c is None or message_id.ledger != c.stream.ledger:
+            return False
+        return c.sub.outstanding.get(message_id.entry) is c
+
     def is_active(self, consumer: int) -> bool:
         c = self._live(consumer)
         return c.sub.consumers[0] is c or c.sub.type == "shared"
@@ -545,11 +552,11 @@ class Broker:
             return
         now = self._clock()
         while True:
-            consumer = self._pick(sub)
-            if consumer is None:
-                return
             seq = self._next_seq(stream, sub)
             if seq is None:
+                return
+            consumer = self._pick(sub)
+            if consumer is None:
                 return
             if sub.ready and sub.ready[0] == seq:
                 heapq.heappop(sub.ready)

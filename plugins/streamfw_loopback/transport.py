@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 class _Inbox:
     def __init__(self, lock: threading.Lock) -> None:
-        self.items: collections.deque[Delivery] = collections.deque()
+        # Keyed by id: a redelivery to the same consumer replaces the queued stale copy.
+        self.items: collections.OrderedDict[MessageId, Delivery] = collections.OrderedDict()
         self.ready = threading.Condition(lock)
         self.closed_reason: str | None = None
         self.active = True
@@ -61,7 +62,9 @@ class _Host:
         for event in self.broker.events():
             if isinstance(event, Deliver):
                 inbox = self.inboxes[event.consumer]
-                inbox.items.append(event.delivery)
+                mid = event.delivery.message_id
+                inbox.items.pop(mid, None)
+                inbox.items[mid] = event.delivery
                 inbox.ready.notify()
             elif isinstance(event, ConsumerClosed):
                 inbox = self.inboxes[event.consumer]
@@ -146,8 +149,12 @@ class LoopbackConsumer:
         with host.lock:
             while True:
                 host.tick_locked()
-                if inbox.items:
-                    return inbox.items.popleft()
+                while inbox.items:
+                    _, delivery = inbox.items.popitem(last=False)
+                    # A copy queued before an ack timeout or a clear-backlog may be stale:
+                    # hand out only what the broker still counts as held by this consumer.
+                    if host.broker.is_outstanding(self._id, delivery.message_id):
+                        return delivery
                 if inbox.closed_reason is not None:
                     raise Closed(f"consumer on stream {self._ref} closed: {inbox.closed_reason}")
                 if self._closed:
