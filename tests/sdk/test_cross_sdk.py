@@ -1,0 +1,57 @@
+"""pyC8 and jsc8 against one emulator: same topics, same tenant, shared subscriptions.
+
+pyC8 sends ``subscriptionType=Exclusive``; jsc8's seed sends no type, which means
+Exclusive too, so consumers of the two SDKs on one subscription exclude each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sdk_harness import Run, Sdk
+
+
+def _ok(run: Run) -> Run:
+    assert run.returncode == 0 and run.last()["event"] == "done", run.explain()
+    return run
+
+
+@pytest.mark.parametrize(("holder", "intruder"), [("pyc8", "jsc8"), ("jsc8", "pyc8")])
+def test_consumers_of_both_sdks_exclude_each_other(
+    sdk: Sdk, unique: Callable[[str], str], holder: str, intruder: str
+) -> None:
+    stream, sub = unique("x_excl"), unique("sub")
+    _ok(sdk.run("pyc8", "create", "--stream", stream))
+    first = sdk.start(
+        holder, "consume", "--stream", stream, "--subscription", sub, "--count", "1", "--hold", "30"
+    )
+    first.wait_for("subscribed")
+
+    second = sdk.run(intruder, "consume", "--stream", stream, "--subscription", sub)
+    assert second.returncode == 1, second.explain()
+    error = second.of("error")[0]
+    assert error["status"] == 409, second.explain()
+    assert second.of("subscribed") == []
+
+    _ok(sdk.run(intruder, "produce", "--stream", stream, "--count", "1", "--prefix", "x "))
+    assert first.wait_for("message")["payload"] == "x 0"
+    first.kill()
+
+
+def test_both_sdks_agree_on_tenant_and_topics(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("x_flow"), unique("sub")
+    made = _ok(sdk.run("jsc8", "create", "--stream", stream))
+    seen = _ok(sdk.run("pyc8", "create", "--stream", stream))
+    assert made.of("client")[0]["tenant"] == seen.of("client")[0]["tenant"]
+    assert [e["value"] for e in seen.of("has_stream")] == [True, True], seen.explain()
+
+    consumer = sdk.start("jsc8", "consume", "--stream", stream, "--subscription", sub)
+    consumer.wait_for("subscribed")
+    _ok(sdk.run("pyc8", "produce", "--stream", stream, "--count", "3", "--prefix", "py "))
+    assert _ok(consumer.finish()).payloads() == ["py 0", "py 1", "py 2"]
+
+    consumer = sdk.start("pyc8", "consume", "--stream", stream, "--subscription", sub)
+    consumer.wait_for("subscribed")
+    _ok(sdk.run("jsc8", "produce", "--stream", stream, "--count", "3", "--prefix", "js "))
+    assert _ok(consumer.finish()).payloads() == ["js 0", "js 1", "js 2"]

@@ -1,0 +1,93 @@
+"""The unmodified jsc8 1.1.0 SDK runs its seed flows against the emulator.
+
+Each test starts ``node --require resolve_shim.js jsc8_flow.js`` (see conftest.py). As in
+the seed, the WebSocket host is the configured URL minus ``https://``, trailing slash
+included, so jsc8 opens ``wss://api-localhost:<port>//_ws/...`` with a one-time password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sdk_harness import Run, Sdk
+
+JS = "jsc8"
+
+
+def _ok(run: Run) -> Run:
+    assert run.returncode == 0 and run.last()["event"] == "done", run.explain()
+    return run
+
+
+def test_create_then_has_stream(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream = unique("jsCreate")
+    first = _ok(sdk.run(JS, "create", "--stream", stream))
+    assert first.of("client")[0]["tenant"] == sdk.emulator.tenant, first.explain()
+    assert [e["value"] for e in first.of("has_stream")] == [False, True], first.explain()
+    assert first.of("created")[0]["stream_id"] == f"c8globals.{stream}"
+
+    again = _ok(sdk.run(JS, "create", "--stream", stream))
+    assert [e["value"] for e in again.of("has_stream")] == [True, True], again.explain()
+    assert again.of("created") == []
+
+
+def test_producer_to_consumer_with_acks(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("jsFlow"), unique("sub")
+    consumer = sdk.start(JS, "consume", "--stream", stream, "--subscription", sub, "--ensure")
+    consumer.wait_for("subscribed")
+
+    producer = _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "3"))
+    assert [e["payload"] for e in producer.of("sent")] == ["hello 0", "hello 1", "hello 2"]
+    acks = [e["frame"] for e in producer.of("ack")]
+    assert [a.get("result") for a in acks] == ["ok"] * 3, producer.explain()
+
+    got = _ok(consumer.finish())
+    assert got.payloads() == ["hello 0", "hello 1", "hello 2"], got.explain()
+    assert [e["messageId"] for e in got.of("message")] == [a["messageId"] for a in acks]
+
+    back = _ok(sdk.run(JS, "consume", "--stream", stream, "--subscription", sub, "--idle", "0.5"))
+    assert back.payloads() == [], back.explain()
+
+
+def test_second_exclusive_consumer_gets_409(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("jsExcl"), unique("sub")
+    _ok(sdk.run(JS, "create", "--stream", stream))
+    first = sdk.start(
+        JS, "consume", "--stream", stream, "--subscription", sub, "--count", "1", "--hold", "30"
+    )
+    first.wait_for("subscribed")
+
+    second = sdk.run(JS, "consume", "--stream", stream, "--subscription", sub, "--count", "1")
+    assert second.returncode == 1, second.explain()
+    errors = second.of("error")
+    assert len(errors) == 1, second.explain()
+    assert errors[0]["message"] == "Unexpected server response: 409", second.explain()
+    assert errors[0]["status"] == 409
+    assert second.of("subscribed") == []
+    assert second.of("closed")[0]["code"] == 1006, second.explain()
+
+    _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "1", "--prefix", "still "))
+    assert first.wait_for("message")["payload"] == "still 0"
+    first.kill()
+
+
+def test_returning_consumer_gets_what_it_did_not_ack(
+    sdk: Sdk, unique: Callable[[str], str]
+) -> None:
+    stream, sub = unique("jsBack"), unique("sub")
+    leaving = sdk.start(
+        JS, "consume", "--stream", stream, "--subscription", sub, "--ensure", "--ack-first", "1"
+    )
+    leaving.wait_for("subscribed")
+    _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "3"))
+    gone = _ok(leaving.finish())
+    assert [(e["payload"], e["acked"]) for e in gone.of("message")] == [
+        ("hello 0", True),
+        ("hello 1", False),
+        ("hello 2", False),
+    ], gone.explain()
+
+    _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "2", "--prefix", "later "))
+
+    back = _ok(sdk.run(JS, "consume", "--stream", stream, "--subscription", sub, "--count", "4"))
+    assert back.payloads() == ["hello 1", "hello 2", "later 0", "later 1"], back.explain()

@@ -1,0 +1,139 @@
+"""The unmodified pyC8 1.1.2 SDK runs its seed flows against the emulator.
+
+Each test starts ``tests/sdk/pyc8_flow.py`` in pyC8's own virtualenv (see conftest.py);
+the SDK reaches the emulator through ``api-localhost`` over TLS with a test CA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sdk_harness import Run, Sdk
+
+PY = "pyc8"
+
+
+def _ok(run: Run) -> Run:
+    assert run.returncode == 0 and run.last()["event"] == "done", run.explain()
+    return run
+
+
+def test_create_then_has_stream(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream = unique("py_create")
+    first = _ok(sdk.run(PY, "create", "--stream", stream))
+    assert first.of("client")[0]["tenant"] == sdk.emulator.tenant, first.explain()
+    assert [e["value"] for e in first.of("has_stream")] == [False, True], first.explain()
+    assert first.of("created")[0]["stream_id"] == f"c8globals.{stream}"
+
+    again = _ok(sdk.run(PY, "create", "--stream", stream))
+    assert [e["value"] for e in again.of("has_stream")] == [True, True], again.explain()
+    assert again.of("created") == []
+
+
+def test_producer_to_consumer_with_acks(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("py_flow"), unique("sub")
+    consumer = sdk.start(PY, "consume", "--stream", stream, "--subscription", sub, "--ensure")
+    consumer.wait_for("subscribed")
+
+    producer = _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "3", "--read-acks"))
+    assert [e["payload"] for e in producer.of("sent")] == ["hello 0", "hello 1", "hello 2"]
+    acks = [e["frame"] for e in producer.of("ack")]
+    assert [a.get("result") for a in acks] == ["ok"] * 3, producer.explain()
+    assert all(a.get("messageId") for a in acks)
+
+    got = _ok(consumer.finish())
+    assert got.payloads() == ["hello 0", "hello 1", "hello 2"], got.explain()
+    assert [e["messageId"] for e in got.of("message")] == [a["messageId"] for a in acks]
+    assert {e["redeliveryCount"] for e in got.of("message")} == {0}
+
+    # Everything was acked: a consumer coming back on the subscription gets nothing.
+    back = _ok(sdk.run(PY, "consume", "--stream", stream, "--subscription", sub, "--idle", "0.5"))
+    assert back.payloads() == [], back.explain()
+
+
+def test_second_exclusive_consumer_gets_409(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("py_excl"), unique("sub")
+    _ok(sdk.run(PY, "create", "--stream", stream))
+    first = sdk.start(
+        PY, "consume", "--stream", stream, "--subscription", sub, "--count", "1", "--hold", "30"
+    )
+    first.wait_for("subscribed")
+
+    second = sdk.run(PY, "consume", "--stream", stream, "--subscription", sub, "--count", "1")
+    assert second.returncode == 1, second.explain()
+    err = second.last()
+    assert err["event"] == "error", second.explain()
+    assert err["type"] == "WebSocketBadStatusException", second.explain()
+    assert err["status"] == 409, second.explain()
+    assert "409" in err["message"]
+    assert second.of("subscribed") == []
+
+    # The first consumer was not disturbed and still receives.
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "1", "--prefix", "still "))
+    assert first.wait_for("message")["payload"] == "still 0"
+    first.kill()
+
+
+def test_returning_consumer_gets_what_it_did_not_ack(
+    sdk: Sdk, unique: Callable[[str], str]
+) -> None:
+    stream, sub = unique("py_back"), unique("sub")
+    leaving = sdk.start(
+        PY, "consume", "--stream", stream, "--subscription", sub, "--ensure", "--ack-first", "1"
+    )
+    leaving.wait_for("subscribed")
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "3"))
+    gone = _ok(leaving.finish())
+    assert [(e["payload"], e["acked"]) for e in gone.of("message")] == [
+        ("hello 0", True),
+        ("hello 1", False),
+        ("hello 2", False),
+    ], gone.explain()
+
+    # Published while nobody is attached: waits in the subscription's backlog.
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "2", "--prefix", "later "))
+
+    back = _ok(sdk.run(PY, "consume", "--stream", stream, "--subscription", sub, "--count", "4"))
+    assert back.payloads() == ["hello 1", "hello 2", "later 0", "later 1"], back.explain()
+    # Redelivered ids are the ones first delivered.
+    first_ids = {e["payload"]: e["messageId"] for e in gone.of("message")}
+    again_ids = {e["payload"]: e["messageId"] for e in back.of("message")}
+    assert again_ids["hello 1"] == first_ids["hello 1"]
+
+
+def test_consumer_on_missing_stream_is_refused_by_the_sdk(
+    sdk: Sdk, unique: Callable[[str], str]
+) -> None:
+    run = sdk.run(PY, "consume", "--stream", unique("py_none"))
+    assert run.returncode == 1, run.explain()
+    assert run.last()["type"] == "StreamSubscriberError", run.explain()
+
+
+def test_admin_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("py_admin"), unique("sub")
+    topic = f"c8globals.{stream}"
+    consumer = sdk.start(
+        PY, "consume", "--stream", stream, "--subscription", sub, "--ensure", "--count", "1"
+    )
+    consumer.wait_for("subscribed")
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "1"))
+    _ok(consumer.finish())
+
+    run = _ok(sdk.run(PY, "admin", "--stream", stream, "--subscription", sub, "--delete"))
+    calls = [(e["call"], e) for e in run.of("admin")]
+    errors = [(name, e["error"]) for name, e in calls if "error" in e]
+    assert errors == [], run.explain()
+    results = {}
+    for name, e in calls:
+        results.setdefault(name, []).append(e["result"])
+
+    listed = results["get_streams"][0]
+    mine = [s for s in listed if s["topic"] == topic]
+    assert mine and mine[0]["type"] == "persistent" and mine[0]["local"] is False, listed
+    assert results["has_stream"] == [True, False]
+    assert results["get_stream_stats"][0] is not None
+    assert results["get_stream_backlog"][0] is not None
+    subs_before, subs_after = results["get_stream_subscriptions"]
+    assert sub in str(subs_before), run.explain()
+    assert sub not in str(subs_after), run.explain()
+    assert results["delete_stream"] == [True]
