@@ -3,9 +3,10 @@
 //   NODE_PATH=.cache/sdk/js/node_modules NODE_EXTRA_CA_CERTS=ca.pem \
 //     node --require tests/sdk/resolve_shim.js tests/sdk/jsc8_flow.js <flow> [--opt value]...
 //
-// flows: create | produce | consume. The SDK (jsc8 1.1.0) is used unmodified, as a
-// library; only host resolution (resolve_shim.js) and TLS trust (NODE_EXTRA_CA_CERTS)
-// are set up around it. Like the seed, the WebSocket host is the configured URL minus
+// flows: create | produce | consume; with --via-client the sockets come from the client
+// helpers (createStreamProducer / subscribe: host from GET /datacenter/local, no "//").
+// The SDK (jsc8 1.1.0) is used unmodified, as a library; only host resolution
+// (resolve_shim.js) and TLS trust (NODE_EXTRA_CA_CERTS) are set up around it. Like the seed, the WebSocket host is the configured URL minus
 // "https://" (so with a trailing slash the SDK opens wss://api-<host>//_ws/...).
 // Every stdout line is one JSON object with an "event" key; the last is "done" or "error".
 "use strict";
@@ -27,7 +28,10 @@ const DEFAULTS = {
   "ack-first": "-1",
   timeout: "5",
   ensure: "",
+  "via-client": "",
 };
+
+const FLAGS = new Set(["ensure", "via-client"]);
 
 function parseArgs(argv) {
   const [flow, ...rest] = argv;
@@ -35,7 +39,7 @@ function parseArgs(argv) {
   for (let i = 0; i < rest.length; i += 1) {
     const name = rest[i].replace(/^--/, "");
     if (!(name in DEFAULTS)) throw new Error(`unknown option --${name}`);
-    if (name === "ensure") opts.ensure = "1";
+    if (FLAGS.has(name)) opts[name] = "1";
     else opts[name] = rest[(i += 1)];
   }
   return { flow, opts };
@@ -78,8 +82,10 @@ async function flowCreate(client, stream, opts) {
 
 async function flowProduce(client, stream, opts, dcName) {
   await ensureStream(client, stream, opts.stream);
-  const otp = await stream.getOtp();
-  const producer = stream.producer(dcName, { otp });
+  // --via-client: the client helper, which takes the host from GET /datacenter/local.
+  const producer = opts["via-client"]
+    ? await client.createStreamProducer(opts.stream, false)
+    : stream.producer(dcName, { otp: await stream.getOtp() });
   const count = Number(opts.count);
   const timeoutMs = Number(opts.timeout) * 1000;
   return new Promise((resolve) => {
@@ -122,8 +128,9 @@ async function flowProduce(client, stream, opts, dcName) {
 
 async function flowConsume(client, stream, opts, dcName) {
   if (opts.ensure) await ensureStream(client, stream, opts.stream);
-  const otp = await stream.getOtp();
-  const consumer = stream.consumer(opts.subscription, dcName, { otp });
+  const consumer = opts["via-client"]
+    ? await client.subscribe(opts.stream, false, false, opts.subscription)
+    : stream.consumer(opts.subscription, dcName, { otp: await stream.getOtp() });
   const count = Number(opts.count);
   const ackFirst = Number(opts["ack-first"]);
   const holdUntil = Date.now() + Number(opts.hold) * 1000;

@@ -26,7 +26,10 @@ if [[ -x "$PYENV/bin/python" && "$(cat "$PYENV/.stamp" 2>/dev/null)" == "$want" 
 else
     say "creating pyC8 venv: $PYENV (from $("$PY" --version 2>&1))"
     rm -rf "$PYENV"
-    bounded "$PY" -m venv "$PYENV"
+    if ! bounded "$PY" -m venv "$PYENV"; then
+        say "error: '$PY -m venv' failed; on Debian/Ubuntu install python3-venv" >&2
+        exit 1
+    fi
     say "installing $HERE/requirements-pyc8.txt"
     bounded "$PYENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         -r "$HERE/requirements-pyc8.txt"

@@ -91,3 +91,16 @@ def test_returning_consumer_gets_what_it_did_not_ack(
 
     back = _ok(sdk.run(JS, "consume", "--stream", stream, "--subscription", sub, "--count", "4"))
     assert back.payloads() == ["hello 1", "hello 2", "later 0", "later 1"], back.explain()
+
+
+def test_client_helpers_use_datacenter_local(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    """client.subscribe / createStreamProducer take the host from GET /datacenter/local."""
+    stream, sub = unique("jsHelp"), unique("sub")
+    _ok(sdk.run(JS, "create", "--stream", stream))
+    consumer = sdk.start(
+        JS, "consume", "--stream", stream, "--subscription", sub, "--via-client", "--count", "2"
+    )
+    consumer.wait_for("subscribed")
+    producer = _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "2", "--via-client"))
+    assert len(producer.of("ack")) == 2, producer.explain()
+    assert _ok(consumer.finish()).payloads() == ["hello 0", "hello 1"]
