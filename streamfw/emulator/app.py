@@ -1,0 +1,241 @@
+"""The ``Emulator``: an aiohttp server for the REST and WebSocket routes, on its own thread.
+
+How it works. ``Emulator.start`` creates an event loop in a daemon thread, serves one
+aiohttp application on one port and returns once the socket listens. All request handlers,
+broker calls and timers run on that loop, so each fabric's broker is only ever touched by one
+thread. ``stop`` closes every WebSocket (1001, "emulator stopping"), stops the server and ends
+the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from streamfw.emulator import rest, sockets
+from streamfw.emulator.auth import Authenticator, tenant_of_key
+from streamfw.emulator.routing import STATE, make_dispatcher
+from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
+
+log = logging.getLogger("streamfw.emulator")
+
+MAX_CONNECTIONS = 1024  # concurrent HTTP requests + open WebSockets; more get 503
+MAX_FRAME = sockets.MAX_FRAME  # also the largest REST body (413 above it)
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """Method, path and status only: the query string may hold a one-time password."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %d %.1fms", request.method, request.path, response.status, time * 1000
+        )
+
+
+def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("TLS needs both a certificate file and a key file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class Emulator:
+    """A running emulator. Build it with ``Emulator.start``; stop it with ``stop()``."""
+
+    def __init__(self) -> None:  # use Emulator.start
+        self.host = ""
+        self.port = 0
+        self.url = ""
+        self.api_key = ""
+        self.tenant = ""
+        self.fabrics: tuple[str, ...] = ()
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._state: ServerState | None = None
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+
+    @classmethod
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_keys: Iterable[str] | None = None,
+        tenant: str | None = None,
+        fabrics: Iterable[str] = ("_system",),
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        clock: Callable[[], float] | None = None,
+        auto_create: bool = False,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> Emulator:
+        """Serve on ``host:port`` (0: a free port) and return once listening.
+
+        Args:
+            api_keys: accepted API keys; none means the development key ``<tenant>.streamfw.
+                emulator`` (``demo.streamfw.emulator`` by default).
+            tenant: the one tenant served; default derived from the first key as jsc8 does.
+            fabrics: fabric names; each gets its own broker.
+            tls_cert, tls_key: PEM files; with them the emulator speaks https/wss only.
+            clock: wall-clock seconds for every broker and OTP (tests inject a manual clock
+                and call ``poke()``); default ``time.time``.
+            auto_create: create a missing stream on WebSocket attach instead of answering 404.
+            max_connections: concurrent requests and WebSockets before answering 503.
+        """
+        names = tuple(fabrics)
+        if not names or any(not f or "/" in f for f in names):
+            raise ValueError(f"fabric names must be non-empty and contain no '/': {names!r}")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        clock = clock or time.time
+        auth = Authenticator(api_keys, tenant, clock)
+        context = _ssl_context(tls_cert, tls_key)
+        emu = cls()
+        emu.tenant, emu.api_key, emu.fabrics = auth.tenant, auth.api_keys[0], names
+        for key in auth.mismatched_keys():
+            log.warning(
+                "jsc8 derives tenant %r from one of the API keys, but this emulator "
+                "serves tenant %r: its WebSocket paths will get 403",
+                tenant_of_key(key),
+                auth.tenant,
+            )
+        started: cf.Future[None] = cf.Future()
+        emu._thread = threading.Thread(
+            target=emu._run,
+            args=(started, host, port, context, auth, clock, auto_create, max_connections),
+            name="streamfw-emulator",
+            daemon=True,
+        )
+        emu._thread.start()
+        try:
+            started.result(_START_TIMEOUT)
+        except BaseException:
+            emu.stop()
+            raise
+        scheme = "https" if context else "http"
+        shown = f"[{host}]" if ":" in host else host
+        emu.host, emu.url = host, f"{scheme}://{shown}:{emu.port}"
+        log.info(
+            "emulator listening on %s (tenant %s, fabrics %s)",
+            emu.url,
+            emu.tenant,
+            ", ".join(names),
+        )
+        return emu
+
+    def _run(
+        self,
+        started: cf.Future[None],
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        auth: Authenticator,
+        clock: Callable[[], float],
+        auto_create: bool,
+        max_connections: int,
+    ) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(
+                self._serve(host, port, context, auth, clock, auto_create, max_connections)
+            )
+        except BaseException as exc:
+            started.set_exception(exc)
+            self._loop.close()
+            return
+        started.set_result(None)
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    async def _serve(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext | None,
+        auth: Authenticator,
+        clock: Callable[[], float],
+        auto_create: bool,
+        max_connections: int,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        fabrics = {name: FabricHost(name, clock, loop) for name in self.fabrics}
+        self._state = ServerState(auth, fabrics, auto_create, max_connections)
+        app = web.Application(client_max_size=MAX_FRAME)
+        app[STATE] = self._state
+        app.router.add_route("*", "/{tail:.*}", make_dispatcher(rest.ROUTES, sockets.handle))
+        self._runner = web.AppRunner(app, access_log_class=_AccessLogger, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=context, shutdown_timeout=1.0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def poke(self) -> None:
+        """Run every fabric's due timers now, on the loop thread, and wait until done."""
+        asyncio.run_coroutine_threadsafe(self._poke(), self._loop).result(_STOP_TIMEOUT)
+
+    async def _poke(self) -> None:
+        assert self._state is not None
+        for fabric in self._state.fabrics.values():
+            fabric.tick()
+
+    def stop(self) -> None:
+        """Close every socket and stop serving. Idempotent; safe from any thread."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        if self._runner is not None:
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            try:
+                future.result(_STOP_TIMEOUT)
+            except (cf.TimeoutError, RuntimeError):
+                log.warning("emulator did not shut down cleanly within %ss", _STOP_TIMEOUT)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        thread.join(_STOP_TIMEOUT)
+
+    async def _shutdown(self) -> None:
+        assert self._state is not None and self._runner is not None
+        closing = [
+            sock.close_now(CLOSE_GOING_AWAY, "emulator stopping")
+            for sock in list(self._state.sockets)
+        ]
+        if closing:
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=2.0)
+        await self._runner.cleanup()
+        for fabric in self._state.fabrics.values():
+            fabric.cancel_timer()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Emulator {self.url or 'not started'} tenant={self.tenant!r}>"

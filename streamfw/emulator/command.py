@@ -1,0 +1,157 @@
+"""``streamfw emulator``: run the emulator in the foreground until Ctrl-C (or SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TextIO
+
+from streamfw.emulator.app import MAX_CONNECTIONS, MAX_FRAME, Emulator
+from streamfw.emulator.auth import OTP_LIFETIME, tenant_of_key
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``streamfw emulator`` options on ``parser``."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="accepted API key (repeatable); none: a printed development key",
+    )
+    parser.add_argument(
+        "--tenant",
+        help="tenant served (default: derived from the first key as jsc8 does, else 'demo')",
+    )
+    parser.add_argument(
+        "--fabric",
+        action="append",
+        dest="fabrics",
+        metavar="NAME",
+        help="fabric to serve (repeatable; default: _system)",
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain file (enables TLS)")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key file of --tls-cert")
+    parser.add_argument(
+        "--auto-create",
+        action="store_true",
+        help="create a missing stream when a WebSocket attaches to it (default: answer 404)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help="open requests + WebSockets before answering 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log level; info logs every request (default: %(default)s)",
+    )
+
+
+def _shown_key(key: str, development: bool) -> str:
+    # The development key is public; a key the user chose is a secret: show its tenant only.
+    return key if development else f"{tenant_of_key(key)}.****"
+
+
+def banner(emu: Emulator, development: bool) -> str:
+    """How to connect, as printed on start."""
+    ws = emu.url.replace("http", "ws", 1)
+    key = _shown_key(emu.api_key, development)
+    fabric = emu.fabrics[0]
+    lines = [
+        f"streamfw emulator: Macrometa GDN streams on {emu.url}",
+        f"  tenant     {emu.tenant}",
+        f"  fabrics    {', '.join(emu.fabrics)}",
+        f"  API key    {key}"
+        + ("  (development key; --api-key sets your own)" if development else ""),
+        f"  REST       curl -H 'Authorization: apikey {key}' {emu.url}/_api/user",
+        f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}/c8global.{fabric}"
+        "/c8globals.<stream>/<subscription>",
+        f"  limits     frames {MAX_FRAME // 1024} KiB, one-time passwords {OTP_LIFETIME:.0f} s,"
+        " single use",
+        "  streamfw: docs/macrometa.md   pyC8/jsC8: docs/emulator-sdks.md",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    stop: threading.Event | None = None,
+    ready: Callable[[Emulator], None] | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Serve until Ctrl-C, SIGTERM or ``stop`` is set; return the exit status (0).
+
+    Args:
+        args: parsed ``add_arguments`` options.
+        stop: set it (from any thread) to stop; tests use this instead of a signal.
+        ready: called with the running emulator once it listens.
+        out: where the banner goes (default stdout).
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+    stop = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _serve(args, stop, ready, out or sys.stdout)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    ready: Callable[[Emulator], None] | None,
+    out: TextIO,
+) -> int:
+    try:
+        emu = Emulator.start(
+            args.host,
+            args.port,
+            api_keys=args.api_keys,
+            tenant=args.tenant,
+            fabrics=args.fabrics or ("_system",),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            auto_create=args.auto_create,
+            max_connections=args.max_connections,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"streamfw emulator: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(banner(emu, not args.api_keys), file=out, flush=True)
+        if ready is not None:
+            ready(emu)
+        while not stop.wait(0.2):  # short waits keep Ctrl-C responsive on every platform
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0

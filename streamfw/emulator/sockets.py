@@ -1,0 +1,360 @@
+"""WebSocket routes of protocol doc section 6: producer, consumer and reader.
+
+How it works. Everything that can be refused is checked *before* the upgrade and answered
+with Pulsar's HTTP status (section 6.5): path (400), credentials (401), tenant (403), fabric
+or stream (404), query parameters (400), and finally the broker attach itself, whose
+``SubscriptionBusy`` becomes the 409 of the exclusive conflict. Only then is the upgrade
+answered with 101.
+
+Frames for a socket go through its ``Socket`` queue and one writer task, because deliveries
+are caused by *other* connections' broker calls, in plain (non-async) code. Bad frames are
+answered on the same socket, which stays open: producers get Pulsar's
+``{"result": "send-error:<code>", "errorMsg": …}`` receipt; consumers and readers get the
+emulator's error frame ``{"error": "<text>", "code": <Pulsar code>[, "messageId": …]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from streamfw.api import ReaderOptions, StreamRef
+from streamfw.emulator import envelope
+from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
+from streamfw.errors import (
+    ConfigError,
+    InUse,
+    LocalProtocolError,
+    StreamError,
+    SubscriptionBusy,
+)
+from streamfw.message import Envelope
+from streamfw.wire import (
+    ERR_FAILED_TO_DESERIALIZE,
+    ERR_FAILED_TO_SUBSCRIBE,
+    ERR_UNKNOWN,
+    FrameError,
+    consumer_options_from_query,
+    decode_message_id,
+    parse_consumer_frame,
+    parse_publish,
+    receipt_frame,
+)
+
+log = logging.getLogger("streamfw.emulator")
+
+MAX_FRAME = 1024 * 1024  # bytes; Pulsar proxy's default webSocketMaxTextFrameSize
+MAX_QUEUED = 1000  # receipts queued for a producer before we stop reading its frames
+_KINDS = ("producer", "consumer", "reader")
+_NAMESPACES = {"c8global": False, "c8local": True}
+_TOPIC_PREFIXES = {"c8globals.": False, "c8locals.": True}
+_UNSUPPORTED = ("maxRedeliverCount", "deadLetterTopic")
+
+
+class Refused(Exception):
+    """A handshake answered with an HTTP status instead of 101."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error_frame(code: int, text: str, message_id: object = None) -> str:
+    frame: dict[str, Any] = {"error": text, "code": code}
+    if message_id is not None:
+        frame["messageId"] = message_id
+    return json.dumps(frame, separators=(",", ":"))
+
+
+class Socket:
+    """One accepted WebSocket: an outgoing queue drained by a single writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, label: str) -> None:
+        self.ws = ws
+        self.label = label  # for logs: kind and topic, never the query string
+        self.queue: asyncio.Queue[tuple[int, str] | str] = asyncio.Queue()
+        self.closing = False
+        self._writer: asyncio.Task[None] | None = None
+
+    def deliver(self, frame: str) -> None:
+        if not self.closing:
+            self.queue.put_nowait(frame)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close after the frames already queued (e.g. when the stream is deleted)."""
+        if not self.closing:
+            self.closing = True
+            self.queue.put_nowait((code, reason))
+
+    async def close_now(self, code: int, reason: str) -> None:
+        self.closing = True
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _write(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                if isinstance(item, tuple):
+                    code, reason = item
+                    await self.ws.close(code=code, message=reason.encode()[:120])
+                    return
+                await self.ws.send_str(item)
+            except (ConnectionError, RuntimeError) as exc:  # peer gone mid-send
+                log.info("%s: write failed: %s", self.label, exc)
+                return
+            finally:
+                self.queue.task_done()
+
+
+def _parse_path(
+    segments: list[str], state: ServerState
+) -> tuple[str, FabricHost, StreamRef, str | None]:
+    """``_ws/ws/v2/<kind>/persistent/<tenant>/<ns>.<fabric>/<topic>[/<sub>]``."""
+    if len(segments) < 4 or segments[1:3] != ["ws", "v2"] or segments[3] not in _KINDS:
+        raise Refused(
+            404,
+            "no such WebSocket endpoint: use /_ws/ws/v2/"
+            "{producer|consumer|reader}/persistent/<tenant>/<namespace>/<topic>",
+        )
+    kind = segments[3]
+    want = 9 if kind == "consumer" else 8
+    if len(segments) == want - 1 and segments[5].split(".")[0] in _NAMESPACES:
+        raise Refused(
+            403,
+            "Not authorized: the tenant segment is empty "
+            f"(this emulator serves tenant {state.auth.tenant!r})",
+        )
+    if len(segments) != want:
+        missing = "subscription name is missing" if kind == "consumer" else "wrong path"
+        raise Refused(400, f"Invalid query params: {missing}")
+    if segments[4] != "persistent":
+        raise Refused(400, "Invalid query params: only persistent topics exist on GDN")
+    if segments[5] != state.auth.tenant:
+        raise Refused(
+            403,
+            f"Not authorized: tenant {segments[5]!r} is not served here "
+            f"(this emulator serves tenant {state.auth.tenant!r})",
+        )
+    ns_kind, _, fabric_name = segments[6].partition(".")
+    if ns_kind not in _NAMESPACES or not fabric_name:
+        raise Refused(
+            400,
+            f"Invalid query params: namespace {segments[6]!r} is not "
+            "c8global.<fabric> or c8local.<fabric>",
+        )
+    fabric = state.fabrics.get(fabric_name)
+    if fabric is None:
+        raise Refused(404, f"Namespace {segments[6]!r} does not exist")
+    topic = segments[7]
+    for prefix, local in _TOPIC_PREFIXES.items():
+        if topic.startswith(prefix):
+            if local != _NAMESPACES[ns_kind]:
+                raise Refused(
+                    400,
+                    f"Invalid query params: topic {topic!r} does not belong "
+                    f"in namespace {segments[6]!r}",
+                )
+            try:
+                ref = StreamRef(topic[len(prefix) :], local)
+            except ConfigError as exc:
+                raise Refused(400, f"Invalid query params: {exc}") from exc
+            return kind, fabric, ref, segments[8] if kind == "consumer" else None
+    raise Refused(
+        404,
+        f"Topic {topic!r} does not exist (topics are c8globals.<name> or "
+        "c8locals.<name>; collection streams are not emulated)",
+    )
+
+
+def _authenticate(request: web.Request, state: ServerState) -> None:
+    if state.auth.check_header(request.headers.get("Authorization")):
+        return
+    otp = request.query.get("otp")
+    if otp and state.auth.otps.redeem(otp):
+        return
+    raise Refused(401, "Failed to authenticate")
+
+
+async def handle(
+    request: web.Request, state: ServerState, segments: list[str]
+) -> web.StreamResponse:
+    """Entry point for every path under ``/_ws``."""
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=None, autoping=True)
+    try:
+        _authenticate(request, state)
+        kind, fabric, ref, sub = _parse_path(segments, state)
+        attach = _attacher(kind, request, fabric, ref, sub)  # parses the query: 400
+        if not ws.can_prepare(request).ok:
+            raise Refused(400, "expected a WebSocket upgrade request")
+        if not fabric.broker.has_stream(ref):
+            if not state.auto_create:
+                raise Refused(404, f"Topic {ref.topic} does not exist in fabric {fabric.name}")
+            fabric.call(lambda: fabric.broker.create_stream(ref))
+            log.info("auto-created stream %s in fabric %s", ref.topic, fabric.name)
+        label = f"{kind} {fabric.name}/{ref.topic}" + (f"/{sub}" if sub else "")
+        sock = Socket(ws, label)
+        broker_id = fabric.call(lambda: attach(sock))
+    except Refused as exc:
+        log.info("refused %s %s: %d %s", request.method, request.path, exc.status, exc)
+        return envelope.refuse(exc.status, str(exc))
+    return await _serve(request, state, fabric, ref, kind, sock, broker_id)
+
+
+def _attacher(
+    kind: str, request: web.Request, fabric: FabricHost, ref: StreamRef, sub: str | None
+) -> Callable[[Socket], int]:
+    """Parse the query now; return what attaches the socket to the broker later."""
+    query = request.query
+    broker = fabric.broker
+    if kind == "producer":
+        open_: Callable[[], int] = lambda: broker.open_producer(ref)  # noqa: E731
+    elif kind == "consumer":
+        assert sub is not None
+        for name in _UNSUPPORTED:
+            if name in query:
+                raise Refused(400, f"Invalid query params: {name} is not emulated")
+        if query.get("pullMode", "false").lower() == "true":
+            raise Refused(400, "Invalid query params: pullMode is not emulated")
+        try:
+            options = consumer_options_from_query(query)
+        except ConfigError as exc:
+            raise Refused(400, f"Invalid query params: {exc}") from exc
+        open_ = lambda: broker.subscribe(ref, sub, options)  # noqa: E731
+    else:
+        raw = query.get("messageId", "latest")
+        try:
+            start: Any = raw if raw in ("earliest", "latest") else decode_message_id(ref.name, raw)
+            size = min(max(int(query.get("receiverQueueSize", "1000")), 1), 1000)
+            options_r = ReaderOptions(
+                start=start, receiver_queue_size=size, reader_name=query.get("readerName") or None
+            )
+        except (FrameError, ValueError) as exc:
+            raise Refused(400, f"Invalid query params: {exc}") from exc
+        open_ = lambda: broker.open_reader(ref, options_r)  # noqa: E731
+
+    def attach(sock: Socket) -> int:
+        try:
+            broker_id = open_()
+        except SubscriptionBusy as exc:
+            raise Refused(409, f"Failed to subscribe: {exc}") from exc
+        except (ConfigError, LocalProtocolError) as exc:
+            raise Refused(400, f"Invalid query params: {exc}") from exc
+        fabric.sessions[broker_id] = sock  # before call() routes the first deliveries
+        return broker_id
+
+    return attach
+
+
+async def _serve(
+    request: web.Request,
+    state: ServerState,
+    fabric: FabricHost,
+    ref: StreamRef,
+    kind: str,
+    sock: Socket,
+    broker_id: int,
+) -> web.StreamResponse:
+    state.sockets.add(sock)
+    try:
+        await sock.ws.prepare(request)
+        log.info("%s: attached", sock.label)
+        sock.start()
+        if kind == "producer":
+            await _producer_loop(fabric, ref, sock)
+        else:
+            await _consumer_loop(fabric, ref, sock, broker_id, kind)
+    finally:
+        state.sockets.discard(sock)
+        fabric.sessions.pop(broker_id, None)
+        close = fabric.broker.close_producer if kind == "producer" else fabric.broker.close_consumer
+        fabric.call(lambda: close(broker_id))  # unacked messages go back to the subscription
+        await sock.stop()
+        if not sock.ws.closed:
+            await sock.ws.close(code=CLOSE_GOING_AWAY)
+        log.info("%s: detached", sock.label)
+    return sock.ws
+
+
+async def _frames(sock: Socket) -> Any:
+    """Text (or binary) frames; ends on close or on an unreadable/oversized frame."""
+    async for msg in sock.ws:
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            yield msg.data
+        elif msg.type == WSMsgType.ERROR:
+            log.info("%s: closing after a bad frame: %s", sock.label, sock.ws.exception())
+            return
+
+
+async def _producer_loop(fabric: FabricHost, ref: StreamRef, sock: Socket) -> None:
+    async for data in _frames(sock):
+        if sock.closing:
+            return
+        try:
+            env, context = parse_publish(data)
+        except FrameError as exc:
+            context = (exc.reply or {}).get("context")
+            sock.deliver(receipt_frame(context, error=(exc.code, str(exc))))
+            continue
+        sock.deliver(_publish(fabric, ref, env, context))
+        if sock.queue.qsize() >= MAX_QUEUED:  # a producer that never reads its receipts
+            await sock.queue.join()
+
+
+def _publish(fabric: FabricHost, ref: StreamRef, env: Envelope, context: str | None) -> str:
+    try:
+        mid = fabric.call(lambda: fabric.broker.publish(ref, env))
+    except StreamError as exc:
+        return receipt_frame(context, error=(ERR_UNKNOWN, str(exc)))
+    return receipt_frame(context, mid)
+
+
+async def _consumer_loop(
+    fabric: FabricHost, ref: StreamRef, sock: Socket, cid: int, kind: str
+) -> None:
+    broker = fabric.broker
+    async for data in _frames(sock):
+        if sock.closing:
+            return
+        try:
+            cmd = parse_consumer_frame(data)
+        except FrameError as exc:
+            sock.deliver(error_frame(exc.code, str(exc)))
+            continue
+        if cmd.kind == "isEndOfTopic":
+            sock.deliver(json.dumps({"endOfTopic": False}))  # streams are never terminated
+        elif cmd.kind == "unsubscribe" and kind == "consumer":
+            try:
+                fabric.call(lambda: broker.unsubscribe(cid))
+            except InUse as exc:
+                sock.deliver(error_frame(ERR_FAILED_TO_SUBSCRIBE, str(exc)))
+                continue
+            sock.close_soon(1000, "unsubscribed")
+        elif cmd.kind == "ack" or (cmd.kind == "nack" and kind == "consumer"):
+            try:
+                mid = decode_message_id(ref.name, cmd.message_id)
+                act = broker.ack if cmd.kind == "ack" else broker.nack
+                fabric.call(lambda act=act, mid=mid: act(cid, mid))  # type: ignore[misc]
+            except (FrameError, LocalProtocolError) as exc:
+                sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id))
+        else:
+            sock.deliver(
+                error_frame(
+                    ERR_FAILED_TO_DESERIALIZE,
+                    f"frame type {cmd.kind!r} is not supported on a {kind}",
+                )
+            )
