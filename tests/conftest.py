@@ -20,6 +20,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 # tests/macrometa_harness.py once that transport exists.
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
     "loopback": lambda request: LoopbackHarness(),
+    "macrometa": lambda request: __import__(
+        "streamfw_macrometa.testing"
+    ).testing.MacrometaHarness(),
 }
 
 

@@ -1,0 +1,131 @@
+"""The one place where HTTP statuses and third-party exceptions become streamfw errors.
+
+REST answers and refused WebSocket handshakes both end here, so a 404 reads the same
+whichever path met it; ``reason`` turns a low-level failure into a short secret-free phrase.
+Every message names what was attempted (method and path, or
+the WebSocket path) and never a query string, header or body we sent: OTPs travel in queries.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+
+import requests
+import websocket
+
+from streamfw.errors import (
+    AlreadyExists,
+    AuthError,
+    ConfigError,
+    Conflict,
+    InUse,
+    RemoteProtocolError,
+    StreamError,
+    StreamNotFound,
+    SubscriptionBusy,
+    TransportError,
+)
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+_QUERY = re.compile(r"\?\S*")
+
+
+def strip_query(text: str) -> str:
+    """Drop anything that looks like a query string (it may hold an OTP)."""
+    return _QUERY.sub("", text)
+
+
+def error_for_status(
+    status: int,
+    detail: str,
+    *,
+    what: str,
+    stream: str = "",
+    subscription: str = "",
+    on_404: type[StreamError] = StreamNotFound,
+    on_409: type[StreamError] = AlreadyExists,
+) -> StreamError:
+    """The streamfw error for an HTTP status answered to ``what`` (e.g. ``GET /_api/user``)."""
+    detail = strip_query(" ".join(detail.split()))[:300]
+    about = " ".join(
+        p
+        for p in (
+            f"stream {stream!r}" if stream else "",
+            f"subscription {subscription!r}" if subscription else "",
+        )
+        if p
+    )
+    text = (
+        f"{what}: HTTP {status}"
+        + (f" ({about})" if about else "")
+        + (f": {detail}" if detail else "")
+    )
+    if status in (401, 403):
+        return AuthError(text)
+    if status == 404:
+        return on_404(text)
+    if status == 409:
+        if on_409 is SubscriptionBusy:
+            return SubscriptionBusy(text, stream=stream, subscription=subscription)
+        return on_409(text)
+    if status == 412:
+        return InUse(text)
+    if status == 400:
+        return ConfigError(text)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return TransportError(text)
+    return RemoteProtocolError(text)
+
+
+def reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a low-level failure ("Connection refused", ...)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({e.verify_message})"
+        if isinstance(e, (socket.timeout, TimeoutError)):
+            return "timed out"
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        inner = getattr(e, "reason", None)
+        if isinstance(inner, BaseException):
+            todo.append(inner)
+    if isinstance(exc, (requests.Timeout, websocket.WebSocketTimeoutException)):
+        return "timed out"
+    return type(exc).__name__
+
+
+def is_connect_error(exc: BaseException) -> bool:
+    """True if the request surely never reached the server (safe to retry any method)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        text = type(exc.args[0]).__name__ if exc.args else ""
+        return "NewConnection" in text or "NewConnectionError" in repr(exc.args)
+    return isinstance(exc, (ConnectionRefusedError, socket.gaierror))
+
+
+def handshake_error(
+    exc: websocket.WebSocketBadStatusException, *, what: str, stream: str, subscription: str
+) -> StreamError:
+    """A refused WebSocket upgrade: 409 means the subscription (or producer name) is busy."""
+    body = exc.resp_body.decode("utf-8", "replace") if exc.resp_body else ""
+    on_409: type[StreamError] = SubscriptionBusy if subscription else Conflict
+    return error_for_status(
+        exc.status_code,
+        body or (exc.status_message or ""),
+        what=strip_query(what),
+        stream=stream,
+        subscription=subscription,
+        on_409=on_409,
+        on_404=StreamNotFound,
+    )
