@@ -181,9 +181,11 @@ class Emulator:
         app = web.Application(client_max_size=MAX_FRAME)
         app[STATE] = self._state
         app.router.add_route("*", "/{tail:.*}", make_dispatcher(rest.ROUTES, sockets.handle))
-        self._runner = web.AppRunner(app, access_log_class=_AccessLogger, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log_class=_AccessLogger, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=context, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, host, port, ssl_context=context)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
