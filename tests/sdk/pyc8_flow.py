@@ -150,6 +150,27 @@ def flow_consume(client: C8Client, args: argparse.Namespace) -> None:
         emit("closed", received=received)
 
 
+def flow_read(client: C8Client, args: argparse.Namespace) -> None:
+    """A non-durable reader from --start (latest | earliest); nothing is acked."""
+    reader = client.create_stream_reader(args.stream, start_message_id=args.start, local=False)
+    emit("subscribed", reader=True)
+    received = 0
+    try:
+        while args.count == 0 or received < args.count:
+            reader.settimeout(args.idle)
+            try:
+                frame = json.loads(reader.recv())
+            except websocket.WebSocketTimeoutException:
+                emit("idle", seconds=args.idle)
+                break
+            received += 1
+            payload = base64.b64decode(frame["payload"]).decode("utf-8")
+            emit("message", payload=payload, messageId=frame["messageId"], acked=False)
+    finally:
+        reader.close()
+        emit("closed", received=received)
+
+
 def _call(name: str, fn: Callable[[], Any]) -> None:
     try:
         emit("admin", call=name, result=fn())
@@ -159,6 +180,8 @@ def _call(name: str, fn: Callable[[], Any]) -> None:
 
 def flow_admin(client: C8Client, args: argparse.Namespace) -> None:
     topic = f"c8globals.{args.stream}"
+    if args.publish is not None:
+        _call("publish_message_stream", lambda: client.publish_message_stream(topic, args.publish))
     _call("get_streams", client.get_streams)
     _call("has_stream", lambda: client.has_stream(args.stream, local=False))
     _call("get_stream_stats", lambda: client.get_stream_stats(args.stream, local=False))
@@ -186,6 +209,7 @@ FLOWS: dict[str, Callable[[C8Client, argparse.Namespace], None]] = {
     "produce": flow_produce,
     "consume": flow_consume,
     "admin": flow_admin,
+    "read": flow_read,
 }
 
 
@@ -207,6 +231,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ack-first", type=int, default=-1, help="ack only the first N (-1: all)")
     p.add_argument("--ensure", action="store_true", help="consume: create the stream if missing")
     p.add_argument("--delete", action="store_true", help="admin: delete the stream at the end")
+    p.add_argument("--publish", help="admin: first publish this text over REST")
+    p.add_argument("--start", default="latest", help="read: latest | earliest")
     p.add_argument("--timeout", type=float, default=5.0)
     return p.parse_args(argv)
 
