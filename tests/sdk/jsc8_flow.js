@@ -1,9 +1,9 @@
 // Run one jsc8 seed flow against a Macrometa endpoint and print JSON lines.
 //
 //   NODE_PATH=.cache/sdk/js/node_modules NODE_EXTRA_CA_CERTS=ca.pem \
-//     node --require tests/sdk/resolve_shim.js tests/sdk/jsc8_flow.js <flow> [--opt value]...
+//     node --require ./tests/sdk/resolve_shim.js tests/sdk/jsc8_flow.js <flow> [--opt value]...
 //
-// flows: create | produce | consume; with --via-client the sockets come from the client
+// flows: create | produce | consume | admin; with --via-client the sockets come from the client
 // helpers (createStreamProducer / subscribe: host from GET /datacenter/local, no "//").
 // The SDK (jsc8 1.1.0) is used unmodified, as a library; only host resolution
 // (resolve_shim.js) and TLS trust (NODE_EXTRA_CA_CERTS) are set up around it. Like the seed, the WebSocket host is the configured URL minus
@@ -188,7 +188,34 @@ async function flowConsume(client, stream, opts, dcName) {
   });
 }
 
-const FLOWS = { create: flowCreate, produce: flowProduce, consume: flowConsume };
+async function call(name, fn) {
+  try {
+    emit("admin", { call: name, result: await fn() });
+  } catch (err) {
+    emit("admin", { call: name, error: errorFields(err) });
+  }
+}
+
+async function flowAdmin(client, stream, opts) {
+  await call("getStreams", () => client.getStreams());
+  await call("hasStream", () => client.hasStream(opts.stream, false));
+  await call("publishMessage", () => stream.publishMessage("via rest"));
+  await call("getStreamStatistics", () => stream.getStreamStatistics());
+  await call("backlog", () => stream.backlog());
+  await call("getSubscriptionList", () => stream.getSubscriptionList());
+  await call("deleteSubscriptions", () => stream.deleteSubscriptions(opts.subscription));
+  await call("getSubscriptionList", () => stream.getSubscriptionList());
+  await call("deleteStream", () => stream.deleteStream());
+  await call("hasStream", () => client.hasStream(opts.stream, false));
+  return 0;
+}
+
+const FLOWS = {
+  create: flowCreate,
+  produce: flowProduce,
+  consume: flowConsume,
+  admin: flowAdmin,
+};
 
 async function main() {
   const { flow, opts } = parseArgs(process.argv.slice(2));

@@ -1,4 +1,4 @@
-// Loaded with `node --require tests/sdk/resolve_shim.js` before jsc8.
+// Loaded with `node --require ./tests/sdk/resolve_shim.js` before jsc8.
 // jsc8 always prepends "api-" to the host it is given; no resolver knows
 // "api-localhost". This shim answers names starting with "api-" with
 // $STREAMFW_SDK_RESOLVE_TO (default 127.0.0.1) inside this Node process only.

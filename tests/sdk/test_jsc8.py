@@ -8,6 +8,7 @@ included, so jsc8 opens ``wss://api-localhost:<port>//_ws/...`` with a one-time 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sdk_harness import Run, Sdk
 
@@ -104,3 +105,27 @@ def test_client_helpers_use_datacenter_local(sdk: Sdk, unique: Callable[[str], s
     producer = _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "2", "--via-client"))
     assert len(producer.of("ack")) == 2, producer.explain()
     assert _ok(consumer.finish()).payloads() == ["hello 0", "hello 1"]
+
+
+def test_admin_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, sub = unique("jsAdmin"), unique("sub")
+    consumer = sdk.start(
+        JS, "consume", "--stream", stream, "--subscription", sub, "--ensure", "--count", "1"
+    )
+    consumer.wait_for("subscribed")
+    _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "1"))
+    _ok(consumer.finish())
+
+    run = _ok(sdk.run(JS, "admin", "--stream", stream, "--subscription", sub))
+    calls = run.of("admin")
+    assert [e["call"] for e in calls if "error" in e] == [], run.explain()
+    results: dict[str, list[Any]] = {}
+    for e in calls:
+        results.setdefault(e["call"], []).append(e["result"])
+    topics = [s["topic"] for s in results["getStreams"][0]["result"]]
+    assert f"c8globals.{stream}" in topics
+    assert results["hasStream"] == [True, False]
+    before, after = (r["result"] for r in results["getSubscriptionList"])
+    assert sub in before and sub not in after, run.explain()
+    for name in ("publishMessage", "getStreamStatistics", "backlog", "deleteStream"):
+        assert results[name][0]["error"] is False, run.explain()
