@@ -1,0 +1,3 @@
+from streamfw.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The ``streamfw`` command line (also ``python -m streamfw``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import streamfw
+from streamfw.errors import StreamError
+from streamfw.plugins import discover
+
+URL_ENV = "STREAMFW_URL"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text.removesuffix("s"))
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamfw", description="Produce and consume message streams over pluggable transports."
+    )
+    parser.add_argument("--version", action="version", version=f"streamfw {streamfw.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="the seed scenario: one producer, two exclusive consumers")
+    demo.add_argument("--url", default=os.environ.get(URL_ENV, "loopback://demo"),
+                      help=f"transport URL (default: ${URL_ENV} or %(default)s)")
+    demo.add_argument("--count", type=_positive_int, default=6, help="messages to send (default: 6)")
+    demo.add_argument("--interval", type=_seconds, default=0.5,
+                      help="seconds between messages (default: 0.5)")
+
+    plugins = sub.add_parser("plugins", help="list discovered plugins, transports and codecs")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    emulator = sub.add_parser("emulator", help="run a local Macrometa GDN streams emulator")
+    try:
+        from streamfw.emulator.command import add_arguments
+    except ImportError as exc:  # aiohttp missing: say how to get it instead of a traceback
+        emulator.set_defaults(missing=str(exc))
+    else:
+        add_arguments(emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from streamfw.demo import demo_main
+
+            with streamfw.connect(args.url) as client:
+                return demo_main(client, args.count, args.interval, sys.stdout)
+        if args.command == "plugins":
+            return _plugins(args.json)
+        if args.command == "emulator":
+            if getattr(args, "missing", None):
+                print("streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'"
+                      f" ({args.missing})", file=sys.stderr)
+                return 2
+            from streamfw.emulator.command import run
+
+            return run(args)
+    except StreamError as exc:
+        print(f"streamfw: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")  # argparse makes this unreachable
+
+
+def _plugins(as_json: bool) -> int:
+    found = discover()
+    sources = found.transport_sources()
+    transports = {
+        name: {"plugin": sources[name], "summary": spec.summary}
+        for name, spec in sorted(found.transports().items())
+    }
+    codecs = {n: {"kind": s.kind, "summary": s.summary} for n, s in found.codecs().specs.items()}
+    plugins = [
+        {"name": i.name, "module": i.module, "distribution": i.distribution,
+         "version": i.version, "loaded": i.loaded, "error": i.error}
+        for i in found.infos
+    ]
+    if as_json:
+        print(json.dumps({"plugins": plugins, "transports": transports, "codecs": codecs},
+                         indent=2))
+        return 0
+    print("plugins:")
+    for p in plugins:
+        origin = f"{p['distribution']} {p['version'] or ''}".strip()
+        state = "ok" if p["loaded"] else f"FAILED: {p['error']}"
+        print(f"  {p['name']:<16} {p['module']:<24} {origin:<22} {state}")
+    print("transports (URL schemes):")
+    for name, t in transports.items():
+        print(f"  {name + '://':<18} from {t['plugin']:<12} {t['summary']}")
+    print("codecs:")
+    for name, c in codecs.items():
+        print(f"  {name:<18} {c['kind']:<6} {c['summary']}")
+    return 0 if all(p["loaded"] for p in plugins) else 1

@@ -1,0 +1,125 @@
+"""The Macrometa/Pulsar frame translator."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamfw import ConfigError, Envelope, MessageId
+from streamfw.api import ConsumerOptions
+from streamfw.message import Delivery
+from streamfw.wire import (
+    FrameError,
+    consumer_options_from_query,
+    consumer_query,
+    decode_message_id,
+    delivery_frame,
+    encode_message_id,
+    parse_consumer_frame,
+    parse_delivery,
+    parse_publish,
+    parse_receipt,
+    publish_frame,
+    receipt_frame,
+)
+from tests.strategies import properties
+
+ids = st.builds(
+    MessageId,
+    st.just("s"),
+    st.integers(0, 2**63),
+    st.integers(0, 2**63),
+    st.integers(-1, 2**31 - 1),
+    st.integers(-1, 2**31 - 1),
+)
+
+
+@given(ids)
+def test_message_ids_round_trip(mid: MessageId) -> None:
+    assert decode_message_id("s", encode_message_id(mid)) == mid
+
+
+def test_message_id_matches_pulsar_bytes() -> None:
+    # 08 e9 07 10 00: ledger 1001, entry 0 -- the form seen in the SDK captures
+    assert decode_message_id("s", "COkHEAA=") == MessageId("s", 1001, 0)
+    assert encode_message_id(MessageId("s", 1001, 0)) == "COkHEAA="
+
+
+def test_unknown_protobuf_fields_are_skipped() -> None:
+    raw = bytes([0x08, 0x05, 0x10, 0x07, 0x2A, 0x02, 0x01, 0x02, 0x30, 0x09])
+    assert decode_message_id("s", base64.b64encode(raw).decode()) == MessageId("s", 5, 7)
+
+
+@pytest.mark.parametrize("bad", ["", "!!!", base64.b64encode(b"\x08\x05").decode(), 17])
+def test_bad_message_ids_are_refused(bad: object) -> None:
+    with pytest.raises(FrameError):
+        decode_message_id("s", bad)
+
+
+@given(st.binary(), properties, st.none() | st.text(), st.none() | st.text())
+def test_publish_frames_round_trip(payload: bytes, props: dict[str, str], key: str | None,
+                                   context: str | None) -> None:
+    env = Envelope(payload, props, key)
+    assert parse_publish(publish_frame(env, context)) == (env, context)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json", 3), ("[1]", 3), ("{}", 7), ('{"payload": "***"}', 7),
+     ('{"payload": "", "properties": {"a": 1}}', 3)],
+)
+def test_bad_publish_frames_carry_the_pulsar_code(frame: str, code: int) -> None:
+    with pytest.raises(FrameError) as err:
+        parse_publish(frame)
+    assert err.value.code == code
+
+
+def test_receipts() -> None:
+    mid = MessageId("s", 1, 2)
+    ok = parse_receipt(receipt_frame("7", mid))
+    assert (ok.context, ok.error, decode_message_id("s", ok.message_id)) == ("7", None, mid)
+    bad = parse_receipt(receipt_frame("8", error=(7, "payload is not valid base64")))
+    assert bad.context == "8" and "send-error:7" in (bad.error or "")
+
+
+def test_delivery_frames_round_trip() -> None:
+    when = dt.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=dt.timezone.utc)
+    d = Delivery(MessageId("s", 3, 4), b"\x00hi", {"k": "v"}, "key", when, 2)
+    frame = delivery_frame(d)
+    assert json.loads(frame)["publishTime"] == "2024-05-01T12:00:00.123Z"
+    got, raw = parse_delivery("s", frame)
+    assert got == d and raw == encode_message_id(d.message_id)
+
+
+def test_delivery_accepts_older_pulsar_time_and_missing_fields() -> None:
+    frame = json.dumps({"messageId": "CAUQBw==", "payload": "aGk=",
+                        "publishTime": "2024-05-01 12:00:00.123"})
+    got, _ = parse_delivery("s", frame)
+    assert got.payload == b"hi" and got.publish_time.tzinfo is not None
+    assert got.properties == {} and got.redelivery_count == 0
+
+
+def test_consumer_frames() -> None:
+    assert parse_consumer_frame('{"messageId": "CAUQBw=="}').kind == "ack"
+    nack = parse_consumer_frame('{"type": "negativeAcknowledge", "messageId": "CAUQBw=="}')
+    assert (nack.kind, nack.message_id) == ("nack", "CAUQBw==")
+    assert parse_consumer_frame('{"type": "permit", "permitMessages": 5}').permits == 5
+    for bad in ['{"type": "explode"}', '{"type": "permit"}', "{}", "nope"]:
+        with pytest.raises(FrameError):
+            parse_consumer_frame(bad)
+
+
+def test_consumer_query_round_trip() -> None:
+    opts = ConsumerOptions("shared", "earliest", 10, "c1", 2.5, 0.25)
+    assert consumer_options_from_query(consumer_query(opts)) == opts
+    assert consumer_options_from_query({}).type == "exclusive"  # Pulsar's default
+    assert consumer_options_from_query({"subscriptionType": "failover"}).type == "failover"
+    with pytest.raises(ConfigError, match="subscriptionType"):
+        consumer_options_from_query({"subscriptionType": "Key_Shared"})
+    with pytest.raises(ConfigError, match="receiverQueueSize"):
+        consumer_options_from_query({"receiverQueueSize": "lots"})
