@@ -31,17 +31,24 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="streamfw", description="Produce and consume message streams over pluggable transports."
+        prog="streamfw",
+        description="Produce and consume message streams over pluggable transports.",
     )
     parser.add_argument("--version", action="version", version=f"streamfw {streamfw.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="the seed scenario: one producer, two exclusive consumers")
-    demo.add_argument("--url", default=os.environ.get(URL_ENV, "loopback://demo"),
-                      help=f"transport URL (default: ${URL_ENV} or %(default)s)")
-    demo.add_argument("--count", type=_positive_int, default=6, help="messages to send (default: 6)")
-    demo.add_argument("--interval", type=_seconds, default=0.5,
-                      help="seconds between messages (default: 0.5)")
+    demo.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV, "loopback://demo"),
+        help=f"transport URL (default: ${URL_ENV} or %(default)s)",
+    )
+    demo.add_argument(
+        "--count", type=_positive_int, default=6, help="messages to send (default: 6)"
+    )
+    demo.add_argument(
+        "--interval", type=_seconds, default=0.5, help="seconds between messages (default: 0.5)"
+    )
 
     plugins = sub.add_parser("plugins", help="list discovered plugins, transports and codecs")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -68,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(args.json)
         if args.command == "emulator":
             if getattr(args, "missing", None):
-                print("streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'"
-                      f" ({args.missing})", file=sys.stderr)
+                print(
+                    "streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'"
+                    f" ({args.missing})",
+                    file=sys.stderr,
+                )
                 return 2
             from streamfw.emulator.command import run
 
@@ -91,13 +101,20 @@ def _plugins(as_json: bool) -> int:
     }
     codecs = {n: {"kind": s.kind, "summary": s.summary} for n, s in found.codecs().specs.items()}
     plugins = [
-        {"name": i.name, "module": i.module, "distribution": i.distribution,
-         "version": i.version, "loaded": i.loaded, "error": i.error}
+        {
+            "name": i.name,
+            "module": i.module,
+            "distribution": i.distribution,
+            "version": i.version,
+            "loaded": i.loaded,
+            "error": i.error,
+        }
         for i in found.infos
     ]
     if as_json:
-        print(json.dumps({"plugins": plugins, "transports": transports, "codecs": codecs},
-                         indent=2))
+        print(
+            json.dumps({"plugins": plugins, "transports": transports, "codecs": codecs}, indent=2)
+        )
         return 0
     print("plugins:")
     for p in plugins:

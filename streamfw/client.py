@@ -25,7 +25,9 @@ from streamfw.plugins import PluginSet, discover
 from streamfw.producer import Producer
 
 
-def connect(url: str = "loopback://", *, plugins: PluginSet | None = None, **options: Any) -> Client:
+def connect(
+    url: str = "loopback://", *, plugins: PluginSet | None = None, **options: Any
+) -> Client:
     """Open a client; the URL scheme picks the transport plugin.
 
     ``options`` go to the transport (e.g. ``api_key=`` for macrometa) and are never printed.

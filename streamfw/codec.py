@@ -29,6 +29,7 @@ from streamfw.hookspecs import hookimpl
 CODEC_PROPERTY = "streamfw-codec"
 AUTO = "auto"
 
+_orjson: Any
 try:  # the optional fast backend: pip install 'streamfw[fast]'
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment

@@ -79,12 +79,22 @@ class Consumer:
     def _decode(self, d: Delivery) -> Message:
         def build(value: object) -> Message:
             return Message(
-                d.message_id, value, d.payload, d.properties, d.key, d.publish_time,
-                d.redelivery_count, self.stream.name, self.subscription, acker=self._link,
+                d.message_id,
+                value,
+                d.payload,
+                d.properties,
+                d.key,
+                d.publish_time,
+                d.redelivery_count,
+                self.stream.name,
+                self.subscription,
+                acker=self._link,
             )
 
         try:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
-            raise DecodeError(f"{self._what()}: {d.message_id}: {exc}", message=build(None)) from exc
+            raise DecodeError(
+                f"{self._what()}: {d.message_id}: {exc}", message=build(None)
+            ) from exc
         return build(value)

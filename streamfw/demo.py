@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from streamfw.client import Client, Stream
@@ -88,10 +89,10 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
                     log("consumer-2", f"received {msg.value!r}{again} -> ack")
             return
 
-    def guarded(fn: object) -> object:
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
         def body() -> None:
             try:
-                fn()  # type: ignore[operator]
+                fn()
             except BaseException as exc:  # reported below; never a silent thread death
                 failures.append(exc)
                 done.set()
@@ -121,8 +122,9 @@ def _produce(stream: Stream, count: int, interval: float, log: _Log) -> None:
                 time.sleep(interval)
 
 
-def _summary(log: _Log, acked: dict[str, list[str]], count: int,
-             failures: list[BaseException]) -> int:
+def _summary(
+    log: _Log, acked: dict[str, list[str]], count: int, failures: list[BaseException]
+) -> int:
     for exc in failures:
         log("error", f"{type(exc).__name__}: {exc}")
     for who, values in acked.items():

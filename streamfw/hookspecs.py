@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from streamfw.codec import CodecSpec
     from streamfw.api import TransportSpec
+    from streamfw.codec import CodecSpec
 
 hookspec = pluggy.HookspecMarker("streamfw")
 hookimpl = pluggy.HookimplMarker("streamfw")

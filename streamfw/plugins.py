@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+
 import attrs
 import pluggy
 
@@ -100,9 +101,7 @@ def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
-def discover(
-    *, entry_points: bool = True, extra: dict[str, object] | None = None
-) -> PluginSet:
+def discover(*, entry_points: bool = True, extra: dict[str, object] | None = None) -> PluginSet:
     """Build a plugin manager: built-ins, then entry points, then ``extra`` (name -> plugin)."""
     pm = pluggy.PluginManager("streamfw")
     pm.add_hookspecs(hookspecs)
@@ -140,4 +139,3 @@ def _own_version() -> str | None:
         return md.version("streamfw")
     except md.PackageNotFoundError:  # running from a source tree
         return None
-

@@ -102,8 +102,7 @@ def decode_message_id(stream: str, text: object) -> MessageId:
         v &= 0xFFFFFFFF
         return v - (1 << 32) if v >= 1 << 31 else v
 
-    return MessageId(stream, fields[1], fields[2], signed32(fields.get(3)),
-                     signed32(fields.get(4)))
+    return MessageId(stream, fields[1], fields[2], signed32(fields.get(3)), signed32(fields.get(4)))
 
 
 def _read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -150,8 +149,9 @@ def _load(text: str | bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError("Failed to de-serialize from JSON", ERR_FAILED_TO_DESERIALIZE) from exc
     if not isinstance(frame, dict):
-        raise FrameError("Failed to de-serialize from JSON: not an object",
-                         ERR_FAILED_TO_DESERIALIZE)
+        raise FrameError(
+            "Failed to de-serialize from JSON: not an object", ERR_FAILED_TO_DESERIALIZE
+        )
     return frame
 
 
@@ -209,8 +209,11 @@ def parse_publish(text: str | bytes) -> tuple[Envelope, str | None]:
     context = frame.get("context")
     context = None if context is None else str(context)
     try:
-        envelope = Envelope(_unb64(frame.get("payload")), _properties(frame.get("properties")),
-                            _key(frame.get("key")))
+        envelope = Envelope(
+            _unb64(frame.get("payload")),
+            _properties(frame.get("properties")),
+            _key(frame.get("key")),
+        )
     except FrameError as exc:
         exc.reply = {"context": context}
         raise
@@ -226,8 +229,9 @@ class Receipt:
     error: str | None = None  # None when the result is "ok"
 
 
-def receipt_frame(context: str | None, message_id: MessageId | None = None,
-                  error: tuple[int, str] | None = None) -> str:
+def receipt_frame(
+    context: str | None, message_id: MessageId | None = None, error: tuple[int, str] | None = None
+) -> str:
     frame: dict[str, Any]
     if error is None:
         assert message_id is not None
@@ -315,8 +319,7 @@ def parse_consumer_frame(text: str | bytes) -> ConsumerCommand:
     if kind == "permit":
         n = frame.get("permitMessages")
         if not isinstance(n, int) or n <= 0:
-            raise FrameError("permitMessages must be a positive integer",
-                             ERR_FAILED_TO_DESERIALIZE)
+            raise FrameError("permitMessages must be a positive integer", ERR_FAILED_TO_DESERIALIZE)
         return ConsumerCommand("permit", permits=n)
     if kind in ("unsubscribe", "isEndOfTopic"):
         return ConsumerCommand(kind)

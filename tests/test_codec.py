@@ -53,7 +53,7 @@ def test_auto_tags_what_it_picked() -> None:
 
 def test_untagged_payload_decodes_as_text_or_bytes() -> None:
     pipe = REGISTRY.pipeline()
-    assert pipe.decode("Hello Macrometa Stream!".encode(), {}) == "Hello Macrometa Stream!"
+    assert pipe.decode(b"Hello Macrometa Stream!", {}) == "Hello Macrometa Stream!"
     assert pipe.decode(b"\xff\xfe", {}) == b"\xff\xfe"
     assert REGISTRY.pipeline("json").decode(b'{"a": [1]}', {}) == {"a": [1]}
 

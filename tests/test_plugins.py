@@ -12,7 +12,9 @@ import streamfw
 from streamfw import PluginError, discover
 
 
-def install_dist(root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+def install_dist(
+    root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]
+) -> None:
     """Write an installed-looking distribution: modules plus a dist-info with entry points."""
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -68,7 +70,7 @@ def test_a_broken_plugin_is_reported_and_the_others_still_load(site: Path) -> No
     broken = {i.name: i for i in found.infos}["broken"]
     assert not broken.loaded and "needs libfoo" in (broken.error or "")
     assert "echo" in found.transports() and "loopback" in found.transports()
-    with pytest.raises(PluginError, match="broken.*needs libfoo"):
+    with pytest.raises(PluginError, match=r"broken.*needs libfoo"):
         found.transport("nope")
 
 
@@ -93,8 +95,12 @@ def test_unknown_scheme_lists_what_is_available() -> None:
 
 
 def test_two_plugins_claiming_one_scheme_is_an_error(site: Path) -> None:
-    install_dist(site, "streamfw-dupe", {"dupe": "dupe_plugin"},
-                 {"dupe_plugin": ECHO_PLUGIN.replace('"echo"', '"loopback"')})
+    install_dist(
+        site,
+        "streamfw-dupe",
+        {"dupe": "dupe_plugin"},
+        {"dupe_plugin": ECHO_PLUGIN.replace('"echo"', '"loopback"')},
+    )
     with pytest.raises(PluginError, match="both offer a transport named 'loopback'"):
         discover().transports()
 

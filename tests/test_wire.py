@@ -62,16 +62,22 @@ def test_bad_message_ids_are_refused(bad: object) -> None:
 
 
 @given(st.binary(), properties, st.none() | st.text(), st.none() | st.text())
-def test_publish_frames_round_trip(payload: bytes, props: dict[str, str], key: str | None,
-                                   context: str | None) -> None:
+def test_publish_frames_round_trip(
+    payload: bytes, props: dict[str, str], key: str | None, context: str | None
+) -> None:
     env = Envelope(payload, props, key)
     assert parse_publish(publish_frame(env, context)) == (env, context)
 
 
 @pytest.mark.parametrize(
     ("frame", "code"),
-    [("not json", 3), ("[1]", 3), ("{}", 7), ('{"payload": "***"}', 7),
-     ('{"payload": "", "properties": {"a": 1}}', 3)],
+    [
+        ("not json", 3),
+        ("[1]", 3),
+        ("{}", 7),
+        ('{"payload": "***"}', 7),
+        ('{"payload": "", "properties": {"a": 1}}', 3),
+    ],
 )
 def test_bad_publish_frames_carry_the_pulsar_code(frame: str, code: int) -> None:
     with pytest.raises(FrameError) as err:
@@ -97,8 +103,9 @@ def test_delivery_frames_round_trip() -> None:
 
 
 def test_delivery_accepts_older_pulsar_time_and_missing_fields() -> None:
-    frame = json.dumps({"messageId": "CAUQBw==", "payload": "aGk=",
-                        "publishTime": "2024-05-01 12:00:00.123"})
+    frame = json.dumps(
+        {"messageId": "CAUQBw==", "payload": "aGk=", "publishTime": "2024-05-01 12:00:00.123"}
+    )
     got, _ = parse_delivery("s", frame)
     assert got.payload == b"hi" and got.publish_time.tzinfo is not None
     assert got.properties == {} and got.redelivery_count == 0

@@ -54,7 +54,7 @@ class _Host:
 
     def tick_locked(self) -> None:
         deadline = self.broker.next_deadline()
-        if deadline is not None and deadline <= self.clock() or self.broker.message_ttl:
+        if (deadline is not None and deadline <= self.clock()) or self.broker.message_ttl:
             self.broker.tick()
             self._route()
 

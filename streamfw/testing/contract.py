@@ -126,7 +126,12 @@ class TransportContract:
         with stream.consumer("sub") as c, stream.producer() as p:
             mid = p.send({"n": 1}, properties={"k": "v"}, key="user-7")
             msg = must_receive(c)
-            assert (msg.id, msg.value, msg.key, msg.properties["k"]) == (mid, {"n": 1}, "user-7", "v")
+            assert (msg.id, msg.value, msg.key, msg.properties["k"]) == (
+                mid,
+                {"n": 1},
+                "user-7",
+                "v",
+            )
             assert msg.redelivery_count == 0 and msg.stream == stream.name
             msg.ack()
             assert c.receive(harness.settle) is None
@@ -166,9 +171,10 @@ class TransportContract:
     def test_new_subscription_starts_at_latest_unless_earliest(self, stream: Stream) -> None:
         with stream.producer() as p:
             p.send("before")
-            with stream.consumer("late") as late, stream.consumer(
-                "early", initial_position="earliest"
-            ) as early:
+            with (
+                stream.consumer("late") as late,
+                stream.consumer("early", initial_position="earliest") as early,
+            ):
                 p.send("after")
                 assert must_receive(late).value == "after"
                 assert [must_receive(early).value for _ in range(2)] == ["before", "after"]
@@ -212,9 +218,8 @@ class TransportContract:
         assert got == [b.value, 2, 3, 4]
 
     def test_other_type_refused_while_attached(self, stream: Stream) -> None:
-        with stream.consumer("sub", type="shared"):
-            with pytest.raises(SubscriptionBusy, match="type"):
-                stream.consumer("sub", type="failover")
+        with stream.consumer("sub", type="shared"), pytest.raises(SubscriptionBusy, match="type"):
+            stream.consumer("sub", type="failover")
 
     def test_failover_standby_takes_over(self, stream: Stream, harness: Harness) -> None:
         active = stream.consumer("sub", type="failover")
@@ -285,7 +290,9 @@ class TransportContract:
             harness.advance(11)
             assert c.receive(harness.settle) is None
 
-    def test_receiver_queue_bounds_unacked_in_flight(self, stream: Stream, harness: Harness) -> None:
+    def test_receiver_queue_bounds_unacked_in_flight(
+        self, stream: Stream, harness: Harness
+    ) -> None:
         with stream.consumer("sub", receiver_queue_size=2) as c, stream.producer() as p:
             for i in range(5):
                 p.send(i)

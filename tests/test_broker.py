@@ -1,0 +1,144 @@
+"""Broker-core rules that the public API does not reach directly (TTL, expiry, stats, timers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamfw import LocalProtocolError, StreamNotFound
+from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
+from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
+from streamfw.message import Envelope, MessageId
+from streamfw.testing import ManualClock
+
+S = StreamRef("s")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def broker(clock: ManualClock) -> Broker:
+    b = Broker(clock=clock)
+    b.create_stream(S)
+    return b
+
+
+def delivered(broker: Broker) -> list[tuple[int, bytes, int]]:
+    return [
+        (e.consumer, e.delivery.payload, e.delivery.redelivery_count)
+        for e in broker.events()
+        if isinstance(e, Deliver)
+    ]
+
+
+def test_publish_time_comes_from_the_injected_clock(broker: Broker, clock: ManualClock) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions())
+    broker.publish(S, Envelope(b"x"))
+    (event,) = broker.events()
+    assert isinstance(event, Deliver) and event.consumer == c
+    assert event.delivery.publish_time.timestamp() == clock()
+
+
+def test_timers_are_reported_and_run_only_when_due(broker: Broker, clock: ManualClock) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions(nack_delay=5, ack_timeout=20))
+    mid = broker.publish(S, Envelope(b"x"))
+    broker.events()
+    assert broker.next_deadline() == clock() + 20
+    broker.nack(c, mid)
+    assert broker.next_deadline() == clock() + 5  # the stale ack-timeout entry is skipped
+    clock.advance(4.9)
+    broker.tick()
+    assert delivered(broker) == []
+    clock.advance(0.2)
+    broker.tick()
+    assert delivered(broker) == [(c, b"x", 1)]
+
+
+def test_message_ttl_expires_unacked_messages(broker: Broker, clock: ManualClock) -> None:
+    broker.subscribe(S, "sub", ConsumerOptions(receiver_queue_size=1))
+    for i in range(3):
+        broker.publish(S, Envelope(bytes([i])))
+    broker.message_ttl = 60
+    clock.advance(61)
+    broker.tick()
+    assert broker.backlog(S) == 0
+
+
+def test_expire_acks_old_messages_everywhere(broker: Broker, clock: ManualClock) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions(receiver_queue_size=1))
+    broker.publish(S, Envelope(b"old"))
+    clock.advance(100)
+    broker.publish(S, Envelope(b"new"))
+    broker.events()
+    broker.expire(S, 50)
+    assert broker.backlog(S) == 1
+    assert delivered(broker) == [(c, b"new", 0)]  # the held old one was dropped, room freed
+
+
+def test_stats_look_like_pulsar(broker: Broker) -> None:
+    broker.subscribe(S, "sub", ConsumerOptions(type="shared", consumer_name="c1"))
+    broker.open_producer(S)
+    broker.publish(S, Envelope(b"abc"))
+    stats = broker.stats(S)
+    assert stats["msgInCounter"] == 1 and stats["storageSize"] == 3
+    sub = stats["subscriptions"]["sub"]
+    assert sub["type"] == "Shared" and sub["msgBacklog"] == 1
+    assert sub["consumers"] == [{"consumerName": "c1", "unackedMessages": 1}]
+    assert len(stats["publishers"]) == 1
+
+
+def test_forced_delete_closes_attached_clients(broker: Broker) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions())
+    p = broker.open_producer(S)
+    broker.delete_stream(S, force=True)
+    events = broker.events()
+    assert ConsumerClosed(c, "stream s was deleted") in events
+    assert ProducerClosed(p, "stream s was deleted") in events
+    with pytest.raises(StreamNotFound):
+        broker.publish(S, Envelope(b"x"))
+
+
+def test_failover_reports_who_is_active(broker: Broker) -> None:
+    a = broker.subscribe(S, "sub", ConsumerOptions(type="failover"))
+    b = broker.subscribe(S, "sub", ConsumerOptions(type="failover"))
+    assert broker.events() == [ActiveChanged(a, True), ActiveChanged(b, False)]
+    broker.close_consumer(a)
+    assert broker.events() == [ActiveChanged(b, True)]
+    assert broker.is_active(b)
+
+
+def test_acks_for_ids_never_delivered_are_refused(broker: Broker) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions())
+    with pytest.raises(LocalProtocolError, match="never delivered"):
+        broker.ack(c, MessageId("s", 1, 99))
+    with pytest.raises(LocalProtocolError, match="not a message of stream"):
+        broker.ack(c, MessageId("other", 1, 0))
+    broker.close_consumer(c)
+    with pytest.raises(LocalProtocolError, match="closed"):
+        broker.ack(c, MessageId("s", 1, 0))
+
+
+def test_acks_are_idempotent_and_trim_the_log(broker: Broker) -> None:
+    c = broker.subscribe(S, "sub", ConsumerOptions())
+    mid = broker.publish(S, Envelope(b"x"))
+    broker.ack(c, mid)
+    broker.ack(c, mid)
+    assert broker.backlog(S) == 0
+    assert broker.stats(S)["storageSize"] == 0  # nobody needs it: gone from the log
+
+
+def test_reader_from_a_foreign_id_is_refused(broker: Broker) -> None:
+    with pytest.raises(LocalProtocolError, match="not a message of stream"):
+        broker.open_reader(S, ReaderOptions(MessageId("s", 999, 0)))
+
+
+def test_unsubscribe_refused_while_others_attached(broker: Broker) -> None:
+    a = broker.subscribe(S, "sub", ConsumerOptions(type="shared"))
+    b = broker.subscribe(S, "sub", ConsumerOptions(type="shared"))
+    with pytest.raises(Exception, match="other consumers"):
+        broker.unsubscribe(a)
+    broker.close_consumer(b)
+    broker.unsubscribe(a)
+    assert broker.subscriptions(S) == []
