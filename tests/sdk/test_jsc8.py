@@ -129,3 +129,11 @@ def test_admin_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
     assert sub in before and sub not in after, run.explain()
     for name in ("publishMessage", "getStreamStatistics", "backlog", "deleteStream"):
         assert results[name][0]["error"] is False, run.explain()
+
+
+def test_consumer_on_missing_stream_gets_404(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    """jsc8 does not check first (unlike pyC8); the emulator refuses the upgrade with 404."""
+    run = sdk.run(JS, "consume", "--stream", unique("jsNone"))
+    assert run.returncode == 1, run.explain()
+    assert run.of("error")[0]["message"] == "Unexpected server response: 404", run.explain()
+    assert run.of("subscribed") == []
