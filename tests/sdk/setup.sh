@@ -17,6 +17,11 @@ bounded() { timeout --kill-after=10 "$STEP_TIMEOUT" "$@"; }
 digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 mkdir -p "$CACHE"
+# One installer at a time (two test sessions may start together).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$CACHE/.lock"
+    flock -w "$STEP_TIMEOUT" 9 || { say "error: $CACHE/.lock held too long" >&2; exit 1; }
+fi
 
 # --- pyC8 ---------------------------------------------------------------------
 PYENV="$CACHE/pyc8"
