@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 import streamfw
-from streamfw.errors import StreamError
+from streamfw import commands
+from streamfw.errors import ConfigError, StreamError
 from streamfw.plugins import discover
 
 URL_ENV = "STREAMFW_URL"
@@ -50,6 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_seconds, default=0.5, help="seconds between messages (default: 0.5)"
     )
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV),
+        help=f"server URL, e.g. macrometa+http://127.0.0.1:8080 (or ${URL_ENV})",
+    )
+    common.add_argument(
+        "--api-key",
+        help="API key (default: the transport's variable, e.g. $MACROMETA_API_KEY; never printed)",
+    )
+    common.add_argument("--fabric", help="GDN fabric (default: _system)")
+    common.add_argument(
+        "-o",
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        type=commands._property,
+        metavar="NAME=VALUE",
+        help="another transport option (repeatable)",
+    )
+    commands.add_produce(sub, common, _seconds, _positive_int)
+    commands.add_consume(sub, common, _seconds, _positive_int)
+    commands.add_admin(sub, common)
+
     plugins = sub.add_parser("plugins", help="list discovered plugins, transports and codecs")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -73,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return demo_main(client, args.count, args.interval, sys.stdout)
         if args.command == "plugins":
             return _plugins(args.json)
+        if args.command in _STREAM_COMMANDS:
+            with _connect(args) as client:
+                return _STREAM_COMMANDS[args.command](client, args, sys.stdout)
         if args.command == "emulator":
             if getattr(args, "missing", None):
                 print(
@@ -84,12 +113,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             from streamfw.emulator.command import run
 
             return run(args)
+    except ConfigError as exc:
+        print(f"streamfw: {exc}", file=sys.stderr)
+        return 2
     except StreamError as exc:
         print(f"streamfw: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")  # argparse makes this unreachable
+
+
+_STREAM_COMMANDS = {
+    "produce": commands.produce,
+    "consume": commands.consume,
+    "streams": commands.streams_command,
+    "subscriptions": commands.subscriptions_command,
+}
+
+
+def _connect(args: argparse.Namespace) -> streamfw.Client:
+    if not args.url:
+        raise ConfigError(
+            f"no server given: pass --url or set ${URL_ENV}. The default loopback:// broker"
+            " lives inside one process, so what this command did would vanish when it exits;"
+            " run `streamfw emulator` in another terminal and use"
+            " --url macrometa+http://127.0.0.1:8080"
+        )
+    options: dict[str, object] = dict(args.options)
+    if args.api_key:
+        options["api_key"] = args.api_key
+    if args.fabric:
+        options["fabric"] = args.fabric
+    return streamfw.connect(args.url, **options)
 
 
 def _plugins(as_json: bool) -> int:

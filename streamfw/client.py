@@ -72,7 +72,8 @@ class Client:
     def __repr__(self) -> str:
         # Only the scheme and host: URLs may carry credentials in their query.
         parts = urlsplit(self.url)
-        return f"<Client {parts.scheme}://{parts.hostname or ''}{parts.path}>"
+        port = f":{parts.port}" if parts.port else ""
+        return f"<Client {parts.scheme}://{parts.hostname or ''}{port}{parts.path}>"
 
     def _transport(self) -> Transport:
         if self._closed:

@@ -1,0 +1,225 @@
+"""The stream commands of the CLI, in-process on loopback and as processes on the emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import streamfw
+from streamfw.cli import main
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    """A loopback broker kept alive by the test, so commands run in-process share it."""
+    name = f"loopback://cli-{os.urandom(4).hex()}"
+    with streamfw.connect(name):
+        yield name
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_no_url_explains_loopback_and_points_at_the_emulator(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STREAMFW_URL", raising=False)
+    code, _, err = run(["streams", "list"], capsys)
+    assert code == 2
+    assert "loopback:// broker lives inside one process" in err and "streamfw emulator" in err
+
+
+def test_streams_and_subscriptions_admin(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["streams", "create", "orders", "--url", url], capsys)[0] == 0
+    code, _, err = run(["streams", "create", "orders", "--url", url], capsys)
+    assert code == 1 and "AlreadyExists" in err
+    assert run(["streams", "create", "orders", "--exist-ok", "--url", url], capsys)[0] == 0
+    code, out, _ = run(["streams", "list", "--json", "--url", url], capsys)
+    assert json.loads(out) == [{"name": "orders", "local": False}]
+    assert run(["produce", "orders", "--message", "m", "--url", url], capsys)[0] == 0
+    assert run(["streams", "backlog", "orders", "--url", url], capsys)[1].strip() == (
+        "stream: orders  backlog: 0"
+    )
+    code, out, _ = run(
+        ["consume", "orders", "--subscription", "s", "--timeout", "0.05", "--url", url], capsys
+    )
+    code, out, _ = run(["subscriptions", "list", "orders", "--json", "--url", url], capsys)
+    assert json.loads(out) == [{"name": "s", "type": "exclusive", "backlog": 0, "consumers": 0}]
+    assert run(["subscriptions", "delete", "orders", "s", "--url", url], capsys)[0] == 0
+    stats = json.loads(run(["streams", "stats", "orders", "--json", "--url", url], capsys)[1])
+    assert stats["msgInCounter"] == 1 and stats["subscriptions"] == {}
+    assert run(["streams", "delete", "orders", "--url", url], capsys)[0] == 0
+    code, _, err = run(["streams", "delete", "orders", "--url", url], capsys)
+    assert code == 1 and "StreamNotFound" in err
+
+
+def test_produce_then_consume_json_lines(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with streamfw.connect(url) as client:
+        stream = client.stream("orders").create()
+        consumer = stream.consumer("billing")  # creates the subscription (at latest)
+        consumer.close()
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00\xff")
+    assert (
+        run(
+            [
+                "produce",
+                "orders",
+                "--json",
+                '{"n": 1}',
+                "--key",
+                "k",
+                "--property",
+                "a=b",
+                "--url",
+                url,
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
+    assert run(["produce", "orders", "--file", str(blob), "--url", url], capsys)[0] == 0
+    code, out, err = run(
+        ["produce", "orders", "--message", "#{n}", "--count", "2", "--output-json", "--url", url],
+        capsys,
+    )
+    assert [json.loads(line)["n"] for line in out.splitlines()] == [1, 2]
+    assert "sent #2 '#2'" in err
+    code, out, _ = run(
+        ["consume", "orders", "--subscription", "billing", "--count", "4", "--json", "--url", url],
+        capsys,
+    )
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["value"] == {"n": 1} and records[0]["key"] == "k"
+    assert records[0]["properties"]["a"] == "b"
+    assert records[1]["payload_base64"] == "AP8="
+    assert [r["value"] for r in records[2:]] == ["#1", "#2"]
+
+
+def test_produce_reads_stdin_lines(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("one\ntwo\n"))
+    with streamfw.connect(url) as client:
+        stream = client.stream("lines").create()
+        with stream.consumer("s") as c:
+            assert run(["produce", "lines", "--url", url], capsys)[0] == 0
+            assert [c.receive(1).value for _ in range(2)] == ["one", "two"]  # type: ignore[union-attr]
+
+
+def test_consume_errors_are_clear(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["consume", "nope", "--subscription", "s", "--url", url], capsys)
+    assert code == 1 and "streamfw streams create nope" in err
+    with streamfw.connect(url) as client:
+        stream = client.stream("busy").create()
+        with stream.consumer("s"):
+            code, _, err = run(["consume", "busy", "--subscription", "s", "--url", url], capsys)
+    assert code == 1 and "SubscriptionBusy" in err and "'s'" in err
+    code, _, err = run(["produce", "nope", "--message", "x", "--url", url], capsys)
+    assert code == 1 and "or pass --create" in err
+    code, _, err = run(["produce", "x", "--json", "{bad", "--create", "--url", url], capsys)
+    assert code == 2 and "--json is not valid JSON" in err
+
+
+def test_no_ack_leaves_messages_in_the_backlog(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with streamfw.connect(url) as client:
+        stream = client.stream("keep").create()
+        stream.consumer("s").close()
+        with stream.producer() as p:
+            p.send("x")
+    run(
+        ["consume", "keep", "--subscription", "s", "--count", "1", "--no-ack", "--url", url], capsys
+    )
+    with streamfw.connect(url) as client:
+        assert client.stream("keep").backlog() == 1
+
+
+def test_seed_walkthrough_on_the_emulator(emulator: object, tmp_path: Path) -> None:
+    """Three terminals: a producer and two consumers on one exclusive subscription."""
+    env = {
+        **os.environ,
+        "STREAMFW_URL": f"macrometa+http://127.0.0.1:{emulator.port}",  # type: ignore[attr-defined]
+        "MACROMETA_API_KEY": emulator.api_key,
+    }  # type: ignore[attr-defined]
+    cli = [sys.executable, "-m", "streamfw"]
+    stream = f"walk{os.urandom(3).hex()}"
+    subprocess.run([*cli, "streams", "create", stream], env=env, check=True, timeout=60)
+    first = subprocess.Popen(
+        [
+            *cli,
+            "consume",
+            stream,
+            "--subscription",
+            "consumer-subscription",
+            "--count",
+            "3",
+            "--timeout",
+            "20",
+        ],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):  # until the first consumer holds the subscription
+            listed = subprocess.run(
+                [*cli, "subscriptions", "list", stream, "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            if any(s["consumers"] for s in json.loads(listed.stdout)):
+                break
+        second = subprocess.run(
+            [*cli, "consume", stream, "--subscription", "consumer-subscription", "--count", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "SubscriptionBusy" in second.stderr
+        produced = subprocess.run(
+            [
+                *cli,
+                "produce",
+                stream,
+                "--message",
+                "Hello #{n}",
+                "--count",
+                "3",
+                "--interval",
+                "0.1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert produced.returncode == 0, produced.stderr
+        out, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert [line.split("] ")[1] for line in out.splitlines()] == [
+        "'Hello #1'",
+        "'Hello #2'",
+        "'Hello #3'",
+    ]
