@@ -101,6 +101,7 @@ def test_produce_then_consume_json_lines(
         ["consume", "orders", "--subscription", "billing", "--count", "4", "--json", "--url", url],
         capsys,
     )
+    assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
     assert records[0]["value"] == {"n": 1} and records[0]["key"] == "k"
     assert records[0]["properties"]["a"] == "b"
