@@ -190,10 +190,25 @@ def flow_admin(client: C8Client, args: argparse.Namespace) -> None:
         "get_stream_subscriptions",
         lambda: client.get_stream_subscriptions(args.stream, local=False),
     )
-    if args.subscription:
+    if args.ttl:
+        _call("get_message_stream_ttl", lambda: client.get_message_stream_ttl(local=False))
+        _call("set_message_stream_ttl", lambda: client.set_message_stream_ttl(args.ttl))
+        _call("get_message_stream_ttl", lambda: client.get_message_stream_ttl(local=False))
+        _call("set_message_expiry_stream", lambda: client.set_message_expiry_stream(topic, 60))
+    if args.clear:
+        _call("clear_stream_backlog", lambda: client.clear_stream_backlog(args.clear))
+        _call("get_stream_backlog", lambda: client.get_stream_backlog(args.stream, local=False))
+    if args.unsubscribe:
+        _call("unsubscribe", lambda: client.unsubscribe(args.unsubscribe, local=False))
+        _call(
+            "get_stream_subscriptions",
+            lambda: client.get_stream_subscriptions(args.stream, local=False),
+        )
+    if args.delete_subscription:
+        sub = args.delete_subscription
         _call(
             "delete_stream_subscription",
-            lambda: client.delete_stream_subscription(topic, args.subscription, local=False),
+            lambda: client.delete_stream_subscription(topic, sub, local=False),
         )
         _call(
             "get_stream_subscriptions",
@@ -231,6 +246,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ack-first", type=int, default=-1, help="ack only the first N (-1: all)")
     p.add_argument("--ensure", action="store_true", help="consume: create the stream if missing")
     p.add_argument("--delete", action="store_true", help="admin: delete the stream at the end")
+    p.add_argument("--ttl", type=int, help="admin: get, set and get the message TTL; expiry")
+    p.add_argument("--clear", metavar="SUB", help="admin: clear_stream_backlog(SUB)")
+    p.add_argument("--unsubscribe", metavar="SUB", help="admin: unsubscribe(SUB)")
+    p.add_argument("--delete-subscription", metavar="SUB", help="admin: delete SUB of the stream")
     p.add_argument("--publish", help="admin: first publish this text over REST")
     p.add_argument("--start", default="latest", help="read: latest | earliest")
     p.add_argument("--timeout", type=float, default=5.0)

@@ -6,7 +6,9 @@ the SDK reaches the emulator through ``api-localhost`` over TLS with a test CA.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sdk_harness import Run, Sdk
@@ -48,6 +50,7 @@ def test_producer_to_consumer_with_acks(sdk: Sdk, unique: Callable[[str], str]) 
     assert {e["redeliveryCount"] for e in got.of("message")} == {0}
 
     # Everything was acked: a consumer coming back on the subscription gets nothing.
+    # The cleared subscription has nothing left to deliver.
     back = _ok(sdk.run(PY, "consume", "--stream", stream, "--subscription", sub, "--idle", "0.5"))
     assert back.payloads() == [], back.explain()
 
@@ -94,6 +97,7 @@ def test_returning_consumer_gets_what_it_did_not_ack(
     # Published while nobody is attached: waits in the subscription's backlog.
     _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "2", "--prefix", "later "))
 
+    # The cleared subscription has nothing left to deliver.
     back = _ok(sdk.run(PY, "consume", "--stream", stream, "--subscription", sub, "--count", "4"))
     assert back.payloads() == ["hello 1", "hello 2", "later 0", "later 1"], back.explain()
     # Redelivered ids are the ones first delivered.
@@ -120,7 +124,7 @@ def test_admin_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
     _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "1"))
     _ok(consumer.finish())
 
-    run = _ok(sdk.run(PY, "admin", "--stream", stream, "--subscription", sub, "--delete"))
+    run = _ok(sdk.run(PY, "admin", "--stream", stream, "--delete-subscription", sub, "--delete"))
     calls = [(e["call"], e) for e in run.of("admin")]
     errors = [(name, e["error"]) for name, e in calls if "error" in e]
     assert errors == [], run.explain()
@@ -177,10 +181,47 @@ def test_rest_publish_reaches_consumer_and_attached_subscription_is_kept(
         PY, "consume", "--stream", stream, "--subscription", sub, "--ensure", "--hold", "30"
     )
     consumer.wait_for("subscribed")
-    run = _ok(sdk.run(PY, "admin", "--stream", stream, "--subscription", sub, "--publish", "rest"))
+    run = _ok(
+        sdk.run(PY, "admin", "--stream", stream, "--delete-subscription", sub, "--publish", "rest")
+    )
     calls = {e["call"]: e for e in run.of("admin")}
     assert calls["publish_message_stream"].get("result") is True, run.explain()
     refused = calls["delete_stream_subscription"]["error"]
     assert (refused["type"], refused["status"]) == ("StreamDeleteError", 412), run.explain()
     assert consumer.wait_for("message")["payload"] == "rest"
     consumer.kill()
+
+
+def test_backlog_ttl_and_unsubscribe_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    stream, cleared, dropped = unique("py_more"), unique("subA"), unique("subB")
+    _ok(sdk.run(PY, "create", "--stream", stream))
+    consumers = [
+        sdk.start(PY, "consume", "--stream", stream, "--subscription", s, "--count", "1")
+        for s in (cleared, dropped)
+    ]
+    for c in consumers:
+        c.wait_for("subscribed")
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "3"))
+    for c in consumers:
+        _ok(c.finish())  # each acked "hello 0" only: a backlog of 2 per subscription
+
+    args = ["--ttl", "3600", "--clear", cleared, "--unsubscribe", dropped]
+    run = _ok(sdk.run(PY, "admin", "--stream", stream, *args))
+    calls = run.of("admin")
+    assert [e["call"] for e in calls if "error" in e] == [], run.explain()
+    results: dict[str, list[Any]] = {}
+    for e in calls:
+        results.setdefault(e["call"], []).append(e["result"])
+    assert str(results["get_message_stream_ttl"][1]) == "3600", run.explain()
+    before, after = results["get_stream_backlog"]
+    assert cleared in json.dumps(before), run.explain()
+    assert json.dumps(after) != json.dumps(before), run.explain()  # shape is the server's
+    subs_before, subs_after = results["get_stream_subscriptions"]
+    assert sorted(subs_before) == sorted([cleared, dropped]), run.explain()
+    assert subs_after == [cleared], run.explain()
+
+    # The cleared subscription has nothing left to deliver.
+    back = _ok(
+        sdk.run(PY, "consume", "--stream", stream, "--subscription", cleared, "--idle", "0.5")
+    )
+    assert back.payloads() == [], back.explain()
