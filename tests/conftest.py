@@ -1,14 +1,15 @@
-"""Shared fixtures. ``harness`` runs a test once per transport (see streamfw.testing)."""
+"""Shared fixtures. streamfw's own pytest plugin (streamfw.testing.pytest_plugin) provides the
+transport selection: pyproject.toml selects loopback and macrometa (against the emulator)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from streamfw.testing import Harness, LoopbackHarness
+from streamfw.testing import Harness
 
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.register_profile(
@@ -16,29 +17,13 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-# Transport name -> harness factory. The macrometa entry (emulator-backed) is added in
-# tests/macrometa_harness.py once that transport exists.
-HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {
-    "loopback": lambda request: LoopbackHarness(),
-    "macrometa": lambda request: __import__(
-        "streamfw_macrometa.testing"
-    ).testing.MacrometaHarness(),
-}
 
-
-@pytest.fixture(params=sorted(HARNESSES))
-def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    h = HARNESSES[request.param](request)
-    try:
-        yield h
-    finally:
-        h.close()
+@pytest.fixture
+def harness(streamfw_harness: Harness) -> Harness:
+    """The kit's contract tests ask for ``harness``; ours is the plugin's, per transport."""
+    return streamfw_harness
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[object]:
-    """One emulator per test session on 127.0.0.1, a free port, plain HTTP/WS."""
-    from streamfw.emulator import Emulator
-
-    with Emulator.start(host="127.0.0.1", port=0) as emu:
-        yield emu
+def emulator(streamfw_emulator: Any) -> Any:
+    return streamfw_emulator
