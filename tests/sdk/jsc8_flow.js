@@ -29,6 +29,8 @@ const DEFAULTS = {
   timeout: "5",
   ensure: "",
   "via-client": "",
+  email: "",
+  password: "",
 };
 
 const FLAGS = new Set(["ensure", "via-client"]);
@@ -221,7 +223,14 @@ async function main() {
   const { flow, opts } = parseArgs(process.argv.slice(2));
   if (!FLOWS[flow]) throw new Error(`unknown flow ${flow}; one of ${Object.keys(FLOWS)}`);
   const baseUrl = `https://${opts.host}:${opts.port}/`;
-  const client = new jsc8({ url: baseUrl, apiKey: opts.key, fabricName: opts.fabric });
+  let client;
+  if (opts.email) {
+    // fabric.login: POST /_open/auth, then "Bearer <jwt>" and the tenant from the answer.
+    client = new jsc8({ url: baseUrl, fabricName: opts.fabric });
+    await client.login(opts.email, opts.password);
+  } else {
+    client = new jsc8({ url: baseUrl, apiKey: opts.key, fabricName: opts.fabric });
+  }
   emit("client", { url: baseUrl, tenant: client._connection.getTenantName() });
   const stream = client.stream(opts.stream, false);
   const dcName = baseUrl.replace("https://", ""); // as the seed does: "<host>:<port>/"

@@ -72,12 +72,13 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
 
 
 def make_client(args: argparse.Namespace) -> C8Client:
+    """API key by default; with --email, pyC8's login (POST /_open/auth, then a JWT)."""
+    if args.email:
+        credentials = {"email": args.email, "password": args.password}
+    else:
+        credentials = {"apikey": args.key}
     return C8Client(
-        protocol="https",
-        host=args.host,
-        port=args.port,
-        geofabric=args.fabric,
-        apikey=args.key,
+        protocol="https", host=args.host, port=args.port, geofabric=args.fabric, **credentials
     )
 
 
@@ -234,6 +235,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("STREAMFW_SDK_HOST", "localhost"))
     p.add_argument("--port", type=int, default=int(os.environ.get("STREAMFW_SDK_PORT", "443")))
     p.add_argument("--key", default=os.environ.get("STREAMFW_SDK_API_KEY"))
+    p.add_argument("--email", help="log in with email + password instead of the API key")
+    p.add_argument("--password", default="")
     p.add_argument("--fabric", default="_system")
     p.add_argument("--stream", default="stream_quickstart")
     p.add_argument("--subscription", default="consumer_subscription")

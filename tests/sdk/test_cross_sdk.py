@@ -55,3 +55,31 @@ def test_both_sdks_agree_on_tenant_and_topics(sdk: Sdk, unique: Callable[[str], 
     consumer.wait_for("subscribed")
     _ok(sdk.run("jsc8", "produce", "--stream", stream, "--count", "3", "--prefix", "js "))
     assert _ok(consumer.finish()).payloads() == ["js 0", "js 1", "js 2"]
+
+
+def test_email_password_login_in_both_sdks(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    """pyC8 C8Client(email=, password=) and jsc8 login(): POST /_open/auth, then a JWT.
+
+    The development emulator accepts any password; WebSockets then carry
+    ``Authorization: bearer <jwt>`` (pyC8) or ``?otp=`` fetched with the JWT (jsc8).
+    """
+    stream, sub = unique("x_login"), unique("sub")
+    login = ["--email", "root@example.com", "--password", "anything"]
+    consumer = sdk.start(
+        "pyc8",
+        "consume",
+        "--stream",
+        stream,
+        "--subscription",
+        sub,
+        "--count",
+        "2",
+        "--ensure",
+        *login,
+    )
+    consumer.wait_for("subscribed")
+    producer = _ok(sdk.run("jsc8", "produce", "--stream", stream, "--count", "2", *login))
+    assert producer.of("client")[0]["tenant"] == sdk.emulator.tenant, producer.explain()
+    got = _ok(consumer.finish())
+    assert got.of("client")[0]["tenant"] == sdk.emulator.tenant, got.explain()
+    assert got.payloads() == ["hello 0", "hello 1"], got.explain()
