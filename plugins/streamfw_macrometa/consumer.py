@@ -2,9 +2,12 @@
 
 Deliveries are queued tagged with the connection's generation. After a reconnect the broker
 sends every unacknowledged message again, so deliveries still queued from the old connection
-are dropped (``receive`` skips old generations) rather than shown twice. Messages acknowledged
-here are remembered (the most recent ``ACK_MEMORY``): if one comes back because its ack died
-with the connection, it is acked again silently and never shown -- nothing acked comes back.
+are dropped (``receive`` skips old generations) rather than shown twice. Likewise a queued
+copy is dropped when a newer copy of the same message arrives (an ack timeout or nack
+redelivered it before the application took the first one), and when the application acks
+that message through an earlier copy. Messages acknowledged here are remembered (the most
+recent ``ACK_MEMORY``): if one comes back because its ack died with the connection, it is
+acked again silently and never shown -- nothing acked comes back.
 
 A reader frees its window slot (a ``{"messageId"}`` frame, which acks nothing on a reader)
 when the application takes the message; after a reconnect it resumes after the last message
@@ -14,6 +17,7 @@ taken.
 from __future__ import annotations
 
 import collections
+import itertools
 import queue
 import time
 
@@ -40,8 +44,10 @@ class MacrometaConsumer(Link):
         super().__init__(connector, what)
         self._stream = stream
         self._reader = subscription is None
-        self._queue: queue.SimpleQueue[tuple[int, Delivery] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, int, Delivery] | None] = queue.SimpleQueue()
         self._generation = 0
+        self._arrivals = itertools.count()
+        self._latest: dict[MessageId, int] = {}  # queued message -> its newest arrival
         self._raw: dict[MessageId, str] = {}  # delivered, not yet acked or nacked
         self._acked: collections.OrderedDict[MessageId, None] = collections.OrderedDict()
         self.start()
@@ -60,9 +66,16 @@ class MacrometaConsumer(Link):
                 return None
             if item is None:
                 continue  # woken up: closed or failed, checked above
-            generation, delivery = item
-            if generation != self._generation:
-                continue  # the broker redelivers it on the new connection
+            generation, arrival, delivery = item
+            mid = delivery.message_id
+            with self.lock:
+                if generation != self._generation:
+                    continue  # the broker redelivers it on the new connection
+                if self._latest.get(mid) != arrival:
+                    continue  # a newer copy is queued behind it
+                del self._latest[mid]
+                if mid in self._acked:
+                    continue  # acked through an earlier copy
             if self._reader:
                 raw = self._raw.pop(delivery.message_id, None)
                 if raw is not None:
@@ -107,20 +120,18 @@ class MacrometaConsumer(Link):
         delivery, raw = wire.parse_delivery(self._stream.name, text)
         mid = delivery.message_id
         with self.lock:
-            if mid in self._acked:
-                again = True
-            else:
-                again = False
+            again = mid in self._acked
+            if not again:
                 self._raw[mid] = raw
-            generation = self._generation
+                arrival = self._latest[mid] = next(self._arrivals)
+                self._queue.put((self._generation, arrival, delivery))
         if again:
             self.write(wire.ack_frame(raw))
-            return
-        self._queue.put((generation, delivery))
 
     def on_disconnect(self) -> None:
         with self.lock:
             self._generation += 1
+            self._latest.clear()
 
     def on_reconnect(self, ws: websocket.WebSocket) -> None:
         pass
