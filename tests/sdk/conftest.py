@@ -14,12 +14,17 @@ import importlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The test modules import sdk_harness by name; make that work under any --import-mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from sdk_harness import HERE, Sdk, SdkEnv, TlsFiles
 
 ROOT = HERE.parent.parent
