@@ -31,9 +31,10 @@ const DEFAULTS = {
   "via-client": "",
   email: "",
   password: "",
+  "seed-race": "",
 };
 
-const FLAGS = new Set(["ensure", "via-client"]);
+const FLAGS = new Set(["ensure", "via-client", "seed-race"]);
 
 function parseArgs(argv) {
   const [flow, ...rest] = argv;
@@ -66,13 +67,16 @@ function finish(code) {
   process.stdout.write("", () => process.exit(code));
 }
 
-async function ensureStream(client, stream, name) {
+async function ensureStream(client, stream, name, seedRace = false) {
   const exists = await client.hasStream(name, false);
   emit("has_stream", { stream: name, value: exists });
   if (!exists) {
-    // The seed does not await createStream(); we do, so the order is deterministic.
-    const res = await stream.createStream();
-    emit("created", { stream: name, stream_id: res.result["stream-id"] });
+    // The seed does not await createStream(); by default we do, so the order is
+    // deterministic. --seed-race reproduces the seed: creation races the WebSocket.
+    const created = stream.createStream().then((res) => {
+      emit("created", { stream: name, stream_id: res.result["stream-id"] });
+    });
+    if (!seedRace) await created;
   }
 }
 
@@ -83,7 +87,7 @@ async function flowCreate(client, stream, opts) {
 }
 
 async function flowProduce(client, stream, opts, dcName) {
-  await ensureStream(client, stream, opts.stream);
+  await ensureStream(client, stream, opts.stream, Boolean(opts["seed-race"]));
   // --via-client: the client helper, which takes the host from GET /datacenter/local.
   const producer = opts["via-client"]
     ? await client.createStreamProducer(opts.stream, false)
@@ -129,7 +133,7 @@ async function flowProduce(client, stream, opts, dcName) {
 }
 
 async function flowConsume(client, stream, opts, dcName) {
-  if (opts.ensure) await ensureStream(client, stream, opts.stream);
+  if (opts.ensure) await ensureStream(client, stream, opts.stream, Boolean(opts["seed-race"]));
   const consumer = opts["via-client"]
     ? await client.subscribe(opts.stream, false, false, opts.subscription)
     : stream.consumer(opts.subscription, dcName, { otp: await stream.getOtp() });
