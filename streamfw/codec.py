@@ -54,6 +54,11 @@ class CodecSpec:
     summary: str = ""
 
 
+# What ``json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))`` builds
+# on every call; made once (it keeps no state between calls, so threads may share it).
+_STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class JsonCodec:
     """UTF-8 JSON. Refuses NaN and infinities rather than writing invalid JSON."""
 
@@ -64,13 +69,14 @@ class JsonCodec:
             except TypeError:
                 pass  # e.g. ints beyond 64 bits: the stdlib path handles or explains them
             else:
-                # orjson writes NaN/inf as null; only then take the strict path to find out.
-                if b"null" not in out:
+                # orjson writes NaN/inf as null, so a null may stand for one. If the output
+                # reads back equal to the value, every null was a None (NaN equals nothing)
+                # and nothing was converted (datetime, tuple, ...): keep it. Otherwise take
+                # the strict path, which writes the value or explains why it cannot.
+                if b"null" not in out or _reads_back_as(out, value):
                     return out
         try:
-            return json.dumps(
-                value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            ).encode("utf-8")
+            return _STRICT_JSON.encode(value).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise EncodeError(f"json: cannot encode {type(value).__name__}: {exc}") from exc
 
@@ -81,6 +87,14 @@ class JsonCodec:
             return json.loads(data)
         except ValueError as exc:
             raise DecodeError(f"json: payload is not valid UTF-8 JSON: {exc}") from exc
+
+
+def _reads_back_as(out: bytes, value: Any) -> bool:
+    assert _orjson is not None
+    try:
+        return bool(_orjson.loads(out) == value)
+    except Exception:  # a user type's __eq__ may raise (numpy arrays do): not equal, then
+        return False
 
 
 class TextCodec:
