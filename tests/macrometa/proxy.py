@@ -1,0 +1,88 @@
+"""A tiny TCP proxy on 127.0.0.1 that tests can cut, refuse and listen to."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to ``target``.
+
+    ``cut()`` drops every open connection at once (both directions, mid-frame if need be);
+    while ``refusing`` is set new connections are closed on accept; ``captured`` holds the
+    first bytes each client sent (its HTTP request line and headers).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.refusing = threading.Event()
+        self.captured: list[bytes] = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refusing.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self.connections += 1
+                self._open += [client, upstream]
+            first = [True]
+            for a, b, name in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(
+                    target=self._pump, args=(a, b, first if name == "up" else None), daemon=True
+                ).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, first: list[bool] | None) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if first is not None and first[0]:
+                    first[0] = False
+                    with self._lock:
+                        self.captured.append(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def cut(self) -> int:
+        """Drop every open connection; returns how many sockets were cut."""
+        with self._lock:
+            victims, self._open = self._open, []
+        for s in victims:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        return len(victims)
+
+    def close(self) -> None:
+        self._closed = True
+        self.refusing.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.cut()

@@ -1,0 +1,196 @@
+"""WebSocket producer/consumer/reader against the emulator: auth forms, options, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import pytest
+from streamfw_macrometa.producer import MacrometaProducer
+from streamfw_macrometa.rest import Rest
+from streamfw_macrometa.ws import Connector
+
+from streamfw.api import StreamRef
+from streamfw.client import Client
+from streamfw.errors import (
+    AuthError,
+    Closed,
+    SendError,
+    StreamNotFound,
+    SubscriptionBusy,
+    Unsupported,
+)
+from streamfw.message import Envelope
+from streamfw.testing.contract import unique
+from tests.macrometa.conftest import KEY
+from tests.macrometa.proxy import Proxy
+
+
+def upgrades(proxy: Proxy) -> list[tuple[str, dict[str, list[str]], dict[str, str]]]:
+    """(path, query, headers) of every WebSocket upgrade that went through the proxy."""
+    out = []
+    for raw in proxy.captured:
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        _, target, _ = head[0].split(" ")
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+        if headers.get("upgrade", "").lower() == "websocket":
+            parts = urlsplit(target)
+            out.append((parts.path, parse_qs(parts.query), headers))
+    return out
+
+
+def via(proxy: Proxy) -> str:
+    return f"macrometa+http://127.0.0.1:{proxy.port}"
+
+
+def test_header_auth_by_default(make_client: Callable[..., Client], proxy: Proxy) -> None:
+    client = make_client(via(proxy))
+    s = client.stream(unique("hdr")).create()
+    with s.consumer("c"), s.producer():
+        pass
+    ups = upgrades(proxy)
+    assert len(ups) == 2
+    for path, query, headers in ups:
+        assert headers["authorization"] == f"apikey {KEY}"
+        assert "otp" not in query
+        assert path.startswith("/_ws/ws/v2/")
+        assert "/persistent/acme/c8global._system/c8globals." in path
+
+
+def test_otp_auth_fetches_a_fresh_one_per_connect(
+    make_client: Callable[..., Client], proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued: list[str] = []
+    original = Rest.otp
+
+    def spy(self: Rest) -> str:
+        otp = original(self)
+        issued.append(otp)
+        return otp
+
+    monkeypatch.setattr(Rest, "otp", spy)
+    client = make_client(via(proxy), auth="otp")
+    s = client.stream(unique("otp")).create()
+    with s.consumer("c") as c, s.producer() as p:
+        p.send("hello")
+        c.receive(5).ack()
+        proxy.cut()  # both reconnect, each with a new OTP
+        p.send("again")
+        assert c.receive(5).value == "again"
+    ws = upgrades(proxy)
+    assert len(ws) == 4 and len(issued) == 4 and len(set(issued)) == 4
+    assert [q["otp"] for _, q, _ in ws] == [[o] for o in issued]  # same order, each used once
+    assert all("authorization" not in h for _, _, h in ws)
+
+
+def test_consumer_options_are_sent(make_client: Callable[..., Client], proxy: Proxy) -> None:
+    client = make_client(via(proxy), extensions=True)
+    s = client.stream(unique("opts")).create()
+    with (
+        s.consumer(
+            "sub",
+            type="shared",
+            receiver_queue_size=7,
+            consumer_name="worker-1",
+            ack_timeout=12,
+            nack_delay=1.5,
+            initial_position="earliest",
+        ),
+        s.reader("earliest", receiver_queue_size=9, name="r1"),
+        s.producer(name="p1"),
+    ):
+        pass  # fmt: skip
+    (cpath, cq, _), (rpath, rq, _), (ppath, pq, _) = upgrades(proxy)
+    assert cpath.endswith("/sub") and "/consumer/" in cpath
+    assert {k: v[0] for k, v in cq.items()} == {
+        "subscriptionType": "Shared", "receiverQueueSize": "7", "consumerName": "worker-1",
+        "ackTimeoutMillis": "12000", "negativeAckRedeliveryDelay": "1500",
+        "subscriptionInitialPosition": "Earliest",
+    }  # fmt: skip
+    assert "/reader/" in rpath
+    assert {k: v[0] for k, v in rq.items()} == {
+        "receiverQueueSize": "9", "readerName": "r1", "messageId": "earliest",
+    }  # fmt: skip
+    assert "/producer/" in ppath and pq["producerName"] == ["p1"]
+
+
+def test_earliest_refused_without_extensions(make_client: Callable[..., Client]) -> None:
+    s = make_client().stream(unique("early")).create()
+    with pytest.raises(Unsupported, match="initial position"):
+        s.consumer("sub", initial_position="earliest")
+
+
+def test_exclusive_busy_and_missing_stream(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    s = client.stream(unique("busy")).create()
+    with s.consumer("orders-sub"):
+        with pytest.raises(SubscriptionBusy, match="orders-sub") as e:
+            s.consumer("orders-sub")
+        assert (e.value.subscription, e.value.stream) == ("orders-sub", s.name)
+        assert "HTTP 409" in str(e.value)
+    with pytest.raises(StreamNotFound, match="nope"):
+        client.stream("nope").producer()
+
+
+def test_handshake_statuses_map_without_the_precheck(make_client: Callable[..., Client]) -> None:
+    transport = make_client().transport
+    ghost = StreamRef(unique("ghost"))
+    with pytest.raises(StreamNotFound, match="HTTP 404"):
+        transport._connector("consumer", ghost, {}, "sub").open()  # type: ignore[attr-defined]
+    otp_settings = attrs.evolve(transport.settings, auth="otp")  # type: ignore[attr-defined]
+    rest = Rest(otp_settings)
+    rest.otp = lambda: "not-a-real-otp"  # type: ignore[method-assign]
+    connector = Connector(
+        otp_settings, rest, otp_settings.ws_url, f"consumer/persistent/acme/c8global._system/"
+        f"{ghost.topic}/sub", {}, stream=ghost.name, subscription="sub",
+    )  # fmt: skip
+    with pytest.raises(AuthError, match="HTTP 401") as e:
+        connector.open()
+    assert "not-a-real-otp" not in str(e.value) and "S3cr3t" not in str(e.value)
+    rest.close()
+
+
+def test_send_error_receipt_fails_the_future(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    s = client.stream(unique("senderr")).create()
+    link = client.transport.open_producer(s.ref, __import__("streamfw").ProducerOptions())
+    assert isinstance(link, MacrometaProducer)
+    with link._idle:  # hold the reader thread off while we inject a refusal
+        future = link.send(Envelope(b"x"))
+        (context,) = link._pending
+        link.on_text(json.dumps({"result": "send-error:8", "errorMsg": "broker said no",
+                                 "context": str(context)}))  # fmt: skip
+    with pytest.raises(SendError, match="broker said no"):
+        future.result(5)
+    assert link.send(Envelope(b"y")).result(5).stream == s.name  # the link goes on
+    link.close()
+    with pytest.raises(Closed):
+        link.send(Envelope(b"z")).result(1)
+
+
+def test_forced_delete_closes_attached_links(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    s = client.stream(unique("del")).create()
+    c = s.consumer("sub")
+    p = s.producer()
+    s.delete(force=True)
+    with pytest.raises(Closed, match="no longer exists"):
+        c.receive(5)
+    with pytest.raises(Closed):
+        p.send("late", timeout=5)
+    c.close()
+    p.close()
+
+
+def test_reader_from_a_message_id_and_latest(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    s = client.stream(unique("rd")).create()
+    with s.consumer("keep"), s.producer() as p:  # a durable subscription keeps the log
+        ids = [p.send(i) for i in range(3)]
+        with s.reader(ids[0]) as r:
+            assert [r.receive(5).value for _ in range(2)] == [1, 2]
+        with s.reader("latest") as r:
+            p.send(3)
+            assert r.receive(5).value == 3

@@ -1,0 +1,201 @@
+"""REST admin mapped onto the emulator, status -> exception mapping, retries, headers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from streamfw.client import Client, connect
+from streamfw.errors import (
+    AlreadyExists,
+    AuthError,
+    ConnectFailed,
+    InUse,
+    StreamNotFound,
+    SubscriptionNotFound,
+    TransportError,
+    Unsupported,
+)
+from streamfw.testing.contract import unique
+from tests.macrometa.conftest import KEY
+from tests.macrometa.fake_http import FakeServer
+
+ERR = {"error": True, "code": 0, "errorMessage": "", "errorNum": 0}
+
+
+def err(status: int, text: str) -> tuple[int, dict[str, Any]]:
+    return status, {**ERR, "code": status, "errorMessage": text, "errorNum": status}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    server = FakeServer()
+    yield server
+    server.close()
+
+
+def fake_client(fake: FakeServer, **options: Any) -> Client:
+    opts = {"api_key": KEY, "timeout": 2.0, **options}
+    return connect(f"macrometa+http://127.0.0.1:{fake.port}", **opts)
+
+
+# ------------------------------------------------------------------ against the emulator
+
+
+def test_admin_round_trip(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    g, loc = client.stream(unique("g")), client.stream(unique("l"), local=True)
+    g.create()
+    loc.create()
+    with pytest.raises(AlreadyExists, match=g.name):
+        g.create()
+    assert g.exists() and loc.exists()
+    assert g.name in [s.name for s in client.streams(local=False)]
+    assert loc.name in [s.name for s in client.streams(local=True)]
+    assert {g.name, loc.name} <= {s.name for s in client.streams()}
+    with loc.consumer("audit"), loc.producer() as p:
+        p.send("x")
+        assert loc.stats()["msgInCounter"] == 1
+    assert loc.backlog() == 1
+    [info] = loc.subscriptions()
+    assert (info.name, info.type, info.backlog, info.consumers) == ("audit", "exclusive", 1, 0)
+    loc.clear_backlog()
+    assert loc.backlog() == 0
+    g.delete()
+    loc.delete()
+    with pytest.raises(StreamNotFound):
+        g.delete()
+    with pytest.raises(StreamNotFound):
+        g.backlog()
+
+
+def test_subscription_errors(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    s = client.stream(unique("subs")).create()
+    with pytest.raises(SubscriptionNotFound):
+        s.delete_subscription("nobody")
+    with pytest.raises(StreamNotFound):
+        client.stream(unique("gone")).delete_subscription("nobody")
+    c = s.consumer("busy")
+    with pytest.raises(InUse):
+        s.delete_subscription("busy")
+    with pytest.raises(InUse):
+        s.delete()
+    c.close()
+    s.delete_subscription("busy")
+    with pytest.raises(SubscriptionNotFound):
+        s.clear_backlog("busy")
+
+
+def test_clear_backlog_stays_on_its_stream(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    a, b = client.stream(unique("a")).create(), client.stream(unique("b")).create()
+    for s in (a, b):
+        with s.consumer("shared-name"):
+            pass
+        with s.producer() as p:
+            p.send(1)
+    a.clear_backlog()  # per stream: b keeps its backlog
+    assert (a.backlog(), b.backlog()) == (0, 1)
+    with pytest.raises(Unsupported, match=b.name):  # GDN's route would clear b's too
+        a.clear_backlog("shared-name")
+    b.delete_subscription("shared-name")
+    with a.producer() as p:
+        p.send(2)
+    a.clear_backlog("shared-name")
+    assert a.backlog() == 0
+
+
+def test_bad_key_is_an_auth_error(url: str) -> None:
+    with pytest.raises(AuthError, match="GET /_api/user: HTTP 401") as e:
+        connect(url, api_key="acme.example.WRONGKEY")
+    assert "WRONGKEY" not in str(e.value)
+
+
+def test_jwt_token_is_sent_as_bearer(url: str, emu: Any) -> None:
+    import requests
+
+    jwt = requests.post(f"{emu.url}/_open/auth", json={"email": "a@b", "password": KEY},
+                        timeout=5).json()["jwt"]  # fmt: skip
+    with connect(url, token=jwt) as client:
+        s = client.stream(unique("jwt")).create()
+        with s.consumer("c") as c, s.producer() as p:
+            p.send("via bearer")
+            assert c.receive(5).value == "via bearer"
+
+
+# ------------------------------------------------------------------ against a fake server
+
+
+def test_headers_paths_and_flags(fake: FakeServer) -> None:
+    ok = (200, {"error": False, "code": 200, "result": {}})
+    fake.answers[("POST", "/_fabric/prod/_api/streams/orders")] = [ok]
+    fake.answers[("DELETE", "/_fabric/prod/_api/streams/c8locals.orders")] = [ok]
+    with fake_client(fake, fabric="prod") as client:
+        client.stream("orders", local=True).create()
+        client.stream("orders", local=True).delete(force=True)
+    (_, _, user_headers), create, delete = fake.requests
+    assert user_headers["Authorization"] == f"apikey {KEY}"
+    assert create[:2] == ("POST", "/_fabric/prod/_api/streams/orders?global=false")
+    assert delete[:2] == ("DELETE", "/_fabric/prod/_api/streams/c8locals.orders?force=true")
+
+
+@pytest.mark.parametrize(
+    ("status", "exc"),
+    [(401, AuthError), (403, AuthError), (404, StreamNotFound), (412, InUse),
+     (500, TransportError)],
+)  # fmt: skip
+def test_status_mapping(fake: FakeServer, status: int, exc: type[Exception]) -> None:
+    fake.answers[("DELETE", "/_fabric/_system/_api/streams/c8globals.x")] = [err(status, "why")]
+    with fake_client(fake) as client, pytest.raises(exc, match=f"HTTP {status}.*why"):
+        client.stream("x").delete()
+
+
+def test_error_inside_a_200_envelope_is_an_error(fake: FakeServer) -> None:
+    fake.answers[("POST", "/_fabric/_system/_api/streams/x")] = [
+        (200, {**ERR, "code": 409, "errorMessage": "exists", "errorNum": 581})
+    ]
+    with fake_client(fake) as client, pytest.raises(AlreadyExists):
+        client.stream("x").create()
+
+
+def test_idempotent_calls_retry_transient_statuses(fake: FakeServer) -> None:
+    path = "/_fabric/_system/_api/streams"
+    fake.answers[("GET", path)] = [err(503, "busy"), err(502, "gw"), (200, {"result": []})]
+    with fake_client(fake, retries=3) as client:
+        assert client.streams() == []
+    assert fake.paths("GET").count(path) == 3
+
+
+def test_non_idempotent_calls_do_not_retry_a_server_answer(fake: FakeServer) -> None:
+    fake.answers[("POST", "/_fabric/_system/_api/streams/x")] = [err(503, "busy")]
+    with fake_client(fake, retries=3) as client, pytest.raises(TransportError, match="503"):
+        client.stream("x").create()
+    assert len(fake.paths("POST")) == 1
+
+
+def test_unreachable_server_fails_fast_naming_where() -> None:
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(ConnectFailed) as e:
+        connect(f"macrometa+http://127.0.0.1:{port}?fabric=f", api_key=KEY, retries=3)
+    assert time.monotonic() - start < 5
+    text = str(e.value)
+    assert f"GET /_api/user at http://127.0.0.1:{port}" in text
+    assert "3 attempt" in text and "refused" in text.lower()
+    assert "?" not in text and "S3cr3t" not in text
+
+
+def test_read_timeout_is_bounded() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=0.3, retries=2)
+        assert time.monotonic() - start < 5
