@@ -21,17 +21,26 @@ def settings(url: str, env: dict[str, str] | None = None, **options: object):  #
 @pytest.mark.parametrize(
     ("url", "rest", "ws"),
     [
-        ("macrometa://play.paas.macrometa.io", "https://api-play.paas.macrometa.io",
-         "wss://api-play.paas.macrometa.io"),
-        ("macrometa://api-gdn.example.com", "https://api-gdn.example.com",
-         "wss://api-gdn.example.com"),
-        ("macrometa://gdn.example.com:8443/", "https://api-gdn.example.com:8443",
-         "wss://api-gdn.example.com:8443"),
+        (
+            "macrometa://play.paas.macrometa.io",
+            "https://api-play.paas.macrometa.io",
+            "wss://api-play.paas.macrometa.io",
+        ),
+        (
+            "macrometa://api-gdn.example.com",
+            "https://api-gdn.example.com",
+            "wss://api-gdn.example.com",
+        ),
+        (
+            "macrometa://gdn.example.com:8443/",
+            "https://api-gdn.example.com:8443",
+            "wss://api-gdn.example.com:8443",
+        ),
         ("macrometa+https://localhost:8443", "https://localhost:8443", "wss://localhost:8443"),
         ("macrometa+http://127.0.0.1:9000", "http://127.0.0.1:9000", "ws://127.0.0.1:9000"),
         ("macrometa+http://[::1]:9000", "http://[::1]:9000", "ws://[::1]:9000"),
     ],
-)  # fmt: skip
+)
 def test_url_forms_and_the_api_host_rule(url: str, rest: str, ws: str) -> None:
     s = settings(url, api_key=KEY)
     assert (s.rest_url, s.ws_url) == (rest, ws)
@@ -40,9 +49,11 @@ def test_url_forms_and_the_api_host_rule(url: str, rest: str, ws: str) -> None:
 
 def test_explicit_rest_and_ws_urls_win() -> None:
     s = settings(
-        "macrometa://play.paas.macrometa.io", api_key=KEY,
-        rest_url="https://api-gdn-us-west.paas.macrometa.io", ws_url="wss://ws.example.com:444",
-    )  # fmt: skip
+        "macrometa://play.paas.macrometa.io",
+        api_key=KEY,
+        rest_url="https://api-gdn-us-west.paas.macrometa.io",
+        ws_url="wss://ws.example.com:444",
+    )
     assert s.rest_url == "https://api-gdn-us-west.paas.macrometa.io"
     assert s.ws_url == "wss://ws.example.com:444" and s.ws_url_fixed
     only_rest = settings("macrometa://x.example.com", api_key=KEY, rest_url="http://10.0.0.1:80")

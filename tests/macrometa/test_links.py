@@ -101,18 +101,23 @@ def test_consumer_options_are_sent(make_client: Callable[..., Client], proxy: Pr
         s.reader("earliest", receiver_queue_size=9, name="r1"),
         s.producer(name="p1"),
     ):
-        pass  # fmt: skip
+        pass
     (cpath, cq, _), (rpath, rq, _), (ppath, pq, _) = upgrades(proxy)
     assert cpath.endswith("/sub") and "/consumer/" in cpath
     assert {k: v[0] for k, v in cq.items()} == {
-        "subscriptionType": "Shared", "receiverQueueSize": "7", "consumerName": "worker-1",
-        "ackTimeoutMillis": "12000", "negativeAckRedeliveryDelay": "1500",
+        "subscriptionType": "Shared",
+        "receiverQueueSize": "7",
+        "consumerName": "worker-1",
+        "ackTimeoutMillis": "12000",
+        "negativeAckRedeliveryDelay": "1500",
         "subscriptionInitialPosition": "Earliest",
-    }  # fmt: skip
+    }
     assert "/reader/" in rpath
     assert {k: v[0] for k, v in rq.items()} == {
-        "receiverQueueSize": "9", "readerName": "r1", "messageId": "earliest",
-    }  # fmt: skip
+        "receiverQueueSize": "9",
+        "readerName": "r1",
+        "messageId": "earliest",
+    }
     assert "/producer/" in ppath and pq["producerName"] == ["p1"]
 
 
@@ -143,9 +148,14 @@ def test_handshake_statuses_map_without_the_precheck(make_client: Callable[..., 
     rest = Rest(otp_settings)
     rest.otp = lambda: "not-a-real-otp"  # type: ignore[method-assign]
     connector = Connector(
-        otp_settings, rest, otp_settings.ws_url, f"consumer/persistent/acme/c8global._system/"
-        f"{ghost.topic}/sub", {}, stream=ghost.name, subscription="sub",
-    )  # fmt: skip
+        otp_settings,
+        rest,
+        otp_settings.ws_url,
+        f"consumer/persistent/acme/c8global._system/{ghost.topic}/sub",
+        {},
+        stream=ghost.name,
+        subscription="sub",
+    )
     with pytest.raises(AuthError, match="HTTP 401") as e:
         connector.open()
     assert "not-a-real-otp" not in str(e.value) and "S3cr3t" not in str(e.value)
@@ -160,8 +170,11 @@ def test_send_error_receipt_fails_the_future(make_client: Callable[..., Client])
     with link._idle:  # hold the reader thread off while we inject a refusal
         future = link.send(Envelope(b"x"))
         (context,) = link._pending
-        link.on_text(json.dumps({"result": "send-error:8", "errorMsg": "broker said no",
-                                 "context": str(context)}))  # fmt: skip
+        link.on_text(
+            json.dumps(
+                {"result": "send-error:8", "errorMsg": "broker said no", "context": str(context)}
+            )
+        )
     with pytest.raises(SendError, match="broker said no"):
         future.result(5)
     assert link.send(Envelope(b"y")).result(5).stream == s.name  # the link goes on

@@ -119,8 +119,9 @@ def test_bad_key_is_an_auth_error(url: str) -> None:
 def test_jwt_token_is_sent_as_bearer(url: str, emu: Any) -> None:
     import requests
 
-    jwt = requests.post(f"{emu.url}/_open/auth", json={"email": "a@b", "password": KEY},
-                        timeout=5).json()["jwt"]  # fmt: skip
+    jwt = requests.post(
+        f"{emu.url}/_open/auth", json={"email": "a@b", "password": KEY}, timeout=5
+    ).json()["jwt"]
     with connect(url, token=jwt) as client:
         s = client.stream(unique("jwt")).create()
         with s.consumer("c") as c, s.producer() as p:
@@ -146,9 +147,14 @@ def test_headers_paths_and_flags(fake: FakeServer) -> None:
 
 @pytest.mark.parametrize(
     ("status", "exc"),
-    [(401, AuthError), (403, AuthError), (404, StreamNotFound), (412, InUse),
-     (500, TransportError)],
-)  # fmt: skip
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (404, StreamNotFound),
+        (412, InUse),
+        (500, TransportError),
+    ],
+)
 def test_status_mapping(fake: FakeServer, status: int, exc: type[Exception]) -> None:
     fake.answers[("DELETE", "/_fabric/_system/_api/streams/c8globals.x")] = [err(status, "why")]
     with fake_client(fake) as client, pytest.raises(exc, match=f"HTTP {status}.*why"):
