@@ -96,7 +96,13 @@ class Rest:
         timeout = self.settings.timeout
         for attempt in range(1, attempts + 1):
             try:
-                response = self.session.request(method, url, params=params, timeout=timeout)
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    timeout=timeout,
+                    verify=self.settings.verify,  # per call: requests lets REQUESTS_CA_BUNDLE
+                )  # override a session-level verify (requests issue #3829)
             except requests.exceptions.SSLError as exc:  # retrying will not help
                 raise ConnectFailed(
                     f"{what} at {self.settings.rest_url}: TLS failed: {reason(exc)}"
