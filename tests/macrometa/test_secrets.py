@@ -1,0 +1,87 @@
+"""No API key, token or OTP in logs, reprs or error messages (including chained causes)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from streamfw_macrometa.rest import Rest
+
+from streamfw.client import Client, connect
+from streamfw.errors import StreamError
+from streamfw.testing.contract import unique
+from tests.macrometa.conftest import KEY
+from tests.macrometa.proxy import Proxy
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__]
+
+
+@pytest.mark.parametrize("auth", ["header", "otp"])
+def test_no_secret_anywhere(
+    auth: str,
+    proxy: Proxy,
+    make_client: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    otps: list[str] = []
+    original = Rest.otp
+
+    def spy(self: Rest) -> str:
+        otps.append(original(self))
+        return otps[-1]
+
+    monkeypatch.setattr(Rest, "otp", spy)
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    errors: list[BaseException] = []
+
+    def expect_error(fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except StreamError as exc:
+            errors.append(exc)
+        else:
+            raise AssertionError("expected a StreamError")
+
+    url = f"macrometa+http://127.0.0.1:{proxy.port}"
+    client = make_client(url, auth=auth, reconnect_deadline=1.0)
+    s = client.stream(unique("secret")).create()
+    consumer = s.consumer("sub")
+    producer = s.producer()
+    producer.send("x")
+    consumer.receive(5)
+    expect_error(lambda: s.consumer("sub"))  # 409
+    expect_error(lambda: client.stream("missing").consumer("sub"))  # 404
+    expect_error(lambda: connect(url, api_key=KEY + "x"))  # 401 on /_api/user
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    expect_error(lambda: connect(f"macrometa+http://127.0.0.1:{dead}", api_key=KEY, retries=1))
+    proxy.refusing.set()
+    proxy.cut()  # the links give up after reconnect_deadline
+    expect_error(lambda: consumer.receive(5))
+    expect_error(lambda: producer.send("y", timeout=5))
+    texts += [repr(x) for x in (client, client.transport, client.transport.settings, s)]
+    texts += [repr(consumer), repr(producer), repr(client.transport.rest.session.auth)]
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [f"{e!s} {e!r}" for err in errors for e in chain(err)]
+    assert len(errors) == 6
+    assert any(r.name.startswith("urllib3") for r in caplog.records)  # the capture works
+    if auth == "otp":
+        assert otps
+    blob = "\n".join(texts)
+    for secret in (KEY, "S3cr3tK3yValue", *otps):
+        assert secret not in blob
