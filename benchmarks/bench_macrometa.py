@@ -1,0 +1,260 @@
+"""Benchmark: macrometa transport, producer -> emulator -> consumer, beside raw websocket-client.
+
+``.venv/bin/python -m benchmarks.bench_macrometa [--messages N] [--rounds R] [--json]``
+
+* streamfw: ``macrometa+http://`` to the emulator (plain WS on 127.0.0.1). One producer
+  thread calls ``send_async`` (window ``max_pending``), one consumer thread ``receive`` +
+  ``ack``; the run ends when every send is confirmed and every message acked.
+* floor: two raw websocket-client sockets doing the same exchange through a minimal aiohttp
+  relay (no broker, no admin): the producer pipelines ``{"payload", "properties", "context"}``
+  frames within the same window and reads every receipt; the consumer decodes base64 + JSON,
+  and acks each message. No reconnects, no bookkeeping: what a bare client could reach.
+
+Both servers run in their own processes, so the client side's GIL is not shared with them.
+Payload: the shared 1 KiB JSON document. Latency = publish -> received by the consumer, under
+load (the send time travels in a message property). Runs are interleaved; medians reported.
+Target: streamfw >= 60% of the floor's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.payload import compact, make_value
+
+WINDOW = 1000
+RECEIVE_TIMEOUT = 10.0
+TARGET = 0.60
+KEY = "bench.streamfw.emulator"
+
+_SERVE_EMULATOR = f"""
+import sys, time
+from streamfw.emulator import Emulator
+emu = Emulator.start(host="127.0.0.1", port=0, api_keys=[{KEY!r}])
+print(emu.port, flush=True)
+sys.stdin.read()
+emu.stop()
+"""
+
+_SERVE_RELAY = """
+import asyncio, sys
+from aiohttp import web, WSMsgType
+consumers = {}
+async def producer(request):
+    ws = web.WebSocketResponse(); await ws.prepare(request)
+    topic = request.match_info["topic"]; n = 0
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT: break
+        frame = __import__("json").loads(msg.data); n += 1
+        mid = f"{n:08d}"
+        await ws.send_str(__import__("json").dumps(
+            {"result": "ok", "messageId": mid, "context": frame.get("context")}))
+        out = __import__("json").dumps({"messageId": mid, "payload": frame["payload"],
+            "properties": frame.get("properties", {}), "redeliveryCount": 0})
+        c = consumers.get(topic)
+        if c is not None: await c.send_str(out)
+    return ws
+async def consumer(request):
+    ws = web.WebSocketResponse(); await ws.prepare(request)
+    consumers[request.match_info["topic"]] = ws
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT: break   # acks are read and dropped
+    return ws
+async def main():
+    app = web.Application()
+    app.router.add_get("/producer/{topic}", producer)
+    app.router.add_get("/consumer/{topic}", consumer)
+    runner = web.AppRunner(app); await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0); await site.start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+
+class Server:
+    """A server in a child process; it prints its port and stops when stdin closes."""
+
+    def __init__(self, code: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _threaded(produce: Callable[[], None], consume: Callable[[], None]) -> float:
+    errors: list[BaseException] = []
+
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+        def body() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # re-raised in the main thread
+                errors.append(exc)
+
+        return body
+
+    threads = [threading.Thread(target=guarded(f)) for f in (consume, produce)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def streamfw_run(port: int, value: Any, messages: int) -> tuple[float, list[float]]:
+    import streamfw
+
+    latencies: list[float] = []
+    url = f"macrometa+http://127.0.0.1:{port}"
+    with streamfw.connect(url, api_key=KEY) as client:
+        stream = client.stream(f"bench-{uuid.uuid4().hex[:8]}").create()
+        with stream.consumer("bench") as consumer, stream.producer(max_pending=WINDOW) as prod:
+
+            def produce() -> None:
+                futures = [
+                    prod.send_async(value, properties={"t": repr(time.perf_counter())})
+                    for _ in range(messages)
+                ]
+                prod.flush(60)
+                for f in futures:
+                    f.result(0)  # every send confirmed, or the run fails
+
+            def consume() -> None:
+                for _ in range(messages):
+                    msg = consumer.receive(RECEIVE_TIMEOUT)
+                    if msg is None:
+                        raise TimeoutError("streamfw: a message did not arrive")
+                    latencies.append(time.perf_counter() - float(msg.properties["t"]))
+                    msg.ack()
+                if msg.value != value:
+                    raise AssertionError("streamfw: the value was not decoded intact")
+
+            elapsed = _threaded(produce, consume)
+        stream.delete(force=True)
+    return messages / elapsed, latencies
+
+
+def raw_run(port: int, value: Any, messages: int) -> tuple[float, list[float]]:
+    import websocket
+
+    topic = uuid.uuid4().hex
+    opts = {"skip_utf8_validation": True, "timeout": RECEIVE_TIMEOUT}
+    cons = websocket.create_connection(f"ws://127.0.0.1:{port}/consumer/{topic}", **opts)
+    prod = websocket.create_connection(f"ws://127.0.0.1:{port}/producer/{topic}", **opts)
+    window = threading.Semaphore(WINDOW)
+    latencies: list[float] = []
+
+    def produce() -> None:
+        def receipts() -> None:
+            for _ in range(messages):
+                frame = json.loads(prod.recv())
+                if frame["result"] != "ok":
+                    raise AssertionError("raw: send refused")
+                window.release()
+
+        reader = threading.Thread(target=receipts)
+        reader.start()
+        for i in range(messages):
+            window.acquire()
+            payload = base64.b64encode(compact(value)).decode("ascii")
+            props = {"t": repr(time.perf_counter())}
+            prod.send(json.dumps({"payload": payload, "properties": props, "context": str(i)}))
+        reader.join(120)
+
+    def consume() -> None:
+        for _ in range(messages):
+            frame = json.loads(cons.recv())
+            got = json.loads(base64.b64decode(frame["payload"]))
+            latencies.append(time.perf_counter() - float(frame["properties"]["t"]))
+            cons.send(json.dumps({"messageId": frame["messageId"]}))
+        if got != value:
+            raise AssertionError("raw: the value was not decoded intact")
+
+    try:
+        elapsed = _threaded(produce, consume)
+    finally:
+        prod.close()
+        cons.close()
+    return messages / elapsed, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print raw figures as JSON")
+    args = parser.parse_args(argv)
+    value = make_value()
+    emulator, relay = Server(_SERVE_EMULATOR), Server(_SERVE_RELAY)
+    try:
+        runs = {
+            "streamfw": lambda: streamfw_run(emulator.port, value, args.messages),
+            "floor": lambda: raw_run(relay.port, value, args.messages),
+        }
+        for run in runs.values():  # warm-up, not kept
+            run()
+        rates: dict[str, list[float]] = {k: [] for k in runs}
+        p50: dict[str, list[float]] = {k: [] for k in runs}
+        p99: dict[str, list[float]] = {k: [] for k in runs}
+        names = list(runs)
+        for r in range(args.rounds):
+            for name in names[r % 2 :] + names[: r % 2]:  # alternate who goes first
+                rate, lat = runs[name]()
+                rates[name].append(rate)
+                p50[name].append(pct(lat, 0.50))
+                p99[name].append(pct(lat, 0.99))
+    finally:
+        emulator.close()
+        relay.close()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    ratio = med["streamfw"] / med["floor"]
+    if args.json:
+        print(json.dumps({"rates": rates, "p50": p50, "p99": p99, "ratio": ratio}))
+    print(f"macrometa benchmark: {args.messages} x 1 KiB messages, {args.rounds} rounds, medians")
+    print(f"{'':10} {'msgs/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
+    for name in names:
+        print(
+            f"{name:10} {med[name]:>10.0f} {statistics.median(p50[name]) * 1e3:>9.1f}"
+            f" {statistics.median(p99[name]) * 1e3:>9.1f}"
+        )
+    verdict = "PASS" if ratio >= TARGET else "MISS"
+    print(f"streamfw / floor = {ratio:.2f} (target >= {TARGET:.2f}): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
