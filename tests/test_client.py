@@ -195,3 +195,17 @@ def test_python_dash_m_and_version() -> None:
 def test_unknown_scheme_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--url", "kafka://x"]) == 1
     assert "PluginError: no transport for URL scheme 'kafka'" in capsys.readouterr().err
+
+
+def test_demo_runs_the_same_scenario_on_the_emulator(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamfw.emulator import Emulator
+
+    with Emulator.start(host="127.0.0.1", port=0) as emulator:  # its own: the demo's names
+        monkeypatch.setenv("MACROMETA_API_KEY", emulator.api_key)
+        url = f"macrometa+http://127.0.0.1:{emulator.port}"
+        assert main(["demo", "--count", "4", "--interval", "0.1", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert "consumer-2  refused:" in out and "Exclusive consumer is already connected" in out
+    assert "(redelivery 1) -> ack" in out and "4/4 messages delivered and acked" in out
