@@ -30,6 +30,7 @@ log = logging.getLogger("streamfw.emulator")
 
 MAX_CONNECTIONS = 1024  # concurrent HTTP requests + open WebSockets; more get 503
 MAX_FRAME = sockets.MAX_FRAME  # also the largest REST body (413 above it)
+POKE_SETTLE = 0.01  # seconds poke() lets pending frames be handled before ticking
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
@@ -195,6 +196,9 @@ class Emulator:
 
     async def _poke(self) -> None:
         assert self._state is not None
+        # Frames a client wrote just before calling poke() (an ack, say) are in our socket
+        # buffers already; let the loop read and handle them before timers fire.
+        await asyncio.sleep(POKE_SETTLE)
         for fabric in self._state.fabrics.values():
             fabric.tick()
 

@@ -348,6 +348,7 @@ async def _consumer_loop(
             try:
                 mid = decode_message_id(ref.name, cmd.message_id)
                 act = broker.ack if cmd.kind == "ack" else broker.nack
+                log.debug("%s: %s %s (consumer %d)", sock.label, cmd.kind, mid, cid)
                 fabric.call(lambda act=act, mid=mid: act(cid, mid))  # type: ignore[misc]
             except (FrameError, LocalProtocolError) as exc:
                 sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id))

@@ -65,6 +65,13 @@ class FabricHost:
         for event in self.broker.events():
             if isinstance(event, Deliver):
                 session = self.sessions.get(event.consumer)
+                log.debug(
+                    "fabric %s: deliver %s to consumer %d%s",
+                    self.name,
+                    event.delivery.message_id,
+                    event.consumer,
+                    "" if session else " (no socket: dropped)",
+                )
                 if session is not None:
                     session.deliver(delivery_frame(event.delivery))
             elif isinstance(event, (ConsumerClosed, ProducerClosed)):

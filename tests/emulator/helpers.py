@@ -22,10 +22,12 @@ class Api:
         self.fabric = fabric
         self.headers = {"Authorization": f"apikey {emu.api_key}"}
         self.session = requests.Session()
+        self.verify: bool | str = True  # a CA file for TLS tests
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
         kw.setdefault("headers", self.headers)
         kw.setdefault("timeout", 5)
+        kw.setdefault("verify", self.verify)  # explicit: REQUESTS_CA_BUNDLE beats session.verify
         return self.session.request(method, self.emu.url + path, **kw)
 
     def streams(self, method: str, tail: str = "", **kw: Any) -> requests.Response:

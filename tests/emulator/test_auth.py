@@ -1,0 +1,163 @@
+"""Credentials (protocol doc section 3): keys, tenants, JWTs, one-time passwords, log hygiene."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+import websocket
+
+from streamfw.emulator import Emulator
+from streamfw.emulator.auth import Authenticator, OtpStore, dev_key, tenant_of_key
+from streamfw.testing import ManualClock
+from tests.emulator.helpers import Api, refused, send
+
+
+@pytest.mark.parametrize(
+    ("key", "tenant"),
+    [
+        ("acme_example.com.mykey.SECRET", "acme_example.com"),
+        ("demo.example.secret", "demo"),
+        ("two.parts", "_mm"),
+        ("single", "_mm"),
+    ],
+)
+def test_tenant_of_key_as_jsc8(key: str, tenant: str) -> None:
+    assert tenant_of_key(key) == tenant
+
+
+def test_dev_key_round_trips_its_tenant() -> None:
+    assert tenant_of_key(dev_key("acme.io")) == "acme.io"
+    auth = Authenticator(None, "acme.io", ManualClock())
+    assert auth.api_keys == (dev_key("acme.io"),) and auth.development
+
+
+def test_otp_single_use_and_lifetime() -> None:
+    clock = ManualClock()
+    store = OtpStore(clock, lifetime=60)
+    a, b = store.issue(), store.issue()
+    assert store.redeem(a) and not store.redeem(a)
+    clock.advance(60)
+    assert store.redeem(b)  # still valid at exactly 60 s
+    c = store.issue()
+    clock.advance(60.5)
+    assert not store.redeem(c)
+    store.issue()
+    assert len(store) == 1  # expired ones are forgotten
+
+
+def test_api_key_header_scheme_is_case_insensitive(api: Api) -> None:
+    for scheme in ("apikey", "APIKEY", "ApiKey"):
+        r = api.request(
+            "GET", "/_api/user", headers={"Authorization": f"{scheme} {api.emu.api_key}"}
+        )
+        assert r.status_code == 200
+    assert api.request("GET", "/_api/user", headers={"Authorization": "basic x"}).status_code == 401
+
+
+def test_explicit_keys_and_tenant_derivation() -> None:
+    with Emulator.start(port=0, api_keys=["acme.io.k1.SECRET", "acme.io.k2.OTHER"]) as emu:
+        assert emu.tenant == "acme.io" and emu.api_key == "acme.io.k1.SECRET"
+        for key in ("acme.io.k1.SECRET", "acme.io.k2.OTHER"):
+            r = requests.get(
+                emu.url + "/_api/user", headers={"Authorization": f"apikey {key}"}, timeout=5
+            )
+            assert r.json()["result"][0]["tenant"] == "acme.io"
+        dev = {"Authorization": f"apikey {dev_key('acme.io')}"}
+        assert requests.get(emu.url + "/_api/user", headers=dev, timeout=5).status_code == 401
+
+
+def test_open_auth_jwt_works_as_bearer_everywhere() -> None:
+    with Emulator.start(port=0, api_keys=["t.k.SECRET"]) as emu:
+        bad = requests.post(
+            emu.url + "/_open/auth", json={"email": "a@b", "password": "no"}, timeout=5
+        )
+        assert bad.status_code == 401 and bad.json()["errorNum"] == 401
+        r = requests.post(
+            emu.url + "/_open/auth", data=b'{"email":"a@b","password":"t.k.SECRET"}', timeout=5
+        )  # pyC8 sends no content type
+        body = r.json()
+        assert r.status_code == 200 and body["tenant"] == "t" and body["username"] == "a@b"
+        jwt = body["jwt"]
+        for scheme in ("Bearer", "bearer"):
+            user = requests.get(
+                emu.url + "/_api/user", headers={"Authorization": f"{scheme} {jwt}"}, timeout=5
+            )
+            assert user.json()["result"][0]["tenant"] == "t"
+        api = Api(emu)
+        topic = api.create("j")
+        ws = websocket.create_connection(
+            api.ws_url("producer", topic), header=[f"Authorization: bearer {jwt}"], timeout=3
+        )
+        assert send(ws, b"x")["result"] == "ok"
+        forged = jwt[:-4] + ("AAAA" if not jwt.endswith("AAAA") else "BBBB")
+        assert (
+            requests.get(
+                emu.url + "/_api/user", headers={"Authorization": f"bearer {forged}"}, timeout=5
+            ).status_code
+            == 401
+        )
+
+
+def test_open_auth_accepts_anything_in_development_mode(api: Api) -> None:
+    r = api.request(
+        "POST", "/_open/auth", headers={}, json={"email": "dev@example.com", "password": "whatever"}
+    )
+    assert r.status_code == 200 and r.json()["tenant"] == "demo"
+    assert api.request("POST", "/_open/auth", headers={}, data=b"[]").status_code == 400
+
+
+def test_key_validate(api: Api) -> None:
+    path = "/_fabric/_system/_api/key/validate"
+    r = api.request("POST", path, headers={}, json={"apikey": api.emu.api_key})
+    assert r.status_code == 200 and r.json()["result"]["tenant"] == "demo"
+    assert "errorNum" not in r.json()
+    r = api.request("POST", path, headers={}, json={"apikey": "nope.nope.nope"})
+    assert r.status_code == 401 and r.json()["errorMessage"]
+    jwt = api.request("POST", "/_open/auth", json={"email": "e", "password": "p"}).json()["jwt"]
+    assert api.request("POST", path, headers={}, json={"jwt": jwt}).status_code == 200
+
+
+def test_websocket_with_otp_single_use(api: Api, topic: str) -> None:
+    otp = api.otp()
+    url = api.ws_url("producer", topic, otp=otp)
+    ws = api.connect(url, auth=False)
+    assert send(ws, b"x")["result"] == "ok"
+    err = refused(api, url, auth=False)
+    assert err.status_code == 401 and b"Failed to authenticate" in err.resp_body
+    assert refused(api, api.ws_url("producer", topic), auth=False).status_code == 401
+    assert refused(api, api.ws_url("producer", topic, otp="made-up"), auth=False).status_code == 401
+
+
+def test_otp_expires_after_its_lifetime(name: str) -> None:
+    clock = ManualClock()
+    with Emulator.start(port=0, clock=clock) as emu:
+        api = Api(emu)
+        topic = api.create(name)
+        fresh, stale = api.otp(), api.otp()
+        clock.advance(59)
+        api.connect(api.ws_url("producer", topic, otp=fresh), auth=False).close()
+        clock.advance(2)
+        url = api.ws_url("producer", topic, otp=stale)
+        assert refused(api, url, auth=False).status_code == 401
+
+
+def test_secrets_never_logged(caplog: pytest.LogCaptureFixture, name: str) -> None:
+    secret_key = "acme.k.TOPSECRETKEY"
+    caplog.set_level(logging.DEBUG)
+    with Emulator.start(port=0, api_keys=[secret_key]) as emu:
+        api = Api(emu)
+        topic = api.create(name)
+        otp = api.otp()
+        api.connect(api.ws_url("consumer", topic, "s", otp=otp), auth=False).close()
+        refused(api, api.ws_url("consumer", topic, "s", otp=otp), auth=False)  # reused: 401
+        jwt = api.request(
+            "POST", "/_open/auth", json={"email": "e", "password": secret_key}
+        ).json()["jwt"]
+        api.request("GET", "/_api/user", headers={"Authorization": f"bearer {jwt}"})
+        api.request("GET", "/_api/user", headers={"Authorization": "apikey wrong.k.GUESS"})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/_ws/ws/v2/consumer" in text  # requests were logged ...
+    for secret in (secret_key, "TOPSECRETKEY", otp, jwt, "GUESS"):
+        assert secret not in text  # ... without their credentials
