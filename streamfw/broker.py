@@ -314,8 +314,14 @@ class Broker:
                 subscription, options.type, True, start, start
             )
         sub.type = options.type
-        return self._attach(stream, sub, options.consumer_name, options.receiver_queue_size,
-                            options.ack_timeout, options.nack_delay)
+        return self._attach(
+            stream,
+            sub,
+            options.consumer_name,
+            options.receiver_queue_size,
+            options.ack_timeout,
+            options.nack_delay,
+        )
 
     def open_reader(self, ref: StreamRef, options: ReaderOptions) -> int:
         """A non-durable, exclusive cursor that starts where ``options.start`` says."""
@@ -331,14 +337,23 @@ class Broker:
             start = min(max(mid.entry + 1, stream.base), stream.end)
         name = f"reader-{next(self._ids)}"
         sub = stream.subs[name] = _Subscription(name, "exclusive", False, start, start)
-        return self._attach(stream, sub, options.reader_name, options.receiver_queue_size,
-                            None, 0.0)
+        return self._attach(
+            stream, sub, options.reader_name, options.receiver_queue_size, None, 0.0
+        )
 
-    def _attach(self, stream: _Stream, sub: _Subscription, name: str | None, queue: int,
-                ack_timeout: float | None, nack_delay: float) -> int:
+    def _attach(
+        self,
+        stream: _Stream,
+        sub: _Subscription,
+        name: str | None,
+        queue: int,
+        ack_timeout: float | None,
+        nack_delay: float,
+    ) -> int:
         cid = next(self._ids)
-        consumer = _Consumer(cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout,
-                             nack_delay)
+        consumer = _Consumer(
+            cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout, nack_delay
+        )
         sub.consumers.append(consumer)
         self._consumers[cid] = consumer
         if sub.type == "failover":
@@ -492,7 +507,7 @@ class Broker:
                 f"{mid} is not a message of stream {c.stream.ref} (subscription {c.sub.name!r})"
             )
         seq = mid.entry
-        known = (seq < c.sub.read_pos or seq in c.sub.ready_set or seq in c.sub.delayed)
+        known = seq < c.sub.read_pos or seq in c.sub.ready_set or seq in c.sub.delayed
         if not known and not c.sub.is_acked(seq):
             raise LocalProtocolError(
                 f"{mid} was never delivered on subscription {c.sub.name!r} of {c.stream.ref}"
@@ -575,14 +590,19 @@ class Broker:
                 heapq.heappush(self._timers, (deadline, 0, consumer.id, seq))
             stored = stream.log[seq - stream.base]
             env = stored.envelope
-            self._outbox.append(Deliver(consumer.id, Delivery(
-                MessageId(stream.ref.name, stream.ledger, seq),
-                env.payload,
-                env.properties,
-                env.key,
-                dt.datetime.fromtimestamp(stored.publish_time, dt.timezone.utc),
-                sub.redeliveries.get(seq, 0),
-            )))
+            self._outbox.append(
+                Deliver(
+                    consumer.id,
+                    Delivery(
+                        MessageId(stream.ref.name, stream.ledger, seq),
+                        env.payload,
+                        env.properties,
+                        env.key,
+                        dt.datetime.fromtimestamp(stored.publish_time, dt.timezone.utc),
+                        sub.redeliveries.get(seq, 0),
+                    ),
+                )
+            )
 
     @staticmethod
     def _pick(sub: _Subscription) -> _Consumer | None:
