@@ -226,13 +226,22 @@ def test_reader_earliest_latest_and_after_id(api: Api, topic: str) -> None:
     producer = api.producer(topic)
     ids = [send(producer, b"%d" % i)["messageId"] for i in range(3)]
     earliest = api.reader(topic, messageId="earliest")
-    assert [payload(recv(earliest)) for _ in range(3)] == [b"0", b"1", b"2"]
+    frames = [recv(earliest) for _ in range(3)]
+    assert [payload(f) for f in frames] == [b"0", b"1", b"2"]
+    for f in frames:
+        ack(earliest, f)
     latest = api.reader(topic)  # default latest
     after = api.reader(topic, messageId=ids[0])
     assert [payload(recv(after)) for _ in range(2)] == [b"1", b"2"]
     assert nothing(latest)
     send(producer, b"3")
     assert payload(recv(latest)) == b"3"
+    # a reader's {"messageId"} frames free its window but drop nothing for later readers
+    for ws in (earliest, after, latest):
+        ws.close()
+    again = api.reader(topic, messageId="earliest")
+    assert payload(recv(again)) == b"0"
+    again.close()
     # readers leave no subscription behind
     api.streams("GET", "")
     assert api.streams("GET", f"/{topic}/subscriptions").json()["result"] == []
