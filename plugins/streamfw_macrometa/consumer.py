@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import queue
 import time
 
@@ -27,6 +28,7 @@ from streamfw import wire
 from streamfw.api import StreamRef
 from streamfw.errors import LocalProtocolError, StreamError
 from streamfw.message import Delivery, MessageId
+from streamfw.wire import FrameError
 from streamfw_macrometa.ws import Connector, Link
 
 ACK_MEMORY = 100_000
@@ -117,7 +119,12 @@ class MacrometaConsumer(Link):
     # ----------------------------------------------------------------------- reader side
 
     def on_text(self, text: str) -> None:
-        delivery, raw = wire.parse_delivery(self._stream.name, text)
+        try:
+            delivery, raw = wire.parse_delivery(self._stream.name, text)
+        except FrameError:
+            if _is_notice(text):
+                return  # an error answer to one of our frames, or endOfTopic: not fatal
+            raise
         mid = delivery.message_id
         with self.lock:
             again = mid in self._acked
@@ -138,3 +145,13 @@ class MacrometaConsumer(Link):
 
     def on_fail(self, error: StreamError) -> None:
         self._queue.put(None)
+
+
+def _is_notice(text: str) -> bool:
+    """A server frame that is not a message: ``{"error": …, "code": …}`` (the emulator's answer
+    to a bad ack) or ``{"endOfTopic": …}``."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(frame, dict) and ("error" in frame or "endOfTopic" in frame)

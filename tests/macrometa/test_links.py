@@ -207,3 +207,18 @@ def test_reader_from_a_message_id_and_latest(make_client: Callable[..., Client])
         with s.reader("latest") as r:
             p.send(3)
             assert r.receive(5).value == 3
+
+
+def test_server_error_frames_do_not_drop_the_consumer(
+    make_client: Callable[..., Client], proxy: Proxy
+) -> None:
+    client = make_client(via(proxy))
+    s = client.stream(unique("errframe")).create()
+    with s.consumer("sub") as c, s.producer() as p:
+        link = c._link  # type: ignore[attr-defined]
+        before = proxy.connections
+        link.write(json.dumps({"messageId": "CGMQZA=="}))  # never delivered: error frame back
+        link.write(json.dumps({"type": "isEndOfTopic"}))  # {"endOfTopic": false} back
+        p.send("still here")
+        assert c.receive(5).value == "still here"
+        assert proxy.connections == before
