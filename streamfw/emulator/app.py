@@ -127,7 +127,8 @@ class Emulator:
         try:
             started.result(_START_TIMEOUT)
         except BaseException:
-            emu.stop()
+            emu._stopped = True  # the thread ends by itself after a failed start
+            emu._thread.join(_STOP_TIMEOUT)
             raise
         scheme = "https" if context else "http"
         shown = f"[{host}]" if ":" in host else host
@@ -187,11 +188,17 @@ class Emulator:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=context)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # e.g. the port is taken: leave nothing half-open
+            await self._runner.cleanup()
+            raise
         self.port = self._runner.addresses[0][1]
 
     def poke(self) -> None:
         """Run every fabric's due timers now, on the loop thread, and wait until done."""
+        if self._stopped:
+            raise RuntimeError("the emulator is stopped")
         asyncio.run_coroutine_threadsafe(self._poke(), self._loop).result(_STOP_TIMEOUT)
 
     async def _poke(self) -> None:

@@ -330,6 +330,8 @@ async def _consumer_loop(
     async for data in _frames(sock):
         if sock.closing:
             return
+        if sock.queue.qsize() >= 2 * MAX_QUEUED:  # answers pile up: the client is not reading
+            await sock.queue.join()
         try:
             cmd = parse_consumer_frame(data)
         except FrameError as exc:
@@ -340,7 +342,7 @@ async def _consumer_loop(
         elif cmd.kind == "unsubscribe" and kind == "consumer":
             try:
                 fabric.call(lambda: broker.unsubscribe(cid))
-            except InUse as exc:
+            except (InUse, LocalProtocolError) as exc:
                 sock.deliver(error_frame(ERR_FAILED_TO_SUBSCRIBE, str(exc)))
                 continue
             sock.close_soon(1000, "unsubscribed")

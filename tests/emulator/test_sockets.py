@@ -351,3 +351,44 @@ def test_stop_closes_every_socket(name: str) -> None:
     emu.stop()
     emu.stop()  # idempotent
     assert close_code(consumer) == 1001
+
+
+def test_abrupt_disconnect_hands_messages_back(api: Api, topic: str) -> None:
+    consumer = api.consumer(topic, "s")
+    send(api.producer(topic), b"m")
+    first = recv(consumer)
+    consumer.sock.close()  # no close frame: the TCP connection just goes away
+    for _ in range(50):  # until the server has noticed (409 while it has not)
+        try:
+            again = api.consumer(topic, "s")
+            break
+        except websocket.WebSocketBadStatusException as exc:
+            assert exc.status_code == 409
+    frame = recv(again)
+    assert frame["messageId"] == first["messageId"] and frame["redeliveryCount"] == 1
+
+
+def test_many_misbehaving_clients_do_not_disturb_others(api: Api, topic: str) -> None:
+    good = api.consumer(topic, "good")
+    producer = api.producer(topic)
+    bad = [api.producer(topic) for _ in range(20)]
+    for ws in bad:
+        ws.send("garbage")
+    for ws in bad[:10]:
+        ws.sock.close()
+    for i in range(20):
+        assert send(producer, b"%d" % i)["result"] == "ok"
+    got = []
+    for _ in range(20):
+        frame = recv(good)
+        got.append(payload(frame))
+        ack(good, frame)
+    assert got == [b"%d" % i for i in range(20)]
+    for ws in bad[10:]:
+        assert recv(ws)["result"] == "send-error:3"
+        ws.close()
+
+
+def test_rest_paths_collapse_double_slashes(api: Api) -> None:
+    r = api.request("GET", "//_fabric//_system/_api/streams")
+    assert r.status_code == 200 and r.json()["error"] is False

@@ -52,7 +52,7 @@ def test_tls_needs_both_files() -> None:
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return parser.parse_args(["--port", "0", *argv])
+    return parser.parse_args(["--port", "0", *argv])  # a later --port wins
 
 
 def test_run_serves_until_stopped() -> None:
@@ -138,3 +138,18 @@ def test_ctrl_c_and_sigterm_stop_cleanly(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_port_in_use_fails_cleanly(emulator: Emulator) -> None:
+    with pytest.raises(OSError):
+        Emulator.start(port=emulator.port)
+    assert run(_args("--port", str(emulator.port)), stop=threading.Event()) == 2
+    assert requests.get(emulator.url + "/_api/user", timeout=5).status_code == 401  # still up
+
+
+def test_poke_after_stop_is_an_error() -> None:
+    emu = Emulator.start(port=0)
+    emu.poke()
+    emu.stop()
+    with pytest.raises(RuntimeError):
+        emu.poke()
