@@ -12,7 +12,9 @@ class Proxy:
 
     ``cut()`` drops every open connection at once (both directions, mid-frame if need be);
     while ``refusing`` is set new connections are closed on accept; ``captured`` holds the
-    first bytes each client sent (its HTTP request line and headers).
+    first bytes each client sent (its HTTP request line and headers). ``half_open()`` closes
+    the server side of every open connection but leaves the client side open and silent: the
+    server sees the client go, the client sees nothing at all (a dead peer).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -22,6 +24,8 @@ class Proxy:
         self.connections = 0
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._silent: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = False
@@ -45,6 +49,7 @@ class Proxy:
             with self._lock:
                 self.connections += 1
                 self._open += [client, upstream]
+                self._pairs.append((client, upstream))
             first = [True]
             for a, b, name in ((client, upstream, "up"), (upstream, client, "down")):
                 threading.Thread(
@@ -66,6 +71,8 @@ class Proxy:
             pass
         finally:
             for s in (src, dst):
+                if s in self._silent:
+                    continue  # left open on purpose: the client must find out by itself
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
@@ -80,9 +87,23 @@ class Proxy:
             s.close()
         return len(victims)
 
+    def half_open(self) -> None:
+        """Drop the server side of every open connection; keep the client side silent."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self._open = []
+            for client, _ in pairs:
+                self._silent.add(client)
+        for _, upstream in pairs:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)
+            upstream.close()
+
     def close(self) -> None:
         self._closed = True
         self.refusing.set()
         with contextlib.suppress(OSError):
             self._listener.close()
         self.cut()
+        for s in self._silent:
+            s.close()

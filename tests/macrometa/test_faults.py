@@ -125,3 +125,21 @@ def test_gives_up_with_a_typed_error(
         p.send("still gone", timeout=1)
     c.close()
     p._link.close()  # type: ignore[attr-defined]  # flush would raise: nothing to flush
+
+
+def test_dead_peer_found_by_pings(proxy: Proxy, make_client: Callable[..., Client]) -> None:
+    """The server side vanishes without a FIN reaching us: pings find it, links reconnect."""
+    client = make_client(
+        f"macrometa+http://127.0.0.1:{proxy.port}",
+        ping_interval=0.4,
+        timeout=1.0,
+        reconnect_deadline=10.0,
+    )
+    s = client.stream(unique("silent")).create()
+    with s.consumer("sub") as c, s.producer() as p:
+        before = proxy.connections
+        proxy.half_open()
+        future = p.send_async("through the silence")
+        assert future.result(10).stream == s.name  # resent on the new connection
+        assert c.receive(10).value == "through the silence"
+        assert proxy.connections >= before + 2
