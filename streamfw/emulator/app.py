@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
+import re
 import ssl
 import threading
 import time
@@ -42,6 +43,27 @@ class _AccessLogger(AbstractAccessLogger):
         self.logger.info(
             "%s %s %d %.1fms", request.method, request.path, response.status, time * 1000
         )
+
+
+class _RedactQueries(logging.Filter):
+    """Withhold query strings from aiohttp's own error logs.
+
+    aiohttp logs a malformed request line verbatim (with a traceback), and a query string may
+    hold a one-time password.
+    """
+
+    _QUERY = re.compile(r"\?[^\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._QUERY.sub("?<withheld>", record.getMessage())
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._QUERY.sub("?<withheld>", text)
+        return True
+
+
+_REDACT = _RedactQueries()
 
 
 def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -107,6 +129,7 @@ class Emulator:
         clock = clock or time.time
         auth = Authenticator(api_keys, tenant, clock)
         context = _ssl_context(tls_cert, tls_key)
+        logging.getLogger("aiohttp.server").addFilter(_REDACT)  # idempotent
         emu = cls()
         emu.tenant, emu.api_key, emu.fabrics = auth.tenant, auth.api_keys[0], names
         for key in auth.mismatched_keys():

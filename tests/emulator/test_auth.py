@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 
 import pytest
 import requests
@@ -161,3 +163,16 @@ def test_secrets_never_logged(caplog: pytest.LogCaptureFixture, name: str) -> No
     assert "/_ws/ws/v2/consumer" in text  # requests were logged ...
     for secret in (secret_key, "TOPSECRETKEY", otp, jwt, "GUESS"):
         assert secret not in text  # ... without their credentials
+
+
+def test_malformed_request_lines_are_logged_without_their_query(
+    caplog: pytest.LogCaptureFixture, emulator: Emulator
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for line in (b"GET /_ws/ws/v2/x?otp=SECRETA HTTP/9.9", b"GET /x?otp=SECRETB\x01 HTTP/1.1"):
+        with socket.create_connection((emulator.host, emulator.port), timeout=5) as s:
+            s.sendall(line + b"\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.")
+    time.sleep(0.05)  # the loop thread logs after answering
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "SECRETA" not in text and "SECRETB" not in text
