@@ -392,3 +392,19 @@ def test_many_misbehaving_clients_do_not_disturb_others(api: Api, topic: str) ->
 def test_rest_paths_collapse_double_slashes(api: Api) -> None:
     r = api.request("GET", "//_fabric//_system/_api/streams")
     assert r.status_code == 200 and r.json()["error"] is False
+
+
+def test_message_ttl_expires_unacked_messages(clocked: tuple[Api, ManualClock], name: str) -> None:
+    api, clock = clocked
+    topic = api.create(name)
+    api.consumer(topic, "s").close()
+    producer = api.producer(topic)
+    send(producer, b"old")
+    assert api.streams("POST", "/ttl/10").status_code == 200
+    clock.advance(5)
+    send(producer, b"young")
+    clock.advance(6)
+    api.emu.poke()
+    assert api.streams("GET", f"/{topic}/backlog").json()["result"]["messageBacklog"] == 1
+    consumer = api.consumer(topic, "s")
+    assert payload(recv(consumer)) == b"young"
