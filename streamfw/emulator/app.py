@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import logging
 import re
 import ssl
@@ -149,8 +150,10 @@ class Emulator:
         emu._thread.start()
         try:
             started.result(_START_TIMEOUT)
-        except BaseException:
-            emu._stopped = True  # the thread ends by itself after a failed start
+        except BaseException:  # a failed start ends the thread; Ctrl-C here must end it too
+            emu._stopped = True
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                emu._loop.call_soon_threadsafe(emu._loop.stop)
             emu._thread.join(_STOP_TIMEOUT)
             raise
         scheme = "https" if context else "http"

@@ -153,5 +153,17 @@ def _serve(
     except KeyboardInterrupt:
         pass
     finally:
-        emu.stop()
+        _stop_ignoring_interrupts(emu)
     return 0
+
+
+def _stop_ignoring_interrupts(emu: Emulator) -> None:
+    """Stop; a second Ctrl-C while the sockets close must not abort the clean stop."""
+    if threading.current_thread() is not threading.main_thread():
+        emu.stop()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        emu.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
