@@ -116,9 +116,17 @@ class Socket:
                 await self.ws.send_str(item)
             except (ConnectionError, RuntimeError) as exc:  # peer gone mid-send
                 log.info("%s: write failed: %s", self.label, exc)
+                self._abandon()
                 return
             finally:
                 self.queue.task_done()
+
+    def _abandon(self) -> None:
+        """The socket is dead: drop what is queued so no ``queue.join()`` waits forever."""
+        self.closing = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
 
 
 def _parse_path(
