@@ -20,6 +20,7 @@ import collections
 import itertools
 import json
 import queue
+import threading
 import time
 
 import websocket
@@ -46,6 +47,7 @@ class MacrometaConsumer(Link):
         super().__init__(connector, what)
         self._stream = stream
         self._reader = subscription is None
+        self._state = threading.Lock()  # bookkeeping; never held while writing to the socket
         self._queue: queue.SimpleQueue[tuple[int, int, Delivery] | None] = queue.SimpleQueue()
         self._generation = 0
         self._arrivals = itertools.count()
@@ -70,7 +72,7 @@ class MacrometaConsumer(Link):
                 continue  # woken up: closed or failed, checked above
             generation, arrival, delivery = item
             mid = delivery.message_id
-            with self.lock:
+            with self._state:
                 if generation != self._generation:
                     continue  # the broker redelivers it on the new connection
                 if self._latest.get(mid) != arrival:
@@ -89,7 +91,7 @@ class MacrometaConsumer(Link):
         self.raise_if_unusable()
         if self._reader:
             return  # readers do not acknowledge
-        with self.lock:
+        with self._state:
             raw = self._raw.pop(message_id, None)
             if raw is None:
                 if message_id in self._acked:
@@ -104,7 +106,7 @@ class MacrometaConsumer(Link):
         self.raise_if_unusable()
         if self._reader:
             return
-        with self.lock:
+        with self._state:
             raw = self._raw.pop(message_id, None)
         if raw is None:
             if message_id in self._acked:
@@ -126,7 +128,7 @@ class MacrometaConsumer(Link):
                 return  # an error answer to one of our frames, or endOfTopic: not fatal
             raise
         mid = delivery.message_id
-        with self.lock:
+        with self._state:
             again = mid in self._acked
             if not again:
                 self._raw[mid] = raw
@@ -136,7 +138,7 @@ class MacrometaConsumer(Link):
             self.write(wire.ack_frame(raw))
 
     def on_disconnect(self) -> None:
-        with self.lock:
+        with self._state:
             self._generation += 1
             self._latest.clear()
 

@@ -33,7 +33,7 @@ class MacrometaProducer(Link):
         self._window = threading.Semaphore(max(1, options.max_pending))
         self._pending: dict[int, tuple[str, cf.Future[MessageId]]] = {}
         self._contexts = itertools.count(1)
-        self._idle = threading.Condition(self.lock)
+        self._idle = threading.Condition()  # guards _pending; never held while writing
         self.start()
 
     def send(self, envelope: Envelope) -> cf.Future[MessageId]:
@@ -45,7 +45,7 @@ class MacrometaProducer(Link):
                     f"{self.what}: {self._options.max_pending} sends still unconfirmed after"
                     f" {self._options.send_timeout:g} s"
                 )
-            with self.lock:
+            with self.lock:  # the write lock: frames go out in context order
                 try:
                     self.raise_if_unusable()
                 except StreamError:
@@ -53,7 +53,8 @@ class MacrometaProducer(Link):
                     raise
                 context = next(self._contexts)
                 frame = wire.publish_frame(envelope, str(context))
-                self._pending[context] = (frame, future)
+                with self._idle:
+                    self._pending[context] = (frame, future)
                 self.write(frame)  # if it fails, the frame stays pending and is resent
         except StreamError as exc:
             future.set_exception(exc)
@@ -81,7 +82,7 @@ class MacrometaProducer(Link):
             context = int(receipt.context or "")
         except ValueError:
             return  # not one of ours (we always send a numeric context)
-        with self.lock:
+        with self._idle:
             entry = self._pending.pop(context, None)
             if not self._pending:
                 self._idle.notify_all()
@@ -98,7 +99,9 @@ class MacrometaProducer(Link):
             future.set_exception(exc)
 
     def on_reconnect(self, ws: websocket.WebSocket) -> None:
-        for frame, _ in list(self._pending.values()):
+        with self._idle:
+            frames = [frame for frame, _ in self._pending.values()]
+        for frame in frames:
             if not self.write(frame):
                 return  # dropped again: the reader thread reconnects and resends
 
@@ -106,7 +109,7 @@ class MacrometaProducer(Link):
         self._fail_pending(str(error), error)
 
     def _fail_pending(self, text: str, cause: StreamError | None = None) -> None:
-        with self.lock:
+        with self._idle:
             pending, self._pending = self._pending, {}
             self._idle.notify_all()
         for _, future in pending.values():
