@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sdk_harness import Run, Sdk
 
 PY = "pyc8"
@@ -144,17 +143,12 @@ def test_admin_calls(sdk: Sdk, unique: Callable[[str], str]) -> None:
     assert results["delete_stream"] == [True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDINGS.md F1: the emulator lists streams with a 'terminated' key; "
-    "remove this marker when it omits the key for live streams",
-)
 def test_get_streams_reports_a_live_stream_as_active(
     sdk: Sdk, unique: Callable[[str], str]
 ) -> None:
     """pyC8 marks a stream "terminated" when its list entry merely *has* a terminated key.
 
-    See tests/sdk/FINDINGS.md, F1.
+    See tests/sdk/FINDINGS.md, F1 (fixed: the emulator omits the key for live streams).
     """
     stream = unique("py_status")
     _ok(sdk.run(PY, "create", "--stream", stream))
