@@ -87,13 +87,18 @@ class Rest:
         subscription: str = "",
         on_404: type[StreamError] = StreamNotFound,
         on_409: type[StreamError] = AlreadyExists,
+        timeout: float | None = None,
+        attempts: int | None = None,
     ) -> Any:
-        """Send one request; return the envelope's ``result`` (or the bare body)."""
+        """Send one request; return the envelope's ``result`` (or the bare body).
+
+        ``timeout`` and ``attempts`` default to the ``timeout`` and ``retries`` settings.
+        """
         what = f"{method} {path}"
         url = self.settings.rest_url + path
         idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
-        attempts = self.settings.retries
-        timeout = self.settings.timeout
+        attempts = attempts or self.settings.retries
+        timeout = timeout or self.settings.timeout
         for attempt in range(1, attempts + 1):
             try:
                 response = self.session.request(
@@ -179,9 +184,14 @@ class Rest:
             raise AuthError("GET /_api/user: no tenant for these credentials")
         return tenant
 
-    def otp(self) -> str:
-        """A fresh one-time password (``POST /apid/otp``); used once, never cached."""
-        body = self.call("POST", "/apid/otp", envelope=False)
+    def otp(self, timeout: float | None = None) -> str:
+        """A fresh one-time password (``POST /apid/otp``); used once, never cached.
+
+        With ``timeout`` (a reconnect with a deadline) it is one attempt: the caller retries.
+        """
+        body = self.call(
+            "POST", "/apid/otp", envelope=False, timeout=timeout, attempts=1 if timeout else None
+        )
         otp = body.get("otp") if isinstance(body, dict) else None
         if not isinstance(otp, str) or not otp:
             raise RemoteProtocolError("POST /apid/otp: answer holds no otp")

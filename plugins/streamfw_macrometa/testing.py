@@ -36,6 +36,7 @@ class MacrometaHarness:
         return connect(self.url, **self.options)
 
     def advance(self, seconds: float) -> None:
+        self.emulator.poke()
         self.clock.advance(seconds)
         self.emulator.poke()
 

@@ -69,7 +69,7 @@ class Connector:
         params = dict(self.params)
         header: list[str] = []
         if self.settings.auth == "otp":
-            params["otp"] = self._rest.otp()  # fetched right before this connect, used once
+            params["otp"] = self._rest.otp(timeout)  # fetched right before this connect
         else:
             header.append(f"Authorization: {self.settings.authorization}")
         url = self.where + ("?" + urlencode(params) if params else "")

@@ -65,8 +65,8 @@ def test_otp_auth_fetches_a_fresh_one_per_connect(
     issued: list[str] = []
     original = Rest.otp
 
-    def spy(self: Rest) -> str:
-        otp = original(self)
+    def spy(self: Rest, timeout: float | None = None) -> str:
+        otp = original(self, timeout)
         issued.append(otp)
         return otp
 
@@ -146,7 +146,7 @@ def test_handshake_statuses_map_without_the_precheck(make_client: Callable[..., 
         transport._connector("consumer", ghost, {}, "sub").open()  # type: ignore[attr-defined]
     otp_settings = attrs.evolve(transport.settings, auth="otp")  # type: ignore[attr-defined]
     rest = Rest(otp_settings)
-    rest.otp = lambda: "not-a-real-otp"  # type: ignore[method-assign]
+    rest.otp = lambda timeout=None: "not-a-real-otp"  # type: ignore[method-assign]
     connector = Connector(
         otp_settings,
         rest,

@@ -39,8 +39,8 @@ def test_no_secret_anywhere(
     otps: list[str] = []
     original = Rest.otp
 
-    def spy(self: Rest) -> str:
-        otps.append(original(self))
+    def spy(self: Rest, timeout: float | None = None) -> str:
+        otps.append(original(self, timeout))
         return otps[-1]
 
     monkeypatch.setattr(Rest, "otp", spy)
