@@ -126,3 +126,31 @@ def test_verify_false_warns_and_ca_bundle_is_kept(tmp_path: Path) -> None:
 def test_non_secret_options_may_come_from_the_query() -> None:
     s = settings("macrometa+http://127.0.0.1:1?fabric=prod&auth=otp&extensions=1", api_key=KEY)
     assert (s.fabric, s.auth, s.extensions) == ("prod", "otp", True)
+
+
+def test_websocket_host_for_local_streams_on_gdn() -> None:
+    from streamfw_macrometa.ws import make_ws_base
+
+    gdn = settings("macrometa://play.paas.macrometa.io", api_key=KEY)
+    asked: list[int] = []
+
+    def dc() -> str:
+        asked.append(1)
+        return "gdn-us-west.paas.macrometa.io"
+
+    assert make_ws_base(gdn, False, dc) == "wss://api-play.paas.macrometa.io"  # global
+    assert make_ws_base(gdn, True, dc) == "wss://api-gdn-us-west.paas.macrometa.io"  # local
+    assert len(asked) == 1
+    fixed = settings("macrometa://play.paas.macrometa.io", api_key=KEY, ws_url="wss://w:1")
+    assert make_ws_base(fixed, True, dc) == "wss://w:1"
+    local = settings("macrometa+https://localhost:8443", api_key=KEY)
+    assert make_ws_base(local, True, dc) == "wss://localhost:8443"
+    assert len(asked) == 1
+
+
+def test_backoff_grows_with_jitter_and_a_cap() -> None:
+    from streamfw_macrometa.rest import BACKOFF_CAP, backoff
+
+    assert [backoff(n, lambda: 1.0) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert backoff(1, lambda: 0.0) == 0.05
+    assert backoff(30, lambda: 1.0) == BACKOFF_CAP
