@@ -222,7 +222,12 @@ class Emulator:
         self.port = self._runner.addresses[0][1]
 
     def poke(self) -> None:
-        """Run every fabric's due timers now, on the loop thread, and wait until done."""
+        """Run every fabric's due timers now, on the loop thread, and wait until done.
+
+        It first lets the loop handle frames clients have already written (``POKE_SETTLE``).
+        With a manual clock, call it *before* moving the clock as well: a nack still in
+        flight when the clock jumps would otherwise count its delay from the new time.
+        """
         if self._stopped:
             raise RuntimeError("the emulator is stopped")
         asyncio.run_coroutine_threadsafe(self._poke(), self._loop).result(_STOP_TIMEOUT)
