@@ -29,6 +29,7 @@ from streamfw.errors import (
     NotFound,
     RemoteProtocolError,
     StreamError,
+    TransportError,
 )
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.faults import handshake_error, reason
@@ -171,9 +172,20 @@ class Link:
     # ------------------------------------------------------------------------ read loop
 
     def _run(self) -> None:
+        try:
+            self._read_loop()
+        except Exception as exc:  # a bug must fail the link loudly, not leave it hanging
+            self.fail(TransportError(f"{self.what}: reader thread failed: {exc!r}"))
+            with self.lock:
+                ws, self.ws = self.ws, None
+            if ws is not None:
+                _drop(ws)
+
+    def _read_loop(self) -> None:
         ws = self.ws
         last_seen = time.monotonic()
         while not self.closed and ws is not None:
+            current = ws
             try:
                 opcode, data = ws.recv_data(control_frame=True)
             except websocket.WebSocketTimeoutException:
@@ -185,18 +197,19 @@ class Link:
                         ws.ping()
                     except (websocket.WebSocketException, OSError):
                         ws = self._reconnect(ws, "ping failed")
-                continue
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 ws = self._reconnect(ws, reason(exc))
-                continue
-            last_seen = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                ws = self._reconnect(ws, "closed by the server")
-            elif opcode == websocket.ABNF.OPCODE_TEXT:
-                try:
-                    self.on_text(data.decode("utf-8"))
-                except (UnicodeDecodeError, RemoteProtocolError) as exc:
-                    ws = self._reconnect(ws, f"bad frame from the server: {exc}")
+            else:
+                last_seen = time.monotonic()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    ws = self._reconnect(ws, "closed by the server")
+                elif opcode == websocket.ABNF.OPCODE_TEXT:
+                    try:
+                        self.on_text(data.decode("utf-8"))
+                    except (UnicodeDecodeError, RemoteProtocolError) as exc:
+                        ws = self._reconnect(ws, f"bad frame from the server: {exc}")
+            if ws is not current:
+                last_seen = time.monotonic()  # a new connection starts its idle clock afresh
 
     def _reconnect(self, old: websocket.WebSocket, why: str) -> websocket.WebSocket | None:
         with self.lock:

@@ -223,3 +223,22 @@ def test_server_error_frames_do_not_drop_the_consumer(
         p.send("still here")
         assert c.receive(5).value == "still here"
         assert proxy.connections == before
+
+
+def test_a_bug_in_frame_handling_fails_the_link_instead_of_hanging(
+    make_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamfw_macrometa.consumer import MacrometaConsumer
+
+    from streamfw.errors import TransportError
+
+    def broken(self: MacrometaConsumer, text: str) -> None:
+        raise KeyError("oops")
+
+    client = make_client()
+    s = client.stream(unique("bug")).create()
+    with s.consumer("sub") as c, s.producer() as p:
+        monkeypatch.setattr(MacrometaConsumer, "on_text", broken)
+        p.send("boom")
+        with pytest.raises(TransportError, match="reader thread failed"):
+            c.receive(5)
