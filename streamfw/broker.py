@@ -549,9 +549,16 @@ class Broker:
         the TTL), whatever readers acknowledged; with some, readers still hold back what
         they have not read yet.
         """
-        if not any(s.durable for s in stream.subs.values()):
+        # One plain pass (this runs on every ack): is any subscription durable, and the
+        # lowest mark over all of them.
+        durable = False
+        low = None
+        for s in stream.subs.values():
+            durable = durable or s.durable
+            if low is None or s.mark_delete < low:
+                low = s.mark_delete
+        if not durable or low is None:
             return
-        low = min(s.mark_delete for s in stream.subs.values())
         if low > stream.base:
             del stream.log[: low - stream.base]
             stream.base = low
