@@ -61,7 +61,7 @@ class _HostLock:
         return self._lock.locked()
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        return self._lock.acquire(False) or self.acquire()  # the uncontended case inline
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
