@@ -242,3 +242,12 @@ def test_a_bug_in_frame_handling_fails_the_link_instead_of_hanging(
         p.send("boom")
         with pytest.raises(TransportError, match="reader thread failed"):
             c.receive(5)
+
+
+def test_frames_larger_than_the_read_chunk(make_client: Callable[..., Client]) -> None:
+    s = make_client().stream(unique("big")).create()
+    big = bytes(range(256)) * 1000  # 256 KB: base64 frames span several 64 KiB reads
+    with s.consumer("sub") as c, s.producer() as p:
+        for n in range(3):
+            p.send(big[n:])
+        assert [c.receive(5).value for _ in range(3)] == [big, big[1:], big[2:]]
