@@ -99,6 +99,27 @@ class Proxy:
                 upstream.shutdown(socket.SHUT_RDWR)
             upstream.close()
 
+    def client_side_cut(self, server_lag: float) -> None:
+        """Drop the client side of every connection now, the server side ``server_lag`` s later
+        (the server keeps a dead consumer attached for a while, as a real one may)."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self._open = []
+            for _, upstream in pairs:
+                self._silent.add(upstream)  # the pumps must not close it early
+        for client, _ in pairs:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            client.close()
+
+        def later() -> None:
+            for _, upstream in pairs:
+                with contextlib.suppress(OSError):
+                    upstream.shutdown(socket.SHUT_RDWR)
+                upstream.close()
+
+        threading.Timer(server_lag, later).start()
+
     def close(self) -> None:
         self._closed = True
         self.refusing.set()

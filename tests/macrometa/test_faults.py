@@ -143,3 +143,20 @@ def test_dead_peer_found_by_pings(proxy: Proxy, make_client: Callable[..., Clien
         assert future.result(10).stream == s.name  # resent on the new connection
         assert c.receive(10).value == "through the silence"
         assert proxy.connections >= before + 2
+
+
+def test_reconnect_waits_out_a_busy_exclusive_subscription(
+    proxy: Proxy, make_client: Callable[..., Client]
+) -> None:
+    """After a drop the server may still hold the old consumer: 409s are retried, not fatal."""
+    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}", reconnect_deadline=10.0)
+    s = client.stream(unique("lag")).create()
+    with s.consumer("sub") as c:
+        before = proxy.connections
+        proxy.client_side_cut(server_lag=1.0)
+        start = time.monotonic()
+        with s.producer() as p:
+            p.send("after the lag")
+        assert c.receive(10).value == "after the lag"
+        assert time.monotonic() - start >= 0.9  # it could not attach before the server let go
+        assert proxy.connections >= before + 3  # several refused attempts, then the good one
