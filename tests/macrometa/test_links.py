@@ -251,3 +251,24 @@ def test_frames_larger_than_the_read_chunk(make_client: Callable[..., Client]) -
         for n in range(3):
             p.send(big[n:])
         assert [c.receive(5).value for _ in range(3)] == [big, big[1:], big[2:]]
+
+
+def test_client_close_wakes_a_blocked_receive(make_client: Callable[..., Client]) -> None:
+    import threading
+
+    client = make_client()
+    s = client.stream(unique("wake")).create()
+    consumer = s.consumer("sub")
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            consumer.receive(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    client.close()
+    t.join(5)
+    assert not t.is_alive() and isinstance(outcome[0], Closed)
