@@ -1,9 +1,11 @@
 """The one place where HTTP statuses and third-party exceptions become streamfw errors.
 
-REST answers and refused WebSocket handshakes both end here, so a 404 reads the same
-whichever path met it; ``reason`` turns a low-level failure into a short secret-free phrase.
-Every message names what was attempted (method and path, or
-the WebSocket path) and never a query string, header or body we sent: OTPs travel in queries.
+``error_for_status`` (REST answers and refused WebSocket upgrades alike, so a 404 reads the
+same whichever path met it), ``request_failure`` (requests exceptions) and ``upgrade_failure``
+(websocket-client exceptions while connecting). ``reason`` turns a low-level failure into a
+short secret-free phrase. Every message names what was attempted (method and path, or the
+WebSocket URL) and never a query string, header or body we sent: OTPs travel in queries.
+The third-party exception is kept as the cause (``raise … from exc``) by the callers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from streamfw.errors import (
     AuthError,
     ConfigError,
     Conflict,
+    ConnectFailed,
     InUse,
+    OperationTimeout,
     RemoteProtocolError,
     StreamError,
     StreamNotFound,
@@ -129,3 +133,26 @@ def handshake_error(
         on_409=on_409,
         on_404=StreamNotFound,
     )
+
+
+def request_failure(
+    exc: requests.RequestException, *, what: str, base: str, attempts: int, timeout: float
+) -> StreamError:
+    """A REST call that got no answer, after ``attempts`` tries."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectFailed(f"{what} at {base}: TLS failed: {reason(exc)}")
+    if isinstance(exc, requests.ReadTimeout):
+        return OperationTimeout(f"{what}: no answer within {timeout:g} s")
+    verb = "could not connect" if is_connect_error(exc) else "connection failed"
+    return ConnectFailed(f"{what} at {base}: {verb} after {attempts} attempt(s): {reason(exc)}")
+
+
+def upgrade_failure(
+    exc: Exception, *, where: str, path: str, stream: str, subscription: str
+) -> StreamError:
+    """A WebSocket connect that failed: refused upgrade (HTTP status) or no connection."""
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        return handshake_error(
+            exc, what=f"WebSocket {path}", stream=stream, subscription=subscription
+        )
+    return ConnectFailed(f"WebSocket {strip_query(where)}: could not connect: {reason(exc)}")

@@ -21,8 +21,6 @@ import requests
 from streamfw.errors import (
     AlreadyExists,
     AuthError,
-    ConnectFailed,
-    OperationTimeout,
     RemoteProtocolError,
     StreamError,
     StreamNotFound,
@@ -32,7 +30,7 @@ from streamfw_macrometa.faults import (
     RETRYABLE_STATUSES,
     error_for_status,
     is_connect_error,
-    reason,
+    request_failure,
 )
 
 BACKOFF_BASE = 0.1
@@ -108,19 +106,17 @@ class Rest:
                     timeout=timeout,
                     verify=self.settings.verify,  # per call: requests lets REQUESTS_CA_BUNDLE
                 )  # override a session-level verify (requests issue #3829)
-            except requests.exceptions.SSLError as exc:  # retrying will not help
-                raise ConnectFailed(
-                    f"{what} at {self.settings.rest_url}: TLS failed: {reason(exc)}"
-                ) from exc
             except requests.RequestException as exc:
-                if attempt < attempts and (idempotent or is_connect_error(exc)):
+                tls = isinstance(exc, requests.exceptions.SSLError)  # retrying will not help
+                if not tls and attempt < attempts and (idempotent or is_connect_error(exc)):
                     self._sleep(backoff(attempt))
                     continue
-                if isinstance(exc, requests.ReadTimeout):
-                    raise OperationTimeout(f"{what}: no answer within {timeout} s") from exc
-                raise ConnectFailed(
-                    f"{what} at {self.settings.rest_url}: could not connect after"
-                    f" {attempt} attempt(s): {reason(exc)}"
+                raise request_failure(
+                    exc,
+                    what=what,
+                    base=self.settings.rest_url,
+                    attempts=attempt,
+                    timeout=timeout,
                 ) from exc
             if response.status_code in RETRYABLE_STATUSES and idempotent and attempt < attempts:
                 response.close()

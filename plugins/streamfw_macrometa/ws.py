@@ -24,7 +24,6 @@ from streamfw.errors import (
     AuthError,
     Closed,
     ConfigError,
-    ConnectFailed,
     ConnectionLost,
     NotFound,
     RemoteProtocolError,
@@ -32,7 +31,7 @@ from streamfw.errors import (
     TransportError,
 )
 from streamfw_macrometa.config import Settings
-from streamfw_macrometa.faults import handshake_error, reason
+from streamfw_macrometa.faults import reason, upgrade_failure
 from streamfw_macrometa.rest import Rest, backoff
 
 WS_ROOT = "/_ws/ws/v2"
@@ -109,16 +108,13 @@ class Connector:
                 enable_multithread=True,
                 suppress_origin=True,
             )
-        except websocket.WebSocketBadStatusException as exc:
-            raise handshake_error(
+        except (websocket.WebSocketException, OSError) as exc:
+            raise upgrade_failure(
                 exc,
-                what=f"WebSocket {self.path}",
+                where=self.where,
+                path=self.path,
                 stream=self.stream,
                 subscription=self.subscription,
-            ) from exc
-        except (websocket.WebSocketException, OSError) as exc:
-            raise ConnectFailed(
-                f"WebSocket {self.where}: could not connect: {reason(exc)}"
             ) from exc
         ws.settimeout(min(self.settings.timeout, self.settings.ping_interval / 2))
         return ws
