@@ -205,3 +205,26 @@ def test_read_timeout_is_bounded() -> None:
         with pytest.raises(TransportError):
             connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=0.3, retries=2)
         assert time.monotonic() - start < 5
+
+
+def test_explicit_tenant_skips_discovery(fake: FakeServer) -> None:
+    fake.answers[("GET", "/_fabric/_system/_api/streams")] = [(200, {"result": []})]
+    with fake_client(fake, tenant="acme") as client:
+        assert client.streams() == []
+    assert "/_api/user" not in fake.paths()
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ({"result": []}, "no tenant"),
+        ({"error": False, "code": 200}, "without a result envelope"),
+        ("not json at all", "without a result envelope"),
+    ],
+)
+def test_malformed_answers_are_protocol_errors(fake: FakeServer, body: Any, match: str) -> None:
+    from streamfw.errors import RemoteProtocolError
+
+    fake.answers[("GET", "/_api/user")] = [(200, body)]
+    with pytest.raises(RemoteProtocolError, match=match):
+        fake_client(fake)
