@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -90,8 +91,6 @@ class Settings:
     @property
     def sslopt(self) -> dict[str, Any]:
         """websocket-client TLS options matching ``verify``."""
-        import ssl
-
         if self.verify is False:
             return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
         if isinstance(self.verify, str):
