@@ -90,6 +90,7 @@ Event = Deliver | ActiveChanged | ConsumerClosed | ProducerClosed
 class _Stored:
     envelope: Envelope
     publish_time: float
+    first: Delivery  # what every first delivery hands out: one immutable value, built once
 
 
 @attrs.define(eq=False)
@@ -137,10 +138,7 @@ class _Stream:
     subs: dict[str, _Subscription] = attrs.Factory(dict)
     producers: set[int] = attrs.Factory(set)
     published: int = 0
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self.log)
+    end: int = 0  # the next seq to store: base + len(log), kept as a field (hot path)
 
 
 # ---------------------------------------------------------------------------------- broker
@@ -279,11 +277,16 @@ class Broker:
     def publish(self, ref: StreamRef, envelope: Envelope) -> MessageId:
         stream = self._stream(ref)
         seq = stream.end
-        stream.log.append(_Stored(envelope, self._clock()))
+        now = self._clock()
+        mid = MessageId(ref.name, stream.ledger, seq)
+        when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+        first = Delivery(mid, envelope.payload, envelope.properties, envelope.key, when, 0)
+        stream.log.append(_Stored(envelope, now, first))
+        stream.end += 1
         stream.published += 1
         for sub in list(stream.subs.values()):
             self._dispatch(stream, sub)
-        return MessageId(ref.name, stream.ledger, seq)
+        return mid
 
     # ------------------------------------------------------------------------- consumers
 
@@ -418,7 +421,8 @@ class Broker:
             sub.acked.remove(sub.mark_delete)
             sub.mark_delete += 1
         self._trim(c.stream)
-        self._dispatch(c.stream, sub)
+        if sub.ready_set or sub.read_pos < c.stream.end:  # else there is nothing to send
+            self._dispatch(c.stream, sub)
 
     def nack(self, consumer: int, message_id: MessageId) -> None:
         """Hand a message back for redelivery after the consumer's nack delay."""
@@ -595,21 +599,10 @@ class Broker:
             sub.outstanding[seq] = consumer
             if deadline is not None:
                 heapq.heappush(self._timers, (deadline, 0, consumer.id, seq))
-            stored = stream.log[seq - stream.base]
-            env = stored.envelope
-            self._outbox.append(
-                Deliver(
-                    consumer.id,
-                    Delivery(
-                        MessageId(stream.ref.name, stream.ledger, seq),
-                        env.payload,
-                        env.properties,
-                        env.key,
-                        dt.datetime.fromtimestamp(stored.publish_time, dt.timezone.utc),
-                        sub.redeliveries.get(seq, 0),
-                    ),
-                )
-            )
+            first = stream.log[seq - stream.base].first
+            count = sub.redeliveries.get(seq, 0)
+            delivery = attrs.evolve(first, redelivery_count=count) if count else first
+            self._outbox.append(Deliver(consumer.id, delivery))
 
     @staticmethod
     def _pick(sub: _Subscription) -> _Consumer | None:

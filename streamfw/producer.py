@@ -27,6 +27,7 @@ class Producer:
         self._options = options
         self.stream = stream
         self._closed = False
+        self._tag_only: dict[str, Properties] = {}
 
     @property
     def codec(self) -> str:
@@ -94,14 +95,17 @@ class Producer:
     def _envelope(
         self, value: Any, properties: Mapping[str, str] | None, key: str | None
     ) -> Envelope:
-        props = dict(properties or {})
-        if CODEC_PROPERTY in props:
-            raise ConfigError(f"property {CODEC_PROPERTY!r} is reserved for the codec pipeline")
         if key is not None and not isinstance(key, str):
             raise ConfigError(f"key must be a str or None, got {type(key).__name__}")
+        if properties and CODEC_PROPERTY in properties:
+            raise ConfigError(f"property {CODEC_PROPERTY!r} is reserved for the codec pipeline")
         payload, tag = self._pipeline.encode(value)
-        props[CODEC_PROPERTY] = tag
+        if not properties:  # the common case: one immutable Properties per tag, reused
+            props = self._tag_only.get(tag)
+            if props is None:
+                props = self._tag_only[tag] = Properties({CODEC_PROPERTY: tag})
+            return Envelope(payload, props, key)
         try:
-            return Envelope(payload, Properties(props), key)
+            return Envelope(payload, Properties({**properties, CODEC_PROPERTY: tag}), key)
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from streamfw.api import (
     TransportConfig,
 )
 from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
-from streamfw.errors import Closed, ConfigError
+from streamfw.errors import Closed, ConfigError, LocalProtocolError
 from streamfw.message import Delivery, Envelope, MessageId
 
 T = TypeVar("T")
@@ -88,12 +89,30 @@ class _Host:
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
         self.clients = 0
+        # Acks of messages a consumer handed out, not yet applied. Whoever takes the lock next
+        # applies them first (settle_acks), so no caller ever observes the broker without
+        # them; a consumer thread then takes the lock once per message instead of twice.
+        self.acks: collections.deque[tuple[int, MessageId]] = collections.deque()
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         with self.lock:
+            self.settle_acks()
             result = fn(*args)
             self._route()
             return result
+
+    def settle_acks(self) -> None:
+        """Apply the deferred acks; call with the lock held."""
+        acks = self.acks
+        if not acks:
+            return
+        ack = self.broker.ack
+        while acks:
+            consumer, message_id = acks.popleft()
+            # LocalProtocolError: its stream was force-deleted meanwhile; nothing left to ack.
+            with contextlib.suppress(LocalProtocolError):
+                ack(consumer, message_id)
+        self._route()
 
     def tick_locked(self) -> None:
         deadline = self.broker.next_deadline()
@@ -152,6 +171,7 @@ class LoopbackProducer:
         future: cf.Future[MessageId] = cf.Future()
         try:
             with self._host.lock:
+                self._host.settle_acks()
                 reason = self._host.closed_producers.get(self._id)
                 if reason is not None:
                     raise Closed(f"producer on stream {self._ref} closed: {reason}")
@@ -177,10 +197,12 @@ class LoopbackConsumer:
         self._host = host
         self._ref = ref
         with host.lock:
+            host.settle_acks()
             self._id = open_()
             self._inbox = host.inboxes[self._id] = _Inbox(host.lock)
             host._route()
         self._closed = False
+        self._handed: set[MessageId] = set()  # given to the application, not acked yet
 
     @property
     def active(self) -> bool:
@@ -191,12 +213,14 @@ class LoopbackConsumer:
         end = None if timeout is None else time.monotonic() + timeout
         with host.lock:
             while True:
+                host.settle_acks()
                 host.tick_locked()
                 while inbox.items:
                     _, delivery = inbox.items.popitem(last=False)
                     # A copy queued before an ack timeout or a clear-backlog may be stale:
                     # hand out only what the broker still counts as held by this consumer.
                     if host.broker.is_outstanding(self._id, delivery.message_id):
+                        self._handed.add(delivery.message_id)
                         return delivery
                 if inbox.closed_reason is not None:
                     raise Closed(f"consumer on stream {self._ref} closed: {inbox.closed_reason}")
@@ -212,13 +236,20 @@ class LoopbackConsumer:
                 inbox.ready.wait(wait)
 
     def ack(self, message_id: MessageId) -> None:
-        self._host.call(self._host.broker.ack, self._live(), message_id)
+        consumer = self._live()
+        if message_id in self._handed:  # known good: defer it to the next locked section
+            self._handed.discard(message_id)
+            self._host.acks.append((consumer, message_id))
+        else:  # anything else is checked now, so a bad id raises here, in the caller
+            self._host.call(self._host.broker.ack, consumer, message_id)
 
     def nack(self, message_id: MessageId) -> None:
+        self._handed.discard(message_id)
         self._host.call(self._host.broker.nack, self._live(), message_id)
 
     def close(self) -> None:
         with self._host.lock:
+            self._host.settle_acks()  # this consumer's acks count before it lets go
             if self._closed:
                 return
             self._closed = True
@@ -259,13 +290,12 @@ class LoopbackTransport:
         self._host.call(self._host.broker.create_stream, stream)
 
     def delete_stream(self, stream: StreamRef, *, force: bool) -> None:
-        with self._host.lock:
-            self._host.broker.delete_stream(stream, force=force)
-            self._host._route()
+        broker = self._host.broker
+        self._host.call(lambda: broker.delete_stream(stream, force=force))
 
     def list_streams(self, *, local: bool | None) -> list[StreamRef]:
-        with self._host.lock:
-            return self._host.broker.list_streams(local=local)
+        broker = self._host.broker
+        return self._host.call(lambda: broker.list_streams(local=local))
 
     def backlog(self, stream: StreamRef) -> int:
         return self._host.call(self._host.broker.backlog, stream)
