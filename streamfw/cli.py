@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import streamfw
 from streamfw import commands
@@ -140,7 +141,7 @@ def _connect(args: argparse.Namespace) -> streamfw.Client:
             " run `streamfw emulator` in another terminal and use"
             " --url macrometa+http://127.0.0.1:8080"
         )
-    options: dict[str, object] = dict(args.options)
+    options: dict[str, Any] = dict(args.options)
     if args.api_key:
         options["api_key"] = args.api_key
     if args.fabric:
