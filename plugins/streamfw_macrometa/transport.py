@@ -258,7 +258,8 @@ class MacrometaTransport:
             raise Unsupported(
                 f"initial_position='earliest' for subscription {subscription!r}: GDN's WebSocket"
                 " API has no initial position (new subscriptions start at the latest message)."
-                " Use a reader from 'earliest', or extensions=True against the streamfw emulator."
+                " Use a reader from 'earliest', or extensions=True (CLI: -o extensions=1) against"
+                " the streamfw emulator."
             )
         self._require(stream)
         params = wire.consumer_query(options)
