@@ -13,6 +13,7 @@ If the deadline passes, or the server refuses for good (auth, missing stream), t
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -290,8 +291,15 @@ class Link:
 
 
 def _drop(ws: websocket.WebSocket) -> None:
-    """Abort (wakes a blocked reader) and close a socket; never raises."""
-    ws.abort()  # type: ignore[no-untyped-call]
+    """Shut the socket down (wakes a thread blocked reading it) and close it; never raises.
+
+    Not ``ws.abort()``: it does nothing once ``send_close`` has cleared ``ws.connected``, and
+    closing alone does not wake a blocked ``recv`` on Linux.
+    """
+    sock = ws.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
     ws.shutdown()  # type: ignore[no-untyped-call]
 
 

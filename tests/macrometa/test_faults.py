@@ -160,3 +160,22 @@ def test_reconnect_waits_out_a_busy_exclusive_subscription(
         assert c.receive(10).value == "after the lag"
         assert time.monotonic() - start >= 0.9  # it could not attach before the server let go
         assert proxy.connections >= before + 3  # several refused attempts, then the good one
+
+
+def test_flush_and_a_full_window_time_out(proxy: Proxy, make_client: Callable[..., Client]) -> None:
+    from streamfw.errors import OperationTimeout
+
+    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}", ping_interval=60.0)
+    s = client.stream(unique("flush")).create()
+    p = s.producer(max_pending=2, send_timeout=0.3)
+    proxy.half_open()  # receipts stop coming; nothing notices for a minute
+    first = [p.send_async(i) for i in range(2)]
+    with pytest.raises(OperationTimeout, match="unconfirmed"):
+        p.flush(0.3)
+    with pytest.raises(OperationTimeout, match="2 sends still unconfirmed"):
+        p.send_async(3).result(1)  # the window is full
+    assert not any(f.done() for f in first)
+    start = time.monotonic()
+    client.close()  # pending sends fail with Closed rather than hang
+    assert time.monotonic() - start < 2  # closing wakes the blocked reader thread at once
+    assert all(isinstance(f.exception(1), Exception) for f in first)
