@@ -14,7 +14,8 @@ Both servers run in their own processes, so the client side's GIL is not shared 
 Payload: the shared 1 KiB JSON document. Latency = publish -> received by the consumer, twice:
 with one message in flight (send, receive, ack, receipt; ``--pings`` of them), and under the
 throughput load (the send time travels in a message property; mostly queueing in the window).
-Runs are interleaved, the order alternating per round; medians reported.
+Also the client process's CPU time per message (servers excluded): far steadier than rates on
+a shared machine. Runs are interleaved, the order alternating per round; medians reported.
 Target: streamfw >= 60% of the floor's rate, every send confirmed.
 """
 
@@ -36,6 +37,7 @@ from typing import Any
 from benchmarks.payload import compact, make_value
 
 WINDOW = 1000
+CPU: list[float] = []  # client-process CPU seconds of the last _threaded run
 RECEIVE_TIMEOUT = 10.0
 TARGET = 0.60
 KEY = "bench.streamfw.emulator"
@@ -109,6 +111,7 @@ class Server:
 
 
 def _threaded(produce: Callable[[], None], consume: Callable[[], None]) -> float:
+    """Run both in threads; wall seconds until both finished. Client CPU goes to ``CPU``."""
     errors: list[BaseException] = []
 
     def guarded(fn: Callable[[], None]) -> Callable[[], None]:
@@ -121,12 +124,13 @@ def _threaded(produce: Callable[[], None], consume: Callable[[], None]) -> float
         return body
 
     threads = [threading.Thread(target=guarded(f)) for f in (consume, produce)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     elapsed = time.perf_counter() - start
+    CPU.append(time.process_time() - cpu)  # this process only: the servers run elsewhere
     if errors:
         raise errors[0]
     return elapsed
@@ -283,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "streamfw": lambda: streamfw_pingpong(emulator.port, value, args.pings),
             "floor": lambda: raw_pingpong(relay.port, value, args.pings),
         }
+        cpu_us: dict[str, list[float]] = {k: [] for k in runs}
         idle50: dict[str, list[float]] = {k: [] for k in runs}
         idle99: dict[str, list[float]] = {k: [] for k in runs}
         names = list(runs)
@@ -290,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names[r % 2 :] + names[: r % 2]:  # alternate who goes first
                 rate, lat = runs[name]()
                 rates[name].append(rate)
+                cpu_us[name].append(CPU[-1] / args.messages * 1e6)
                 p50[name].append(pct(lat, 0.50))
                 p99[name].append(pct(lat, 0.99))
                 idle = pings[name]()
@@ -307,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99": p99,
             "idle_p50": idle50,
             "idle_p99": idle99,
+            "client_cpu_us_per_msg": cpu_us,
             "ratio": ratio,
         }
         print(json.dumps(figures))
@@ -315,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         f" throughput: {args.messages} msgs, window {WINDOW}; latency: publish -> received,"
         f" one in flight ({args.pings} msgs) and under the throughput load"
     )
-    print(f"{'':10} {'msgs/s':>8} {'1-in-flight p50/p99 ms':>23} {'loaded p50/p99 ms':>19}")
+    print(
+        f"{'':10} {'msgs/s':>8} {'client CPU us/msg':>18} {'1-in-flight p50/p99 ms':>23}"
+        f" {'loaded p50/p99 ms':>19}"
+    )
 
     def ms(values: list[float]) -> str:
         return f"{statistics.median(values) * 1e3:.2f}"
@@ -323,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         idle = f"{ms(idle50[name])} / {ms(idle99[name])}"
         loaded = f"{ms(p50[name])} / {ms(p99[name])}"
-        print(f"{name:10} {med[name]:>8.0f} {idle:>23} {loaded:>19}")
+        cpu = statistics.median(cpu_us[name])
+        print(f"{name:10} {med[name]:>8.0f} {cpu:>18.0f} {idle:>23} {loaded:>19}")
     verdict = "PASS" if ratio >= TARGET else "MISS"
     print(f"streamfw / floor = {ratio:.2f} (target >= {TARGET:.2f}): {verdict}")
     return 0
