@@ -18,7 +18,7 @@ import websocket
 
 from streamfw import wire
 from streamfw.api import ProducerOptions, StreamRef
-from streamfw.errors import OperationTimeout, SendError, StreamError
+from streamfw.errors import Closed, OperationTimeout, SendError, StreamError
 from streamfw.message import Envelope, MessageId
 from streamfw_macrometa.ws import Connector, Link
 
@@ -115,12 +115,6 @@ class MacrometaProducer(Link):
         for _, future in pending.values():
             self._window.release()
             if not future.done():
-                error = type(cause)(text) if cause is not None else _closed(text)
+                error = type(cause)(text) if cause is not None else Closed(text)
                 error.__cause__ = cause
                 future.set_exception(error)
-
-
-def _closed(text: str) -> StreamError:
-    from streamfw.errors import Closed
-
-    return Closed(text)
