@@ -15,39 +15,43 @@ if TYPE_CHECKING:
 class Properties(Mapping[str, str]):
     """A read-only, hashable ``str -> str`` mapping (Pulsar message properties)."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_hash", "_items")
 
     def __init__(self, value: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         items = dict(value)
         for k, v in items.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise TypeError(f"message properties must map str to str, got {k!r}: {v!r}")
-        self._items: tuple[tuple[str, str], ...] = tuple(sorted(items.items()))
+        # Sorted, so equal mappings iterate, print and hash alike.
+        self._items: dict[str, str] = dict(sorted(items.items()))
+        self._hash: int | None = None
 
     def __getitem__(self, key: str) -> str:
-        for k, v in self._items:
-            if k == key:
-                return v
-        raise KeyError(key)
+        return self._items[key]
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._items)
+        return iter(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
     def __hash__(self) -> int:
-        return hash(self._items)
+        if self._hash is None:
+            self._hash = hash(tuple(self._items.items()))
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Properties):
             return self._items == other._items
         if isinstance(other, Mapping):
-            return dict(self._items) == dict(other)
+            return self._items == dict(other)
         return NotImplemented
 
     def __repr__(self) -> str:
-        return repr(dict(self._items))
+        return repr(self._items)
 
 
 def _to_properties(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Properties:
