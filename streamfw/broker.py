@@ -143,6 +143,8 @@ class _Stream:
 
 # ---------------------------------------------------------------------------------- broker
 
+TRIM_CHUNK = 256  # acked messages kept before the log drops them (see _trim)
+
 
 class Broker:
     """All streams of one emulated tenant. Not thread-safe: its owner serialises calls."""
@@ -563,7 +565,10 @@ class Broker:
                 low = s.mark_delete
         if not durable or low is None:
             return
-        if low > stream.base:
+        # Dropping a prefix moves the whole rest of the list: when consumers lag behind a
+        # producer, doing it for every ack made each ack cost O(backlog). Drop in chunks
+        # (at most TRIM_CHUNK acked messages linger), or at once when everything is acked.
+        if low - stream.base >= TRIM_CHUNK or (low == stream.end and low > stream.base):
             del stream.log[: low - stream.base]
             stream.base = low
 

@@ -60,7 +60,7 @@ def _to_properties(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) 
     return Properties(value or ())
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)  # a dict/set key on every hot path
 class MessageId:
     """Where a message sits in its stream: Pulsar's (ledger, entry[, partition, batch])."""
 

@@ -76,6 +76,9 @@ class _Inbox:
         self.ready = threading.Condition(lock)  # type: ignore[arg-type]
         self.closed_reason: str | None = None
         self.active = True
+        # Threads blocked in receive(): notify only then. (Condition.notify on a lock that
+        # is not an RLock costs a trial acquire and release, on every delivery.)
+        self.waiting = 0
 
 
 class _Host:
@@ -127,7 +130,8 @@ class _Host:
                 mid = event.delivery.message_id
                 inbox.items.pop(mid, None)
                 inbox.items[mid] = event.delivery
-                inbox.ready.notify()
+                if inbox.waiting:
+                    inbox.ready.notify()
             elif isinstance(event, ConsumerClosed):
                 inbox = self.inboxes[event.consumer]
                 inbox.closed_reason = event.reason
@@ -233,7 +237,11 @@ class LoopbackConsumer:
                 if deadline is not None:
                     until_due = max(deadline - host.clock(), 0.001)
                     wait = until_due if wait is None else min(wait, until_due)
-                inbox.ready.wait(wait)
+                inbox.waiting += 1
+                try:
+                    inbox.ready.wait(wait)
+                finally:
+                    inbox.waiting -= 1
 
     def ack(self, message_id: MessageId) -> None:
         consumer = self._live()
