@@ -573,20 +573,23 @@ class Broker:
             stream.base = low
 
     def _next_seq(self, stream: _Stream, sub: _Subscription) -> int | None:
-        while sub.ready:
-            seq = sub.ready[0]
-            if seq in sub.ready_set and not sub.is_acked(seq):
+        ready, ready_set, acked = sub.ready, sub.ready_set, sub.acked
+        while ready:
+            seq = ready[0]
+            if seq in ready_set and seq >= sub.mark_delete and seq not in acked:
                 return seq
-            heapq.heappop(sub.ready)
-            sub.ready_set.discard(seq)
-        while sub.read_pos < stream.end and sub.is_acked(sub.read_pos):
-            sub.read_pos += 1
-        return sub.read_pos if sub.read_pos < stream.end else None
+            heapq.heappop(ready)
+            ready_set.discard(seq)
+        pos, end = sub.read_pos, stream.end
+        while pos < end and (pos < sub.mark_delete or pos in acked):
+            pos += 1
+        sub.read_pos = pos
+        return pos if pos < end else None
 
     def _dispatch(self, stream: _Stream, sub: _Subscription) -> None:
         if not sub.consumers:
             return
-        now = self._clock()
+        outbox = self._outbox
         while True:
             seq = self._next_seq(stream, sub)
             if seq is None:
@@ -599,15 +602,20 @@ class Broker:
                 sub.ready_set.discard(seq)
             else:
                 sub.read_pos = seq + 1
-            deadline = now + consumer.ack_timeout if consumer.ack_timeout else None
-            consumer.in_flight[seq] = deadline
             sub.outstanding[seq] = consumer
-            if deadline is not None:
+            if consumer.ack_timeout:
+                deadline = self._clock() + consumer.ack_timeout
+                consumer.in_flight[seq] = deadline
                 heapq.heappush(self._timers, (deadline, 0, consumer.id, seq))
+            else:
+                consumer.in_flight[seq] = None
             first = stream.log[seq - stream.base].first
             count = sub.redeliveries.get(seq, 0)
-            delivery = attrs.evolve(first, redelivery_count=count) if count else first
-            self._outbox.append(Deliver(consumer.id, delivery))
+            outbox.append(
+                Deliver(
+                    consumer.id, attrs.evolve(first, redelivery_count=count) if count else first
+                )
+            )
 
     @staticmethod
     def _pick(sub: _Subscription) -> _Consumer | None:

@@ -17,6 +17,7 @@ The Macrometa/Pulsar base64 ``{"payload": ...}`` frame is the transport's last s
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
@@ -56,7 +57,29 @@ class CodecSpec:
 
 # What ``json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))`` builds
 # on every call; made once (it keeps no state between calls, so threads may share it).
-_STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+def _uuid_as_text(value: Any) -> str:
+    # orjson writes a UUID as its text on its own; the stdlib path does the same, so both
+    # backends accept the same values. Anything else is refused.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_STRICT_JSON = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_uuid_as_text
+)
+
+
+# Types orjson would write on its own (datetimes, dataclasses, subclasses of str/int/dict/list)
+# go to its ``default``, which we do not give: TypeError, then the stdlib path decides, so
+# both backends accept and refuse the same values.
+_ORJSON_STRICT = (
+    0
+    if _orjson is None
+    else _orjson.OPT_PASSTHROUGH_DATETIME
+    | _orjson.OPT_PASSTHROUGH_DATACLASS
+    | _orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 class JsonCodec:
@@ -65,7 +88,7 @@ class JsonCodec:
     def encode(self, value: Any) -> bytes:
         if _orjson is not None:
             try:
-                out: bytes = _orjson.dumps(value)
+                out: bytes = _orjson.dumps(value, option=_ORJSON_STRICT)
             except TypeError:
                 pass  # e.g. ints beyond 64 bits: the stdlib path handles or explains them
             else:
@@ -178,6 +201,8 @@ class Pipeline:
         """Return the payload and the tag to send in the ``streamfw-codec`` property."""
         first = _auto_codec_for(value) if self.value == AUTO else self.value
         data = self._registry.stage(first).encode(value)
+        if not self.stages:
+            return data, first
         for name in self.stages:
             data = self._registry.stage(name).encode(data)
         return data, "+".join((first, *self.stages))

@@ -77,24 +77,24 @@ class Consumer:
         return f"consumer of {self.subscription!r} on stream {self.stream.name!r}"
 
     def _decode(self, d: Delivery) -> Message:
-        def build(value: object) -> Message:
-            return Message(
-                d.message_id,
-                value,
-                d.payload,
-                d.properties,
-                d.key,
-                d.publish_time,
-                d.redelivery_count,
-                self.stream.name,
-                self.subscription,
-                acker=self._link,
-            )
-
         try:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
             raise DecodeError(
-                f"{self._what()}: {d.message_id}: {exc}", message=build(None)
+                f"{self._what()}: {d.message_id}: {exc}", message=self._message(d, None)
             ) from exc
-        return build(value)
+        return self._message(d, value)
+
+    def _message(self, d: Delivery, value: object) -> Message:
+        return Message(
+            d.message_id,
+            value,
+            d.payload,
+            d.properties,
+            d.key,
+            d.publish_time,
+            d.redelivery_count,
+            self.stream.name,
+            self.subscription,
+            acker=self._link,
+        )

@@ -103,3 +103,25 @@ def test_decode_errors_name_the_problem(payload: bytes, tag: str, match: str) ->
 def test_bad_pipeline_specs_fail_early(spec: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         REGISTRY.pipeline(spec)
+
+
+def test_both_json_backends_accept_and_refuse_the_same_values() -> None:
+    import datetime as dt
+    import uuid
+
+    import streamfw.codec as codec
+
+    strict = codec.JsonCodec()
+    fixed = uuid.UUID(int=7)
+    assert strict.decode(strict.encode({"id": fixed})) == {"id": str(fixed)}
+    assert strict.decode(strict.encode((1, None))) == [1, None]
+    with pytest.raises(EncodeError, match="datetime"):
+        strict.encode({"at": dt.datetime(2024, 1, 1)})
+    saved = codec._orjson
+    codec._orjson = None  # the stdlib path, as without the 'fast' extra
+    try:
+        assert strict.decode(strict.encode({"id": fixed})) == {"id": str(fixed)}
+        with pytest.raises(EncodeError, match="datetime"):
+            strict.encode({"at": dt.datetime(2024, 1, 1)})
+    finally:
+        codec._orjson = saved
