@@ -16,6 +16,7 @@ The Macrometa/Pulsar base64 ``{"payload": ...}`` frame is the transport's last s
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 import zlib
@@ -30,9 +31,9 @@ from streamfw.hookspecs import hookimpl
 CODEC_PROPERTY = "streamfw-codec"
 AUTO = "auto"
 
-_orjson: Any
-try:  # the optional fast backend: pip install 'streamfw[fast]'
-    import orjson as _orjson
+_orjson: Any  # the optional fast backend: pip install 'streamfw[fast]'
+try:  # imported by name so that type checking works with and without it installed
+    _orjson = importlib.import_module("orjson")
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
