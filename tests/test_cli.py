@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,3 +226,72 @@ def test_seed_walkthrough_on_the_emulator(emulator: object, tmp_path: Path) -> N
         "'Hello #2'",
         "'Hello #3'",
     ]
+
+
+def test_unreachable_server_says_where_and_hides_the_key() -> None:
+    secret = "acme.example.SECRETKEY123"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamfw",
+            "streams",
+            "list",
+            "--url",
+            "macrometa+http://127.0.0.1:9",
+            "--api-key",
+            secret,
+            "-o",
+            "retries=1",
+            "-o",
+            "timeout=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "127.0.0.1:9" in done.stderr and "ConnectFailed" in done.stderr
+    assert secret not in done.stdout + done.stderr
+
+
+def test_ctrl_c_detaches_and_leaves_unacked_messages(emulator: Any) -> None:
+    env = {
+        **os.environ,
+        "STREAMFW_URL": f"macrometa+http://127.0.0.1:{emulator.port}",
+        "MACROMETA_API_KEY": emulator.api_key,
+    }
+    stream = f"intr{os.urandom(3).hex()}"
+    with streamfw.connect(env["STREAMFW_URL"], api_key=emulator.api_key) as client:
+        s = client.stream(stream).create()
+        s.consumer("sub").close()
+        with s.producer() as p:
+            p.send("kept")
+        consumer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamfw",
+                "consume",
+                stream,
+                "--subscription",
+                "sub",
+                "--no-ack",
+            ],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert consumer.stdout is not None
+            assert "'kept'" in consumer.stdout.readline()  # received, not acked
+            consumer.send_signal(signal.SIGINT)
+            _, err = consumer.communicate(timeout=30)
+        finally:
+            consumer.kill()
+        assert consumer.returncode == 130 and "stopped after 1 message(s)" in err
+        assert "Traceback" not in err
+        with s.consumer("sub") as again:  # the unacked message is there for the next one
+            msg = again.receive(5)
+            assert msg is not None and msg.value == "kept" and msg.redelivery_count == 1
