@@ -75,9 +75,14 @@ def error_frame(code: int, text: str, message_id: object = None) -> str:
 class Socket:
     """One accepted WebSocket: an outgoing queue drained by a single writer task."""
 
-    def __init__(self, ws: web.WebSocketResponse, label: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, label: str, transport: asyncio.BaseTransport | None = None
+    ) -> None:
         self.ws = ws
         self.label = label  # for logs: kind and topic, never the query string
+        # Writing to a transport whose peer is gone does not raise: asyncio only logs
+        # "socket.send() raised exception." for every write. So look before writing.
+        self._transport = transport
         self.queue: asyncio.Queue[tuple[int, str] | str] = asyncio.Queue()
         self.closing = False
         self._writer: asyncio.Task[None] | None = None
@@ -113,6 +118,8 @@ class Socket:
                     code, reason = item
                     await self.ws.close(code=code, message=reason.encode()[:120])
                     return
+                if self._transport is not None and self._transport.is_closing():
+                    raise ConnectionResetError("the peer has gone")
                 await self.ws.send_str(item)
             except (ConnectionError, RuntimeError) as exc:  # peer gone mid-send
                 log.info("%s: write failed: %s", self.label, exc)
@@ -215,7 +222,7 @@ async def handle(
             fabric.call(lambda: fabric.broker.create_stream(ref))
             log.info("auto-created stream %s in fabric %s", ref.topic, fabric.name)
         label = f"{kind} {fabric.name}/{ref.topic}" + (f"/{sub}" if sub else "")
-        sock = Socket(ws, label)
+        sock = Socket(ws, label, request.transport)
         broker_id = fabric.call(lambda: attach(sock))
     except Refused as exc:
         log.info("refused %s %s: %d %s", request.method, request.path, exc.status, exc)
