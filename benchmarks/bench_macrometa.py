@@ -31,13 +31,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from benchmarks.payload import compact, make_value
+from benchmarks.timing import run_threads
 
 WINDOW = 1000
-CPU: list[float] = []  # client-process CPU seconds of the last _threaded run
+CPU: list[float] = []  # client-process CPU seconds of each threaded run (servers excluded)
 RECEIVE_TIMEOUT = 10.0
 TARGET = 0.60
 KEY = "bench.streamfw.emulator"
@@ -110,32 +110,6 @@ class Server:
             self.proc.kill()
 
 
-def _threaded(produce: Callable[[], None], consume: Callable[[], None]) -> float:
-    """Run both in threads; wall seconds until both finished. Client CPU goes to ``CPU``."""
-    errors: list[BaseException] = []
-
-    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
-        def body() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # re-raised in the main thread
-                errors.append(exc)
-
-        return body
-
-    threads = [threading.Thread(target=guarded(f)) for f in (consume, produce)]
-    start, cpu = time.perf_counter(), time.process_time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    elapsed = time.perf_counter() - start
-    CPU.append(time.process_time() - cpu)  # this process only: the servers run elsewhere
-    if errors:
-        raise errors[0]
-    return elapsed
-
-
 def streamfw_run(port: int, value: Any, messages: int) -> tuple[float, list[float]]:
     import streamfw
 
@@ -164,7 +138,8 @@ def streamfw_run(port: int, value: Any, messages: int) -> tuple[float, list[floa
                 if msg.value != value:
                     raise AssertionError("streamfw: the value was not decoded intact")
 
-            elapsed = _threaded(produce, consume)
+            elapsed, cpu = run_threads(consume, produce)
+            CPU.append(cpu)
         stream.delete(force=True)
     return messages / elapsed, latencies
 
@@ -206,7 +181,8 @@ def raw_run(port: int, value: Any, messages: int) -> tuple[float, list[float]]:
             raise AssertionError("raw: the value was not decoded intact")
 
     try:
-        elapsed = _threaded(produce, consume)
+        elapsed, cpu = run_threads(consume, produce)
+        CPU.append(cpu)
     finally:
         prod.close()
         cons.close()

@@ -35,15 +35,11 @@ TARGET = 2.0
 WINDOW = 1000
 
 _PYC8_PRODUCER = """
-import json, socket, sys, time
-_real = socket.getaddrinfo
-def _shim(host, *a, **k):
-    if isinstance(host, str) and host.startswith("api-"):
-        host = "127.0.0.1"
-    return _real(host, *a, **k)
-socket.getaddrinfo = _shim
+import json, sys, time
+sys.path.insert(0, SHIMS_DIR)
+import pyc8_shims  # the SDK tests' shims: api-* names to 127.0.0.1, keep the given port
+pyc8_shims.install()
 from c8 import C8Client
-C8Client.set_port = lambda self: None
 port, key, stream, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 text = sys.stdin.read()
 client = C8Client(protocol="https", host="localhost", port=port, apikey=key,
@@ -62,7 +58,15 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 def pyc8_rate(env: dict[str, str], port: int, text: str, messages: int) -> float:
     stream = f"pyc8-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
-        [str(PYC8), "-c", _PYC8_PRODUCER, str(port), KEY, stream, str(messages)],
+        [
+            str(PYC8),
+            "-c",
+            _PYC8_PRODUCER.replace("SHIMS_DIR", repr(str(ROOT / "tests" / "sdk"))),
+            str(port),
+            KEY,
+            stream,
+            str(messages),
+        ],
         input=text,
         capture_output=True,
         text=True,

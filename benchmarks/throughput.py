@@ -15,42 +15,16 @@ All are wall-clock rates (messages per second), interleaved round by round.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from benchmarks.payload import make_value
-from benchmarks.timing import interleave
+from benchmarks.timing import interleave, run_threads
 
 RECEIVE_TIMEOUT = 10.0  # a lost message fails the run instead of hanging it
 KOMBU_POLLING_INTERVAL = 0.001  # kombu's default (1 s) would stall whenever the queue runs dry
-
-
-def _threaded(produce: Callable[[], None], consume: Callable[[], None]) -> float:
-    """Run both in their own threads; seconds from start until both have finished."""
-    errors: list[BaseException] = []
-
-    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
-        def body() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # reported in the main thread below
-                errors.append(exc)
-
-        return body
-
-    threads = [threading.Thread(target=guarded(f)) for f in (consume, produce)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return elapsed
 
 
 def streamfw_rate(value: Any, messages: int) -> float:
@@ -75,7 +49,7 @@ def streamfw_rate(value: Any, messages: int) -> float:
                 if last is None or last.value != value:
                     raise AssertionError("streamfw: the last message was not decoded intact")
 
-            return messages / _threaded(produce, consume)
+            return messages / run_threads(consume, produce)[0]
 
 
 def streamfw_one_thread_rate(value: Any, messages: int) -> float:
@@ -144,7 +118,7 @@ def kombu_rate(value: Any, messages: int) -> float:
             if last != value:
                 raise AssertionError("kombu: the last message was not decoded intact")
 
-        return messages / _threaded(produce, consume)
+        return messages / run_threads(consume, produce)[0]
 
 
 def kombu_available() -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,3 +54,31 @@ def spread(values: list[float]) -> float:
     """Half the inter-sample range relative to the median: a rough +/- figure."""
     mid = statistics.median(values)
     return (max(values) - min(values)) / 2 / mid if mid else 0.0
+
+
+def run_threads(*bodies: Callable[[], None], join_timeout: float = 120.0) -> tuple[float, float]:
+    """Run each body in its own thread; return (wall seconds, this process's CPU seconds).
+
+    An exception in any body is re-raised here, in the caller, once all threads ended.
+    """
+    errors: list[BaseException] = []
+
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+        def body() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # re-raised in the calling thread below
+                errors.append(exc)
+
+        return body
+
+    threads = [threading.Thread(target=guarded(b)) for b in bodies]
+    start, cpu = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_timeout)
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+    if errors:
+        raise errors[0]
+    return elapsed, used

@@ -25,36 +25,17 @@ import argparse
 import base64
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-_real_getaddrinfo = socket.getaddrinfo
-RESOLVE_TO = os.environ.get("STREAMFW_SDK_RESOLVE_TO", "127.0.0.1")
+from pyc8_shims import install
 
+install()  # before pyC8 or websocket-client connects anywhere
 
-def _shim_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    """Resolve ``api-*`` names to the emulator's address; defer everything else."""
-    if isinstance(host, bytes):
-        host = host.decode("ascii")
-    if isinstance(host, str) and host.startswith("api-"):
-        host = RESOLVE_TO
-    return _real_getaddrinfo(host, *args, **kwargs)
-
-
-socket.getaddrinfo = _shim_getaddrinfo  # type: ignore[assignment]
-
-import websocket  # noqa: E402  (imported after the resolver shim on purpose)
+import websocket  # noqa: E402
 from c8 import C8Client  # noqa: E402
-
-
-def _keep_given_port(self: C8Client) -> None:
-    """Replacement for ``C8Client.set_port``: keep ``self._port`` (set from ``port=``)."""
-
-
-C8Client.set_port = _keep_given_port  # type: ignore[method-assign]
 
 
 def emit(event: str, **fields: Any) -> None:

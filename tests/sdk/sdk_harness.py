@@ -189,3 +189,9 @@ class Sdk:
     def close(self) -> None:
         for proc in self.procs:
             proc.kill()
+
+
+def ok(run: Run) -> Run:
+    """``run`` finished cleanly (exit 0, last event ``done``); else fail with its transcript."""
+    assert run.returncode == 0 and run.last()["event"] == "done", run.explain()
+    return run

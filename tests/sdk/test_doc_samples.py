@@ -19,16 +19,12 @@ from sdk_harness import HERE, Sdk
 ROOT = HERE.parent.parent
 BLOCK = re.compile(r"^```(?P<kind>python pyc8|js jsc8)\n(?P<code>.*?)^```", re.S | re.M)
 
-PYC8_PRELUDE = """
-import os, socket, types
-_real_getaddrinfo = socket.getaddrinfo
-def _shim(host, *args, **kwargs):
-    if isinstance(host, str) and host.startswith("api-"):
-        host = "127.0.0.1"
-    return _real_getaddrinfo(host, *args, **kwargs)
-socket.getaddrinfo = _shim
+PYC8_PRELUDE = f"""
+import os, sys, types
+sys.path.insert(0, {str(HERE)!r})
+import pyc8_shims  # api-* names to 127.0.0.1; C8Client keeps port= (docs/emulator-sdks.md)
+pyc8_shims.install()
 from c8 import C8Client
-C8Client.set_port = lambda self: None   # keep port= (see docs/emulator-sdks.md section 4)
 HOST, PORT, API_KEY = "localhost", int(os.environ["PORT"]), os.environ["API_KEY"]
 emu = types.SimpleNamespace(port=PORT, api_key=API_KEY)
 """
