@@ -117,9 +117,14 @@ class SubscriptionMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def receive(self, data: st.DataObject) -> None:
         slot = data.draw(st.sampled_from(sorted(self.consumers)))
-        msg = self.consumers[slot].receive(self.harness.settle)
+        consumer = self.consumers[slot]
+        msg = consumer.receive(self.harness.settle)
+        if msg is None and self._due_for(slot):
+            # Something should have come: give a slow hop (a loaded CI machine) more time
+            # before calling it lost. What the transport must not do is never deliver it.
+            msg = consumer.receive(self.harness.settle * 25)
+            assert msg is not None, f"nothing received although {self._due_for(slot)} are due"
         if msg is None:
-            self._check_nothing_was_due(slot)
             return
         value = msg.value
         assert value in self.expected, f"{value} was not published to this subscription"
@@ -176,15 +181,14 @@ class SubscriptionMachine(RuleBasedStateMachine):
     def _returned(self, value: int) -> None:
         self.returns[value] = self.returns.get(value, 0) + 1
 
-    def _check_nothing_was_due(self, slot: int) -> None:
-        """An active Exclusive/Failover consumer with room that got nothing: nothing is due."""
+    def _due_for(self, slot: int) -> list[int]:
+        """What an active Exclusive/Failover consumer with room must receive next, if anything."""
         if self.type == "shared" or slot != self.order[0]:
-            return
+            return []
         mine = sum(1 for s, _ in self.held.values() if s == slot)
         if mine >= QUEUE:
-            return
-        due = self.expected - self.acked - set(self.held) - self.nacked
-        assert not due, f"nothing received although {sorted(due)} are due"
+            return []
+        return sorted(self.expected - self.acked - set(self.held) - self.nacked)
 
     def teardown(self) -> None:
         try:
