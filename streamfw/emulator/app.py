@@ -17,8 +17,9 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -143,7 +144,11 @@ class Emulator:
         started: cf.Future[None] = cf.Future()
         emu._thread = threading.Thread(
             target=emu._run,
-            args=(started, host, port, context, auth, clock, auto_create, max_connections),
+            # The coroutine is only created here; it first runs on the emulator's own loop.
+            args=(
+                started,
+                emu._serve(host, port, context, auth, clock, auto_create, max_connections),
+            ),
             name="streamfw-emulator",
             daemon=True,
         )
@@ -167,22 +172,10 @@ class Emulator:
         )
         return emu
 
-    def _run(
-        self,
-        started: cf.Future[None],
-        host: str,
-        port: int,
-        context: ssl.SSLContext | None,
-        auth: Authenticator,
-        clock: Callable[[], float],
-        auto_create: bool,
-        max_connections: int,
-    ) -> None:
+    def _run(self, started: cf.Future[None], serving: Coroutine[Any, Any, None]) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(
-                self._serve(host, port, context, auth, clock, auto_create, max_connections)
-            )
+            self._loop.run_until_complete(serving)
         except BaseException as exc:
             started.set_exception(exc)
             self._loop.close()
