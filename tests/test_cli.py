@@ -151,13 +151,18 @@ def test_no_ack_leaves_messages_in_the_backlog(
         assert client.stream("keep").backlog() == 1
 
 
-def test_seed_walkthrough_on_the_emulator(emulator: object, tmp_path: Path) -> None:
-    """Three terminals: a producer and two consumers on one exclusive subscription."""
-    env = {
+def emulator_env(emulator: Any) -> dict[str, str]:
+    """The environment a user sets to point the CLI at the emulator."""
+    return {
         **os.environ,
-        "STREAMFW_URL": f"macrometa+http://127.0.0.1:{emulator.port}",  # type: ignore[attr-defined]
+        "STREAMFW_URL": f"macrometa+http://127.0.0.1:{emulator.port}",
         "MACROMETA_API_KEY": emulator.api_key,
-    }  # type: ignore[attr-defined]
+    }
+
+
+def test_seed_walkthrough_on_the_emulator(emulator: Any, tmp_path: Path) -> None:
+    """Three terminals: a producer and two consumers on one exclusive subscription."""
+    env = emulator_env(emulator)
     cli = [sys.executable, "-m", "streamfw"]
     stream = f"walk{os.urandom(3).hex()}"
     subprocess.run([*cli, "streams", "create", stream], env=env, check=True, timeout=60)
@@ -256,11 +261,7 @@ def test_unreachable_server_says_where_and_hides_the_key() -> None:
 
 
 def test_ctrl_c_detaches_and_leaves_unacked_messages(emulator: Any) -> None:
-    env = {
-        **os.environ,
-        "STREAMFW_URL": f"macrometa+http://127.0.0.1:{emulator.port}",
-        "MACROMETA_API_KEY": emulator.api_key,
-    }
+    env = emulator_env(emulator)
     stream = f"intr{os.urandom(3).hex()}"
     with streamfw.connect(env["STREAMFW_URL"], api_key=emulator.api_key) as client:
         s = client.stream(stream).create()
