@@ -46,6 +46,20 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _utf8(text: str) -> bytes:
+    # Credentials arrive from headers and JSON bodies as any str, lone surrogates included.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of two strings, whatever characters they hold.
+
+    ``hmac.compare_digest`` refuses ``str`` with non-ASCII characters (TypeError), so
+    compare the UTF-8 bytes instead: a non-ASCII credential is simply wrong, never an error.
+    """
+    return hmac.compare_digest(_utf8(given), _utf8(expected))
+
+
 class OtpStore:
     """One-time passwords: each is accepted once, within ``lifetime`` seconds of issue."""
 
@@ -110,7 +124,7 @@ class Authenticator:
         return [k for k in self.api_keys if tenant_of_key(k) != self.tenant]
 
     def check_key(self, key: str) -> bool:
-        return any(hmac.compare_digest(key, k) for k in self.api_keys)
+        return any(same_secret(key, k) for k in self.api_keys)
 
     def check_password(self, password: str) -> bool:
         """``/_open/auth``: any password in development mode, else one of the API keys."""
@@ -143,9 +157,7 @@ class Authenticator:
     def check_jwt(self, token: str) -> dict[str, Any] | None:
         """The claims of a token this emulator issued and that has not expired, else None."""
         parts = token.split(".")
-        if len(parts) != 3 or not hmac.compare_digest(
-            self._sign(f"{parts[0]}.{parts[1]}"), parts[2]
-        ):
+        if len(parts) != 3 or not same_secret(parts[2], self._sign(f"{parts[0]}.{parts[1]}")):
             return None
         try:
             claims = json.loads(_unb64url(parts[1]))
@@ -156,4 +168,4 @@ class Authenticator:
         return claims
 
     def _sign(self, data: str) -> str:
-        return _b64url(hmac.new(self._secret, data.encode(), hashlib.sha256).digest())
+        return _b64url(hmac.new(self._secret, _utf8(data), hashlib.sha256).digest())

@@ -176,3 +176,41 @@ def test_malformed_request_lines_are_logged_without_their_query(
     time.sleep(0.05)  # the loop thread logs after answering
     text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "SECRETA" not in text and "SECRETB" not in text
+
+
+NON_ASCII = ["ключ", "demo.streamfw.emulatoré", "\U0001f511.k.SECRET", "\ud800.lone"]
+
+
+def _raw_request(emu: Emulator, head: bytes, body: bytes = b"") -> int:
+    """Send bytes no HTTP library would (non-ASCII headers); return the status code."""
+    with socket.create_connection((emu.host, emu.port), timeout=5) as s:
+        s.sendall(head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        return int(s.recv(100).split()[1])
+
+
+@pytest.mark.parametrize("value", NON_ASCII)
+def test_non_ascii_credentials_are_401_never_500(emulator: Emulator, value: str) -> None:
+    """hmac.compare_digest refuses non-ASCII str: every check compares bytes instead."""
+    raw = value.encode("utf-8", "surrogatepass")
+    for scheme in (b"apikey", b"bearer"):
+        for path in (b"/_api/user", b"/_ws/ws/v2/producer/persistent/demo/c8global._system/x"):
+            head = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+            assert _raw_request(emulator, head + scheme + b" " + raw) == 401
+    jwt_like = "a.b." + value
+    assert (
+        _raw_request(
+            emulator,
+            b"GET /_api/user HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: bearer " + jwt_like.encode("utf-8", "surrogatepass"),
+        )
+        == 401
+    )
+    bodies = {
+        "/_open/auth": {"email": value, "password": value},
+        "/_fabric/_system/_api/key/validate": {"apikey": value, "jwt": jwt_like},
+    }
+    with Emulator.start(port=0, api_keys=["acme.k.SECRET"]) as keyed:
+        for path, body in bodies.items():
+            r = requests.post(keyed.url + path, json=body, timeout=5)  # JSON escapes: \ud800 too
+            assert r.status_code == 401, (path, r.text)
+            assert r.json()["errorNum"] == 401
