@@ -26,12 +26,27 @@ from aiohttp.abc import AbstractAccessLogger
 
 from streamfw.emulator import rest, sockets
 from streamfw.emulator.auth import Authenticator, tenant_of_key
+from streamfw.emulator.edge import (
+    BODY_TIMEOUT,
+    EDGE,
+    HEADER_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_CONNECTIONS,
+    WS_HEARTBEAT,
+    ConnectionLimiter,
+    CountingSite,
+    Edge,
+    HostCheck,
+    is_loopback,
+    usable_connections,
+)
 from streamfw.emulator.routing import STATE, make_dispatcher
 from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 
 log = logging.getLogger("streamfw.emulator")
 
-MAX_CONNECTIONS = 1024  # concurrent HTTP requests + open WebSockets; more get 503
+__all__ = ["MAX_CONNECTIONS", "MAX_FRAME", "Emulator"]
+
 MAX_FRAME = sockets.MAX_FRAME  # also the largest REST body (413 above it)
 POKE_SETTLE = 0.01  # seconds poke() lets pending frames be handled before ticking
 _START_TIMEOUT = 10.0
@@ -109,6 +124,12 @@ class Emulator:
         clock: Callable[[], float] | None = None,
         auto_create: bool = False,
         max_connections: int = MAX_CONNECTIONS,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        ws_heartbeat: float | None = WS_HEARTBEAT,
+        allowed_hosts: Iterable[str] = (),
+        public_dev_key: bool = False,
     ) -> Emulator:
         """Serve on ``host:port`` (0: a free port) and return once listening.
 
@@ -121,15 +142,57 @@ class Emulator:
             clock: wall-clock seconds for every broker and OTP (tests inject a manual clock
                 and call ``poke()``); default ``time.time``.
             auto_create: create a missing stream on WebSocket attach instead of answering 404.
-            max_connections: concurrent requests and WebSockets before answering 503.
+            max_connections: TCP connections held open, WebSockets included (lowered to fit
+                ``ulimit -n``). Past it the oldest unauthenticated connection is closed, else
+                the oldest idle keep-alive one; with every slot in authenticated use a new
+                connection's request gets 503.
+            header_timeout: seconds a new connection has to send a complete request head.
+            body_timeout: seconds to receive a whole request body; later: 408, closed.
+            idle_timeout: seconds a keep-alive connection may wait for its next request.
+            ws_heartbeat: seconds of silence on a WebSocket before the emulator pings it; a
+                peer that does not answer within half of that is dropped (its consumer's
+                unacknowledged messages go back to the subscription). None: never ping.
+            allowed_hosts: extra ``Host`` header names answered when bound to loopback.
+            public_dev_key: serve the public development key on a non-loopback address
+                (refused otherwise: anyone who can reach the port could use it).
         """
         names = tuple(fabrics)
         if not names or any(not f or "/" in f for f in names):
             raise ValueError(f"fabric names must be non-empty and contain no '/': {names!r}")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        ws_heartbeat = ws_heartbeat or None  # 0 turns pings off, as on the command line
+        for option, value in (
+            ("header_timeout", header_timeout),
+            ("body_timeout", body_timeout),
+            ("idle_timeout", idle_timeout),
+            ("ws_heartbeat", ws_heartbeat or 1.0),
+        ):
+            if not value > 0:  # also refuses NaN
+                raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
         clock = clock or time.time
         auth = Authenticator(api_keys, tenant, clock)
+        loopback = is_loopback(host)
+        if auth.development and not loopback:
+            if not public_dev_key:
+                raise ValueError(
+                    f"refusing to serve the public development key on {host or 'every address'}"
+                    ": anyone who can reach it could use the emulator. Give your own key "
+                    "(--api-key-file or STREAMFW_EMULATOR_API_KEY), bind 127.0.0.1, or "
+                    "accept the exposure with --public-dev-key"
+                )
+            log.warning(
+                "SERVING THE PUBLIC DEVELOPMENT KEY %s ON %s: anyone who can reach this "
+                "address can read, write and delete every stream",
+                auth.api_keys[0],
+                host or "every address",
+            )
+        edge = Edge(
+            ConnectionLimiter(usable_connections(max_connections), header_timeout),
+            body_timeout,
+            ws_heartbeat,
+            HostCheck(host, tuple(allowed_hosts)) if loopback else None,
+        )
         context = _ssl_context(tls_cert, tls_key)
         logging.getLogger("aiohttp.server").addFilter(_REDACT)  # idempotent
         emu = cls()
@@ -147,7 +210,7 @@ class Emulator:
             # The coroutine is only created here; it first runs on the emulator's own loop.
             args=(
                 started,
-                emu._serve(host, port, context, auth, clock, auto_create, max_connections),
+                emu._serve(host, port, context, auth, clock, auto_create, edge, idle_timeout),
             ),
             name="streamfw-emulator",
             daemon=True,
@@ -194,19 +257,26 @@ class Emulator:
         auth: Authenticator,
         clock: Callable[[], float],
         auto_create: bool,
-        max_connections: int,
+        edge: Edge,
+        idle_timeout: float,
     ) -> None:
         loop = asyncio.get_running_loop()
         fabrics = {name: FabricHost(name, clock, loop) for name in self.fabrics}
-        self._state = ServerState(auth, fabrics, auto_create, max_connections)
+        limit = edge.limiter.max_connections
+        self._state = ServerState(auth, fabrics, auto_create, limit)
         app = web.Application(client_max_size=MAX_FRAME)
         app[STATE] = self._state
+        app[EDGE] = edge
         app.router.add_route("*", "/{tail:.*}", make_dispatcher(rest.ROUTES, sockets.handle))
-        self._runner = web.AppRunner(
-            app, access_log_class=_AccessLogger, handle_signals=False, shutdown_timeout=1.0
-        )
+        # aiohttp's keep-alive timer also runs from accept until a request head is complete,
+        # so it bounds a later request head that never ends as well.
+        options: dict[str, Any] = {
+            "access_log_class": _AccessLogger,
+            "keepalive_timeout": idle_timeout,
+        }
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **options)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=context)
+        site = CountingSite(self._runner, host, port, edge.limiter, options, context)
         try:
             await site.start()
         except BaseException:  # e.g. the port is taken: leave nothing half-open

@@ -82,6 +82,11 @@ class OtpStore:
         expires = self._issued.pop(otp, None)
         return expires is not None and self._clock() <= expires
 
+    def is_live(self, otp: str) -> bool:
+        """True if ``redeem(otp)`` would succeed now; the OTP stays usable."""
+        expires = self._issued.get(otp)
+        return expires is not None and self._clock() <= expires
+
     def __len__(self) -> int:
         return len(self._issued)
 

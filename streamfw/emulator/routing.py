@@ -3,12 +3,15 @@
 aiohttp's router cannot be told to treat ``//_ws/...`` (what the jsc8 seed sends) like
 ``/_ws/...`` without answering a redirect, which WebSocket clients do not follow. So the
 emulator splits the raw path itself, drops empty segments, URL-decodes each one and matches
-the result against a small table of routes. The same place counts open connections, checks
-credentials and turns broker exceptions into the error envelope.
+the result against a small table of routes. The same place checks the ``Host`` header, answers
+a connection accepted over the limit with 503, notes which connections showed credentials (see
+``edge``), bounds the time to read a body, checks credentials and turns broker exceptions into
+the error envelope.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import unquote
@@ -17,6 +20,7 @@ import attrs
 from aiohttp import web
 
 from streamfw.emulator import envelope
+from streamfw.emulator.edge import EDGE, Connection, Edge
 from streamfw.emulator.state import FabricHost, ServerState
 from streamfw.errors import (
     AlreadyExists,
@@ -120,31 +124,48 @@ def make_dispatcher(
     """The single aiohttp handler: limits, routing, credentials, error envelopes."""
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        state = request.app[STATE]
-        if state.open_connections >= state.max_connections:
-            log.warning(
-                "refused %s %s: %d connections open (the limit)",
-                request.method,
-                request.path,
-                state.open_connections,
-            )
-            return envelope.error(503, f"Too many connections (limit {state.max_connections})")
-        state.open_connections += 1
+        state, edge = request.app[STATE], request.app[EDGE]
+        conn = edge.limiter.request_started(request)
         try:
-            return await _dispatch(request, state)
+            if edge.hosts is not None and not edge.hosts.allows(request.headers.get("Host")):
+                log.warning("refused %s %s: Host header not served", request.method, request.path)
+                return _closing(
+                    envelope.error(
+                        403,
+                        "this emulator listens on loopback and answers only loopback Host "
+                        "names (protection against DNS rebinding; see allowed_hosts)",
+                    )
+                )
+            if conn.over_limit:
+                limit = edge.limiter.max_connections
+                log.warning("refused %s %s: %d connections", request.method, request.path, limit)
+                return _closing(envelope.error(503, f"Too many connections (limit {limit})"))
+            return await _dispatch(request, state, edge, conn)
+        except ConnectionError as exc:
+            if request.transport is not None and not request.transport.is_closing():
+                raise
+            # The client went away (mid-body, mid-upgrade): routine, not a server error.
+            log.debug("%s %s: client disconnected: %r", request.method, request.path, exc)
+            return web.Response(status=499, reason="Client Closed Request")
         finally:
-            state.open_connections -= 1
+            edge.limiter.request_finished(conn)
 
-    async def _dispatch(request: web.Request, state: ServerState) -> web.StreamResponse:
+    async def _dispatch(
+        request: web.Request, state: ServerState, edge: Edge, conn: Connection
+    ) -> web.StreamResponse:
         segments = split_path(request.raw_path)
         if segments[:1] == ["_ws"]:
+            if _has_credentials(request, state):
+                conn.trusted = True
             return await websocket(request, state, segments)
         found = find(routes, request.method, segments)
         if isinstance(found, int):
             what = "not found" if found == 404 else f"method {request.method} not allowed"
             return envelope.error(found, f"{request.method} {'/' + '/'.join(segments)}: {what}")
         r, params = found
-        if not r.public and not state.auth.check_header(request.headers.get("Authorization")):
+        if state.auth.check_header(request.headers.get("Authorization")):
+            conn.trusted = True
+        elif not r.public:
             return envelope.error(401, "not authorized to execute this request")
         fabric = None
         if "fabric" in params:
@@ -154,6 +175,18 @@ def make_dispatcher(
                     404, f"fabric {params['fabric']!r} not found", envelope.ERRNUM_FABRIC_NOT_FOUND
                 )
         try:
+            if request.body_exists:
+                # One deadline for the whole body: aiohttp's reads have none, and a body
+                # sent a byte at a time would otherwise hold its handler forever.
+                try:
+                    await asyncio.wait_for(request.read(), edge.body_timeout)
+                except asyncio.TimeoutError:
+                    return _closing(
+                        envelope.error(
+                            408, f"request body not received within {edge.body_timeout:g} s"
+                        )
+                    )
+            # the body is cached now: handlers read it again at no cost
             return await r.handler(Call(request, state, params, fabric))
         except web.HTTPException as exc:  # e.g. 413 from a body over client_max_size
             return envelope.error(exc.status, exc.reason)
@@ -164,3 +197,17 @@ def make_dispatcher(
             return answer
 
     return dispatch
+
+
+def _has_credentials(request: web.Request, state: ServerState) -> bool:
+    """A valid header, or a live one-time password (looked at, not used up)."""
+    if state.auth.check_header(request.headers.get("Authorization")):
+        return True
+    otp = request.query.get("otp")
+    return otp is not None and state.auth.otps.is_live(otp)
+
+
+def _closing(response: web.Response) -> web.Response:
+    """``response``, after which the connection is closed (what is left of it is junk)."""
+    response.force_close()
+    return response

@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from streamfw.api import ReaderOptions, StreamRef
 from streamfw.emulator import envelope
+from streamfw.emulator.edge import EDGE
 from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 from streamfw.errors import (
     ConfigError,
@@ -209,7 +210,8 @@ async def handle(
     request: web.Request, state: ServerState, segments: list[str]
 ) -> web.StreamResponse:
     """Entry point for every path under ``/_ws``."""
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=None, autoping=True)
+    heartbeat = request.app[EDGE].ws_heartbeat  # a peer that stops answering pings is dropped
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=heartbeat, autoping=True)
     try:
         _authenticate(request, state)
         kind, fabric, ref, sub = _parse_path(segments, state)
@@ -299,7 +301,7 @@ async def _serve(
         close = fabric.broker.close_producer if kind == "producer" else fabric.broker.close_consumer
         fabric.call(lambda: close(broker_id))  # unacked messages go back to the subscription
         await sock.stop()
-        if not sock.ws.closed:
+        if sock.ws.prepared and not sock.ws.closed:  # unprepared: the peer left mid-upgrade
             await sock.ws.close(code=CLOSE_GOING_AWAY)
         log.info("%s: detached", sock.label)
     return sock.ws
