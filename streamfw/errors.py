@@ -23,7 +23,16 @@ StreamError
     ├── ConnectFailed             could not reach the server (retryable)
     ├── ConnectionLost            an open connection dropped
     ├── OperationTimeout (TimeoutError)
+    │   ├── NotSent               a send timed out before its message left: retrying is safe
+    │   └── SendTimeout           sent, unconfirmed at the deadline (also an OutcomeUnknown)
+    ├── OutcomeUnknown            a sent message may be stored: retrying may duplicate it
+    │   └── SendTimeout
     └── Closed                    the producer, consumer or client was closed
+
+Did a failed send store its message? ``OutcomeUnknown`` (``SendTimeout`` included): maybe,
+and a retry may duplicate it. Any other error from ``send``, ``send_async`` or its future
+(``NotSent``, ``SendError``, ``Closed``, ``ConnectionLost``, ``EncodeError``, ...): no, the
+message was not stored and retrying it is safe.
 
 Messages name the stream and subscription they are about and never contain secrets.
 """
@@ -33,7 +42,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streamfw.message import Message
+    from concurrent.futures import Future
+
+    from streamfw.message import Message, MessageId
 
 
 class StreamError(Exception):
@@ -143,6 +154,40 @@ class ConnectionLost(TransportError):
 
 class OperationTimeout(TransportError, TimeoutError):
     """An operation did not finish before its deadline."""
+
+
+class NotSent(OperationTimeout):
+    """A send timed out before its message left this process: it will never be stored.
+
+    Raised when ``max_pending`` sends stayed unconfirmed for ``send_timeout`` (no room to
+    send). Retrying the same value is safe: it cannot create a duplicate.
+    """
+
+
+class OutcomeUnknown(TransportError):
+    """A message was sent but not confirmed: the broker may have stored it, or may yet.
+
+    Raised for a send that timed out after its message left (``SendTimeout``), and as the
+    failure of an unconfirmed send when its producer gave up reconnecting or was closed (the
+    ``ConnectionLost`` or ``Closed`` that ended it is the ``__cause__``). Retrying may store
+    the message twice: retry only if a duplicate is harmless (or deduplicated downstream),
+    otherwise record the value as "maybe sent". ``future`` is the send's future when it may
+    still resolve (``SendTimeout``), else ``None``.
+    """
+
+    def __init__(self, text: str, *, future: Future[MessageId] | None = None) -> None:
+        super().__init__(text)
+        self.future = future
+
+
+class SendTimeout(OutcomeUnknown, OperationTimeout):
+    """``send`` waited its timeout for the broker's confirmation after the message left.
+
+    The message stays pending: the producer keeps waiting for its receipt and resends it after
+    a reconnect, so it may still be stored. ``future.result(timeout)`` tells the final
+    outcome (a ``MessageId``, or an error). Retrying instead may store it twice. A ``flush``
+    that times out raises it too, with ``future=None``: each ``send_async`` future tells.
+    """
 
 
 class Closed(TransportError):

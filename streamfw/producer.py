@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamfw.api import ProducerLink, ProducerOptions, StreamRef
 from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, OperationTimeout
+from streamfw.errors import Closed, ConfigError, SendTimeout
 from streamfw.message import Envelope, MessageId, Properties
 
 
@@ -41,14 +42,25 @@ class Producer:
         key: str | None = None,
         timeout: float | None = None,
     ) -> MessageId:
-        """Send and wait for the broker's confirmation."""
-        future = self.send_async(value, properties=properties, key=key)
+        """Send and wait for the broker's confirmation, ``timeout`` s at most in all.
+
+        Raises:
+            NotSent: no room to send within the timeout; the message was not stored.
+            SendTimeout: sent but not confirmed in time; it may still be stored, and
+                ``exc.future`` tells the outcome. Retrying may store it twice.
+        """
         wait = self._options.send_timeout if timeout is None else timeout
+        started = time.monotonic()
+        future = self.send_async(value, properties=properties, key=key)
         try:
-            return future.result(wait)
+            return future.result(max(0.0, wait - (time.monotonic() - started)))
         except cf.TimeoutError as exc:
-            raise OperationTimeout(
-                f"stream {self.stream}: no confirmation within {wait} s"
+            if future.done():  # the send's own failure: NotSent is a TimeoutError as well
+                raise
+            raise SendTimeout(
+                f"stream {self.stream}: sent, but not confirmed within {wait:g} s; it stays"
+                " pending and may still be stored (exc.future tells)",
+                future=future,
             ) from exc
 
     def send_async(

@@ -6,6 +6,13 @@ thread resolves the future when the receipt with that context arrives (``Message
 next ``send`` waits for room (up to ``send_timeout``). After a reconnect every pending frame is
 written again, in order, before any new one: delivery is at-least-once, so a message whose
 receipt was lost with the old connection may be stored twice.
+
+What a failure says about storage. A send that never got room in the window fails with
+``NotSent``; one that was never written (the link failed first) with the link's error: neither
+was stored. A send that was written and then failed unconfirmed -- the link gave up or was
+closed, a refusal of the copy resent after a reconnect, a receipt whose id is unreadable --
+fails with ``OutcomeUnknown``: it may have been stored. Futures are marked running at once, so
+``cancel()`` returns False: a message handed to the socket cannot be withdrawn.
 """
 
 from __future__ import annotations
@@ -14,13 +21,31 @@ import concurrent.futures as cf
 import itertools
 import threading
 
+import attrs
 import websocket
 
 from streamfw import wire
 from streamfw.api import ProducerOptions, StreamRef
-from streamfw.errors import Closed, OperationTimeout, SendError, StreamError
+from streamfw.errors import (
+    Closed,
+    NotSent,
+    OutcomeUnknown,
+    SendError,
+    SendTimeout,
+    StreamError,
+)
 from streamfw.message import Envelope, MessageId
 from streamfw_macrometa.ws import Connector, Link
+
+
+@attrs.define
+class _Pending:
+    """One unconfirmed send."""
+
+    frame: str
+    future: cf.Future[MessageId]
+    written: bool = False  # a whole frame went out on some connection: it may be stored
+    resent: bool = False  # written on an earlier connection too
 
 
 class MacrometaProducer(Link):
@@ -31,19 +56,20 @@ class MacrometaProducer(Link):
         self._stream = stream
         self._options = options
         self._window = threading.Semaphore(max(1, options.max_pending))
-        self._pending: dict[int, tuple[str, cf.Future[MessageId]]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._contexts = itertools.count(1)
         self._idle = threading.Condition()  # guards _pending; never held while writing
         self.start()
 
     def send(self, envelope: Envelope) -> cf.Future[MessageId]:
         future: cf.Future[MessageId] = cf.Future()
+        future.set_running_or_notify_cancel()  # a sent message cannot be withdrawn
         try:
             self.raise_if_unusable()
             if not self._window.acquire(timeout=self._options.send_timeout):
-                raise OperationTimeout(
-                    f"{self.what}: {self._options.max_pending} sends still unconfirmed after"
-                    f" {self._options.send_timeout:g} s"
+                raise NotSent(
+                    f"{self.what}: not sent: {self._options.max_pending} sends still"
+                    f" unconfirmed after {self._options.send_timeout:g} s"
                 )
             with self.lock:  # the write lock: frames go out in context order
                 try:
@@ -52,10 +78,11 @@ class MacrometaProducer(Link):
                     self._window.release()
                     raise
                 context = next(self._contexts)
-                frame = wire.publish_frame(envelope, str(context))
+                entry = _Pending(wire.publish_frame(envelope, str(context)), future)
                 with self._idle:
-                    self._pending[context] = (frame, future)
-                self.write(frame)  # if it fails, the frame stays pending and is resent
+                    self._pending[context] = entry
+                # if the write fails, the frame stays pending and is resent
+                entry.written = self.write(entry.frame)
         except StreamError as exc:
             future.set_exception(exc)
         return future
@@ -66,8 +93,9 @@ class MacrometaProducer(Link):
                 lambda: not self._pending or self.failure is not None or self.closed, timeout
             )
             if not done:
-                raise OperationTimeout(
-                    f"{self.what}: {len(self._pending)} send(s) unconfirmed after {timeout:g} s"
+                raise SendTimeout(
+                    f"{self.what}: {len(self._pending)} send(s) unconfirmed after {timeout:g} s;"
+                    " they stay pending and may still be stored (their futures tell)"
                 )
 
     def close(self) -> None:
@@ -89,21 +117,35 @@ class MacrometaProducer(Link):
         if entry is None:
             return  # a second receipt for a resent frame
         self._window.release()
-        future = entry[1]
+        future = entry.future
         if receipt.error is not None:
-            future.set_exception(SendError(f"{self.what}: broker refused message: {receipt.error}"))
+            refused = SendError(f"{self.what}: broker refused message: {receipt.error}")
+            if entry.resent:
+                future.set_exception(
+                    _unknown(
+                        f"{self.what}: broker refused the copy resent after a reconnect"
+                        f" ({receipt.error}); the copy sent before it may have been stored",
+                        refused,
+                    )
+                )
+            else:
+                future.set_exception(refused)
             return
         try:
             future.set_result(wire.decode_message_id(self._stream.name, receipt.message_id))
         except StreamError as exc:
-            future.set_exception(exc)
+            future.set_exception(
+                _unknown(f"{self.what}: broker stored the message but its id is unusable", exc)
+            )
 
     def on_reconnect(self, ws: websocket.WebSocket) -> None:
         with self._idle:
-            frames = [frame for frame, _ in self._pending.values()]
-        for frame in frames:
-            if not self.write(frame):
+            entries = list(self._pending.values())
+        for entry in entries:
+            entry.resent = entry.resent or entry.written
+            if not self.write(entry.frame):
                 return  # dropped again: the reader thread reconnects and resends
+            entry.written = True
 
     def on_fail(self, error: StreamError) -> None:
         self._fail_pending(str(error), error)
@@ -112,9 +154,20 @@ class MacrometaProducer(Link):
         with self._idle:
             pending, self._pending = self._pending, {}
             self._idle.notify_all()
-        for _, future in pending.values():
+        for entry in pending.values():
             self._window.release()
-            if not future.done():
-                error = type(cause)(text) if cause is not None else Closed(text)
-                error.__cause__ = cause
-                future.set_exception(error)
+            if entry.future.done():
+                continue
+            error = type(cause)(text) if cause is not None else Closed(text)
+            error.__cause__ = cause
+            if entry.written:
+                error = _unknown(
+                    f"{text}; the message was sent unconfirmed: it may be stored", error
+                )
+            entry.future.set_exception(error)
+
+
+def _unknown(text: str, cause: StreamError) -> OutcomeUnknown:
+    error = OutcomeUnknown(text)
+    error.__cause__ = cause
+    return error

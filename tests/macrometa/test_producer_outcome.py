@@ -1,0 +1,116 @@
+"""A failed send says whether its message may still be stored (issue 8).
+
+Both outcomes over the emulator, with the producer's path blackholed by the proxy
+(``half_open``: the client's frames go nowhere and nothing comes back, without a FIN):
+
+* sent but unconfirmed -> ``SendTimeout`` (an ``OutcomeUnknown``): the message is still
+  pending and is stored after the reconnect; ``exc.future`` tells.
+* no room in the window -> ``NotSent``: never stored, a retry is safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from streamfw import (
+    ConnectionLost,
+    MessageId,
+    NotSent,
+    OperationTimeout,
+    OutcomeUnknown,
+    SendTimeout,
+)
+from streamfw.client import Client
+from streamfw.consumer import Consumer
+from streamfw.testing.contract import unique
+from tests.macrometa.proxy import Proxy
+
+
+def via(proxy: Proxy) -> str:
+    return f"macrometa+http://127.0.0.1:{proxy.port}"
+
+
+def drain(consumer: Consumer, quiet: float = 1.0) -> list[Any]:
+    """Every value received until nothing comes for ``quiet`` s (acked as they come)."""
+    values = []
+    while (msg := consumer.receive(quiet)) is not None:
+        values.append(msg.value)
+        msg.ack()
+    return values
+
+
+@pytest.fixture
+def blackholed(proxy: Proxy, make_client: Callable[..., Client]) -> Client:
+    """A client whose links notice a dead peer after ~2 s (2 x ping_interval + timeout)."""
+    return make_client(via(proxy), ping_interval=0.5, timeout=1.0, reconnect_deadline=10.0)
+
+
+def test_sent_but_unconfirmed_is_outcome_unknown(proxy: Proxy, blackholed: Client) -> None:
+    s = blackholed.stream(unique("unknown")).create()
+    with s.consumer("sub") as c, s.producer() as p:
+        p.send("warm-up")
+        proxy.half_open()
+        with pytest.raises(SendTimeout, match="may still be stored") as e:
+            p.send("once", timeout=0.3)
+        assert isinstance(e.value, OutcomeUnknown) and isinstance(e.value, OperationTimeout)
+        assert e.value.future is not None
+        stored = e.value.future.result(15)  # resent after the reconnect: it was stored
+        assert isinstance(stored, MessageId)
+        assert drain(c) == ["warm-up", "once"]  # a retry here would have written it twice
+
+
+def test_no_room_in_the_window_is_not_sent(proxy: Proxy, blackholed: Client) -> None:
+    s = blackholed.stream(unique("notsent")).create()
+    with s.consumer("sub") as c, s.producer(max_pending=1, send_timeout=0.3) as p:
+        proxy.half_open()
+        first = p.send_async("first")  # takes the only slot and goes into the void
+        with pytest.raises(NotSent, match="not sent") as e:
+            p.send("second")
+        assert not isinstance(e.value, OutcomeUnknown)
+        assert isinstance(e.value, OperationTimeout)  # existing except clauses still catch it
+        first.result(15)
+        assert drain(c) == ["first"]  # "second" was never stored: retrying it is safe
+        p.send("second, retried", timeout=5)
+        assert drain(c) == ["second, retried"]
+
+
+def test_close_with_unconfirmed_sends(proxy: Proxy, make_client: Callable[..., Client]) -> None:
+    """Closing fails written sends with OutcomeUnknown (cause: Closed), never-written ones not."""
+    client = make_client(via(proxy), ping_interval=60.0)
+    s = client.stream(unique("closing")).create()
+    p = s.producer(max_pending=2, send_timeout=0.3)
+    proxy.half_open()  # receipts stop coming; nothing notices for a minute
+    written = [p.send_async(i) for i in range(2)]
+    with pytest.raises(SendTimeout, match="unconfirmed"):
+        p.flush(0.3)
+    with pytest.raises(NotSent):
+        p.send_async(3).result(1)
+    assert not written[0].cancel()  # a sent message cannot be withdrawn
+    client.close()
+    for future in written:
+        error = future.exception(1)
+        assert isinstance(error, OutcomeUnknown), error
+        assert "may be stored" in str(error) and error.__cause__ is not None
+
+
+def test_never_written_fails_with_the_link_error(
+    proxy: Proxy, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(via(proxy), reconnect_deadline=1.0)
+    s = client.stream(unique("unsent")).create()
+    p = s.producer()
+    link: Any = p._link
+    proxy.refusing.set()
+    proxy.cut()
+    deadline = time.monotonic() + 5
+    while link.ws is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until the link knows the socket is gone
+    assert link.ws is None
+    late = p.send_async("never left")
+    error = late.exception(10)
+    assert isinstance(error, ConnectionLost) and not isinstance(error, OutcomeUnknown)
+    p.close()
