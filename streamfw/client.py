@@ -17,7 +17,14 @@ from streamfw.api import (
     TransportConfig,
     check_name,
 )
-from streamfw.codec import AUTO, CodecRegistry
+from streamfw.codec import (
+    AUTO,
+    DEFAULT_MAX_CODEC_STAGES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    CodecRegistry,
+    Pipeline,
+    check_limit,
+)
 from streamfw.consumer import Consumer
 from streamfw.errors import AlreadyExists, Closed, ConfigError
 from streamfw.message import MessageId
@@ -26,28 +33,70 @@ from streamfw.producer import Producer
 
 
 def connect(
-    url: str = "loopback://", *, plugins: PluginSet | None = None, **options: Any
+    url: str = "loopback://",
+    *,
+    plugins: PluginSet | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
+    **options: Any,
 ) -> Client:
     """Open a client; the URL scheme picks the transport plugin.
 
-    ``options`` go to the transport (e.g. ``api_key=`` for macrometa) and are never printed.
+    Args:
+        url: ``scheme://...``; the scheme names the transport (``loopback``, ``macrometa``).
+        plugins: the plugins to use; by default those installed (``streamfw.discover()``).
+        max_message_size: the largest message payload, in bytes, this client sends or
+            decodes, and the largest output of any codec stage (so a compressed payload cannot
+            inflate past it). Default 5,242,880 (5 MiB), Pulsar's ``maxMessageSize``. A larger
+            value is refused by ``send`` with ``EncodeError`` before anything is sent; on
+            receipt, with ``DecodeError`` carrying the message. Consumers and readers may set
+            their own.
+        max_codec_stages: the most stages a codec spec, or the ``streamfw-codec`` tag of a
+            received message, may name (value codec included). Default 8.
+        **options: go to the transport (e.g. ``api_key=`` for macrometa); never printed.
+
+    Raises:
+        ConfigError: a bad URL or option.
+        PluginError: no transport for the URL's scheme.
     """
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"URL must look like 'scheme://...', e.g. 'loopback://', got {url!r}")
+    check_limit("max_message_size", max_message_size)
+    check_limit("max_codec_stages", max_codec_stages)
     scheme = urlsplit(url).scheme
     found = plugins or discover()
     spec = found.transport(scheme)
     transport = spec.factory(TransportConfig(url, options))
-    return Client(transport, found.codecs(), url)
+    return Client(
+        transport,
+        found.codecs(),
+        url,
+        max_message_size=max_message_size,
+        max_codec_stages=max_codec_stages,
+    )
 
 
 class Client:
-    """A connection to one broker. Context manager; ``close()`` is idempotent."""
+    """A connection to one broker. Context manager; ``close()`` is idempotent.
 
-    def __init__(self, transport: Transport, codecs: CodecRegistry, url: str) -> None:
+    ``max_message_size`` and ``max_codec_stages`` are the codec limits described in
+    ``connect()``.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        codecs: CodecRegistry,
+        url: str,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
+    ) -> None:
         self.transport = transport
         self.codecs = codecs
         self.url = url
+        self.max_message_size = check_limit("max_message_size", max_message_size)
+        self.max_codec_stages = check_limit("max_codec_stages", max_codec_stages)
         self._closed = False
 
     def stream(self, name: str, *, local: bool = False) -> Stream:
@@ -79,6 +128,10 @@ class Client:
         if self._closed:
             raise Closed("client is closed")
         return self.transport
+
+    def _pipeline(self, codec: str, max_message_size: int | None = None) -> Pipeline:
+        size = self.max_message_size if max_message_size is None else max_message_size
+        return self.codecs.pipeline(codec, max_size=size, max_stages=self.max_codec_stages)
 
 
 class Stream:
@@ -134,7 +187,12 @@ class Stream:
         max_pending: int = 1000,
         send_timeout: float = 30.0,
     ) -> Producer:
-        pipeline = self._client.codecs.pipeline(codec)
+        """Open a producer on this stream.
+
+        A value whose payload, or the output of any of its codec stages, is larger than the
+        client's ``max_message_size`` is refused with ``EncodeError`` before anything is sent.
+        """
+        pipeline = self._client._pipeline(codec)
         options = ProducerOptions(name, max_pending, send_timeout)
         link = self._client._transport().open_producer(self.ref, options)
         return Producer(link, self.ref, pipeline, options)
@@ -150,13 +208,21 @@ class Stream:
         ack_timeout: float | None = None,
         nack_delay: float = 60.0,
         codec: str = AUTO,
+        max_message_size: int | None = None,
     ) -> Consumer:
         """Attach to a durable subscription (created at ``initial_position`` if new).
 
-        Raises SubscriptionBusy if the subscription is exclusive and taken.
+        ``codec`` decodes messages that carry no ``streamfw-codec`` tag. ``max_message_size``
+        (bytes; default: the client's, 5 MiB unless ``connect()`` was given another) bounds
+        the payload and every codec stage's output: a message past it, like any message
+        that does not decode, raises ``DecodeError`` carrying the message, to ack or nack.
+
+        Raises:
+            SubscriptionBusy: the subscription is exclusive and taken.
+            ConfigError: an option that cannot be used.
         """
         check_name("subscription", subscription)
-        pipeline = self._client.codecs.pipeline(codec)
+        pipeline = self._client._pipeline(codec, max_message_size)
         options = ConsumerOptions(
             type, initial_position, receiver_queue_size, consumer_name, ack_timeout, nack_delay
         )
@@ -170,11 +236,15 @@ class Stream:
         receiver_queue_size: int = 1000,
         name: str | None = None,
         codec: str = AUTO,
+        max_message_size: int | None = None,
     ) -> Consumer:
-        """A non-durable reader from ``earliest``, ``latest`` or just after a message id."""
+        """A non-durable reader from ``earliest``, ``latest`` or just after a message id.
+
+        ``codec`` and ``max_message_size`` work as for ``consumer()``.
+        """
         if not isinstance(start, MessageId) and start not in ("earliest", "latest"):
             raise ConfigError(f"start must be 'earliest', 'latest' or a MessageId, got {start!r}")
-        pipeline = self._client.codecs.pipeline(codec)
+        pipeline = self._client._pipeline(codec, max_message_size)
         options = ReaderOptions(start, receiver_queue_size, name)
         link = self._client._transport().open_reader(self.ref, options)
         return Consumer(link, self.ref, None, pipeline)

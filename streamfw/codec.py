@@ -12,6 +12,13 @@ the default ``auto`` reads it as text when it is valid UTF-8 and as bytes otherw
 
 The Macrometa/Pulsar base64 ``{"payload": ...}`` frame is the transport's last stage (see
 ``streamfw.wire``); loopback needs none.
+
+The tag comes from the sender, so decoding trusts nothing in it: a payload, and the output of
+every stage, is bounded by ``max_message_size`` (inflation stops at the bound, so a
+decompression bomb never holds more than it); a tag may name at most ``max_codec_stages``
+stages, value codec first; and whatever a stage raises, built-in or from a plugin, leaves
+``Pipeline.decode`` as a ``DecodeError`` naming the tag and the stage. Encoding checks the same
+bounds, so what a producer sends, a consumer with the same limits can read.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ from streamfw.hookspecs import hookimpl
 
 CODEC_PROPERTY = "streamfw-codec"
 AUTO = "auto"
+# Pulsar's default maxMessageSize (conf/broker.conf): the largest payload, and the largest
+# output of any stage, a pipeline writes or reads.
+DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
+# Stages a codec tag may name, value codec included: each stage may cost up to
+# max_message_size of work, so this bounds the work one message can ask for.
+DEFAULT_MAX_CODEC_STAGES = 8
 
 _orjson: Any  # the optional fast backend: pip install 'streamfw[fast]'
 try:  # imported by name so that type checking works with and without it installed
@@ -39,11 +52,24 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 class Codec(Protocol):
-    """One stage. Value codecs take any value; byte stages take and return bytes."""
+    """One stage. Value codecs take any value; byte stages take and return bytes.
+
+    A byte stage whose output can be larger than its input (a decompressor) should also offer
+    ``decode_bounded(data, max_size)`` (see ``BoundedCodec``): the pipeline then never lets it
+    produce more than ``max_size`` bytes. Without it the stage runs whole and its output is
+    checked afterwards.
+    """
 
     def encode(self, value: Any) -> bytes: ...
 
     def decode(self, data: bytes) -> Any: ...
+
+
+class BoundedCodec(Codec, Protocol):
+    """A byte stage that stops decoding once its output would pass ``max_size`` bytes."""
+
+    def decode_bounded(self, data: bytes, max_size: int) -> bytes:
+        """Decode ``data``; raise ``DecodeError`` rather than produce over ``max_size`` bytes."""
 
 
 @attrs.frozen
@@ -110,7 +136,7 @@ class JsonCodec:
                 return _orjson.loads(data)
             return json.loads(data)
         except ValueError as exc:
-            raise DecodeError(f"json: payload is not valid UTF-8 JSON: {exc}") from exc
+            raise DecodeError(f"payload is not valid UTF-8 JSON: {exc}") from exc
 
 
 def _reads_back_as(out: bytes, value: Any) -> bool:
@@ -136,7 +162,7 @@ class TextCodec:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"text: payload is not valid UTF-8: {exc}") from exc
+            raise DecodeError(f"payload is not valid UTF-8: {exc}") from exc
 
 
 class BytesCodec:
@@ -152,16 +178,29 @@ class BytesCodec:
 
 
 class ZlibCodec:
-    """A byte stage: zlib compression."""
+    """A byte stage: zlib compression. Decoding inflates at most ``max_size`` bytes."""
 
     def encode(self, value: Any) -> bytes:
         return zlib.compress(value)
 
     def decode(self, data: bytes) -> Any:
+        return self.decode_bounded(data, DEFAULT_MAX_MESSAGE_SIZE)
+
+    def decode_bounded(self, data: bytes, max_size: int) -> bytes:
+        inflater = zlib.decompressobj()
         try:
-            return zlib.decompress(data)
+            # One byte over the bound is enough to know the output is too large; the
+            # decompressor grows its buffer as it goes, so it never allocates more.
+            out = inflater.decompress(data, max_size + 1)
         except zlib.error as exc:
-            raise DecodeError(f"zlib: payload is not zlib data: {exc}") from exc
+            raise DecodeError(f"payload is not zlib data: {exc}") from exc
+        if len(out) > max_size:
+            raise DecodeError(
+                f"inflates to more than max_message_size ({max_size:,} bytes); stopped there"
+            )
+        if not inflater.eof:
+            raise DecodeError("payload is not zlib data: incomplete or truncated stream")
+        return out
 
 
 BUILTIN_CODECS = (
@@ -186,55 +225,134 @@ def _auto_codec_for(value: Any) -> str:
     return "json"
 
 
-class Pipeline:
-    """A value codec (or ``auto``) followed by byte stages; built by ``CodecRegistry``."""
+def check_limit(name: str, value: object) -> int:
+    """Return ``value`` if it is a usable limit (an int of at least 1), else raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an int of at least 1, got {value!r}")
+    return value
 
-    def __init__(self, registry: CodecRegistry, value: str, stages: tuple[str, ...]) -> None:
+
+def _show(tag: str) -> str:
+    # The tag comes from the sender and may be as long as a frame: quote only its start.
+    return repr(tag) if len(tag) <= 80 else f"{tag[:80]!r}... ({len(tag):,} characters)"
+
+
+def _failed(where: str, stage: str, exc: Exception) -> DecodeError:
+    detail = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+    return DecodeError(f"{where}, stage {_show(stage)}: {detail}")
+
+
+class Pipeline:
+    """A value codec (or ``auto``) followed by byte stages; built by ``CodecRegistry``.
+
+    ``max_size`` bounds the payload and the output of every stage, both ways; ``max_stages``
+    bounds the stages a message's tag may name.
+    """
+
+    def __init__(
+        self,
+        registry: CodecRegistry,
+        value: str,
+        stages: tuple[str, ...],
+        *,
+        max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_stages: int = DEFAULT_MAX_CODEC_STAGES,
+    ) -> None:
         self._registry = registry
         self.value = value
         self.stages = stages
+        self.max_size = max_size
+        self.max_stages = max_stages
 
     @property
     def name(self) -> str:
         return "+".join((self.value, *self.stages))
 
     def encode(self, value: Any) -> tuple[bytes, str]:
-        """Return the payload and the tag to send in the ``streamfw-codec`` property."""
+        """Return the payload and the tag to send in the ``streamfw-codec`` property.
+
+        Raises:
+            EncodeError: the value cannot be encoded, or a stage wrote more than ``max_size``
+                bytes (a consumer with the same limit would refuse it), before anything is sent.
+        """
         first = _auto_codec_for(value) if self.value == AUTO else self.value
         data = self._registry.stage(first).encode(value)
+        if len(data) > self.max_size:
+            self._refuse(first, first, len(data))
         if not self.stages:
             return data, first
         for name in self.stages:
             data = self._registry.stage(name).encode(data)
+            if len(data) > self.max_size:
+                self._refuse(first, name, len(data))
         return data, "+".join((first, *self.stages))
 
+    def _refuse(self, first: str, stage: str, size: int) -> None:
+        tag = "+".join((first, *self.stages))
+        raise EncodeError(
+            f"codec {tag!r}, stage {stage!r}: wrote {size:,} bytes, over max_message_size"
+            f" ({self.max_size:,} bytes); nothing was sent"
+        )
+
     def decode(self, payload: bytes, properties: Mapping[str, str]) -> Any:
-        """Decode with the tag's stages if the message has one, else with this pipeline."""
+        """Decode with the tag's stages if the message has one, else with this pipeline.
+
+        Raises:
+            DecodeError: for anything that goes wrong, whatever the stage raised; the text
+                names the tag and the stage.
+        """
+        if len(payload) > self.max_size:
+            raise DecodeError(
+                f"payload is {len(payload):,} bytes, over max_message_size"
+                f" ({self.max_size:,} bytes)"
+            )
         tag = properties.get(CODEC_PROPERTY)
-        if type(tag) is str and "+" not in tag and tag in self._registry.specs:
+        registry = self._registry
+        if tag in registry.value_names:
             # The common case, one known value codec ("json"): what the general path below
             # does for it, without splitting and checking the tag stage by stage.
-            return self._registry.stage(tag).decode(payload)
+            try:
+                return registry.stage(tag).decode(payload)
+            except Exception as exc:
+                raise _failed(f"codec {tag!r}", tag, exc) from exc
         if tag is None:
             first, stages = self.value, self.stages
+            where = f"codec {self.name!r} (the message has no {CODEC_PROPERTY} property)"
         else:
-            first, *rest = tag.split("+")
-            stages = tuple(rest)
-            unknown = [n for n in (first, *stages) if n not in self._registry.specs]
-            if unknown:
-                raise DecodeError(
-                    f"message was written with codec {tag!r}; unknown here: {', '.join(unknown)}"
-                    f" (known: {', '.join(sorted(self._registry.specs))})"
-                )
-        data: Any = payload
+            first, stages = registry.parse_tag(tag, self.max_stages)
+            where = f"codec {_show(tag)}"
+        data = payload
         for name in reversed(stages):
-            data = self._registry.stage(name).decode(data)
+            data = self._inflate(where, name, data)
         if first == AUTO:
             try:
                 return data.decode("utf-8")
             except UnicodeDecodeError:
                 return data
-        return self._registry.stage(first).decode(data)
+        try:
+            return registry.stage(first).decode(data)
+        except Exception as exc:
+            raise _failed(where, first, exc) from exc
+
+    def _inflate(self, where: str, name: str, data: bytes) -> bytes:
+        """Run one byte stage backwards, never letting its output pass ``max_size``."""
+        limit = self.max_size
+        try:
+            stage = self._registry.stage(name)
+            bounded = getattr(stage, "decode_bounded", None)
+            out = bounded(data, limit) if bounded is not None else stage.decode(data)
+        except Exception as exc:
+            raise _failed(where, name, exc) from exc
+        if isinstance(out, (bytearray, memoryview)):
+            out = bytes(out)
+        if not isinstance(out, bytes):
+            raise DecodeError(f"{where}, stage {name!r}: returned {type(out).__name__}, not bytes")
+        if len(out) > limit:
+            raise DecodeError(
+                f"{where}, stage {name!r}: decoded to {len(out):,} bytes, over"
+                f" max_message_size ({limit:,} bytes)"
+            )
+        return out
 
 
 class CodecRegistry:
@@ -242,6 +360,7 @@ class CodecRegistry:
 
     def __init__(self, specs: Mapping[str, CodecSpec]) -> None:
         self.specs = dict(specs)
+        self.value_names = frozenset(n for n, s in self.specs.items() if s.kind == "value")
         self._instances: dict[str, Codec] = {}
 
     def stage(self, name: str) -> Codec:
@@ -250,8 +369,23 @@ class CodecRegistry:
             codec = self._instances[name] = self.specs[name].factory()
         return codec
 
-    def pipeline(self, spec: str = AUTO) -> Pipeline:
-        """Parse ``"json+zlib"``; unknown or misplaced names fail here, not at first use."""
+    def pipeline(
+        self,
+        spec: str = AUTO,
+        *,
+        max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_stages: int = DEFAULT_MAX_CODEC_STAGES,
+    ) -> Pipeline:
+        """Parse ``"json+zlib"``; unknown or misplaced names fail here, not at first use.
+
+        Args:
+            spec: the value codec (or ``auto``) and byte stages, joined by ``+``.
+            max_size: the largest payload and stage output, in bytes (``max_message_size``).
+            max_stages: the most stages a spec or a received tag may name
+                (``max_codec_stages``).
+        """
+        check_limit("max_message_size", max_size)
+        check_limit("max_codec_stages", max_stages)
         if not isinstance(spec, str) or not spec:
             raise ConfigError(f"codec must be a non-empty string like 'json+zlib', got {spec!r}")
         first, *stages = spec.split("+")
@@ -266,4 +400,40 @@ class CodecRegistry:
                 raise ConfigError(
                     f"codec {name!r} is a {kind} stage; {spec!r} needs a {want} stage {where}"
                 )
-        return Pipeline(self, first, tuple(stages))
+        if 1 + len(stages) > max_stages:
+            raise ConfigError(
+                f"codec {spec!r} has {1 + len(stages)} stages; max_codec_stages is {max_stages}"
+            )
+        return Pipeline(self, first, tuple(stages), max_size=max_size, max_stages=max_stages)
+
+    def parse_tag(self, tag: str, max_stages: int) -> tuple[str, tuple[str, ...]]:
+        """Split a received ``streamfw-codec`` tag into its value codec and byte stages.
+
+        Raises:
+            DecodeError: the tag names too many stages, unknown ones, or stages in the wrong
+                places (a byte stage first, a value codec after it).
+        """
+        names = tag.split("+", max_stages)  # never more pieces than we would accept
+        if len(names) > max_stages:
+            raise DecodeError(
+                f"codec {_show(tag)}: names more than max_codec_stages ({max_stages}) stages"
+            )
+        unknown = [n for n in names if n not in self.specs]
+        if unknown:
+            raise DecodeError(
+                f"message was written with codec {_show(tag)}; unknown here:"
+                f" {', '.join(_show(n) for n in unknown)}"
+                f" (known: {', '.join(sorted(self.specs))})"
+            )
+        first, *stages = names
+        if first not in self.value_names:
+            raise DecodeError(
+                f"codec {_show(tag)}, stage {first!r}: a byte stage cannot come first;"
+                " a tag starts with a value codec"
+            )
+        misplaced = [n for n in stages if n in self.value_names]
+        if misplaced:
+            raise DecodeError(
+                f"codec {_show(tag)}, stage {misplaced[0]!r}: a value codec can only come first"
+            )
+        return first, tuple(stages)

@@ -14,9 +14,11 @@ class Consumer:
     """Receives from one subscription (or, as a reader, from a position in a stream).
 
     ``receive(timeout)`` returns the next ``Message`` or ``None`` once ``timeout`` seconds
-    pass; iterating blocks until the consumer is closed. A payload that cannot be decoded
-    raises ``DecodeError`` carrying the message (``value=None``); the consumer stays usable,
-    so catch it, then ack, nack or inspect ``err.message``.
+    pass; iterating blocks until the consumer is closed. A payload that cannot be decoded --
+    malformed, tagged with an unknown or ill-formed codec, larger than ``max_message_size``
+    or inflating past it, or making any codec stage raise -- raises ``DecodeError`` carrying
+    the message (``value=None``); the consumer stays usable, so catch it, then ack, nack or
+    inspect ``err.message``.
     """
 
     def __init__(
@@ -31,6 +33,11 @@ class Consumer:
         self.stream = stream
         self.subscription = subscription
         self._closed = False
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest payload, and codec stage output, this consumer decodes (bytes)."""
+        return self._pipeline.max_size
 
     def receive(self, timeout: float | None = None) -> Message | None:
         if self._closed:

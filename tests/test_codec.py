@@ -83,7 +83,7 @@ def test_text_codec_refuses_non_str_and_lone_surrogates() -> None:
         (b"\xff", "text", "not valid UTF-8"),
         (b"{", "json", "not valid UTF-8 JSON"),
         (b"not zlib", "bytes+zlib", "zlib"),
-        (b"x", "rot13", "unknown here: rot13"),
+        (b"x", "rot13", "unknown here: 'rot13'"),
     ],
 )
 def test_decode_errors_name_the_problem(payload: bytes, tag: str, match: str) -> None:
