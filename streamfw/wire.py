@@ -11,7 +11,8 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -30,6 +31,12 @@ ERR_AUTHORIZATION = 6
 ERR_PAYLOAD_ENCODING = 7
 ERR_UNKNOWN = 8
 
+# Frames are flat (an object holding one object of properties); anything nested deeper than
+# this is refused before the parser's recursion can be exhausted by it.
+MAX_DEPTH = 32
+INT32_MAX = 2**31 - 1  # redeliveryCount and permitMessages are Java ints in Pulsar
+_SHOWN = 60  # characters of a bad value quoted in an error (values can be megabytes long)
+
 _WIRE_TYPES = {"exclusive": "Exclusive", "failover": "Failover", "shared": "Shared"}
 _FROM_WIRE_TYPES = {v.lower(): k for k, v in _WIRE_TYPES.items()}
 
@@ -40,6 +47,12 @@ class FrameError(RemoteProtocolError):
     def __init__(self, text: str, code: int) -> None:
         super().__init__(text)
         self.code = code
+
+
+def _show(value: object) -> str:
+    """``repr(value)``, cut short: error texts quote what the peer sent, and end up in logs."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 # ------------------------------------------------------------------------------ message ids
@@ -74,7 +87,7 @@ def decode_message_id(stream: str, text: object) -> MessageId:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise FrameError(f"messageId {text!r} is not valid base64", 3) from exc
+        raise FrameError(f"messageId {_show(text)} is not valid base64", 3) from exc
     fields: dict[int, int] = {}
     i = 0
     try:
@@ -94,7 +107,7 @@ def decode_message_id(stream: str, text: object) -> MessageId:
         if i > len(data) or 1 not in fields or 2 not in fields:
             raise ValueError("ledger and entry are required")
     except (ValueError, IndexError) as exc:
-        raise FrameError(f"messageId {text!r} is not a Pulsar message id: {exc}", 3) from exc
+        raise FrameError(f"messageId {_show(text)} is not a Pulsar message id: {exc}", 3) from exc
 
     def signed32(v: int | None) -> int:
         if v is None:
@@ -131,12 +144,12 @@ def format_time(t: dt.datetime) -> str:
 def parse_time(text: object) -> dt.datetime:
     """Lenient: ISO-8601 with ``Z`` or an offset, or Pulsar's older ``yyyy-MM-dd HH:mm:ss.SSS``."""
     if not isinstance(text, str):
-        raise FrameError(f"publishTime must be a string, got {text!r}", 3)
+        raise FrameError(f"publishTime must be a string, got {_show(text)}", 3)
     value = text.strip().replace("Z", "+00:00").replace(" ", "T", 1)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise FrameError(f"publishTime {text!r} is not a timestamp", 3) from exc
+        raise FrameError(f"publishTime {_show(text)} is not a timestamp", 3) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
@@ -144,15 +157,51 @@ def parse_time(text: object) -> dt.datetime:
 
 
 def _load(text: str | bytes) -> dict[str, Any]:
+    """The one JSON entry point for frames, both directions: a dict, or FrameError."""
+    if _too_deep(text):
+        raise FrameError(
+            f"Failed to de-serialize from JSON: nested deeper than {MAX_DEPTH} levels",
+            ERR_FAILED_TO_DESERIALIZE,
+        )
     try:
         frame = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a guard only, _too_deep refuses such frames first.
         raise FrameError("Failed to de-serialize from JSON", ERR_FAILED_TO_DESERIALIZE) from exc
     if not isinstance(frame, dict):
         raise FrameError(
             "Failed to de-serialize from JSON: not an object", ERR_FAILED_TO_DESERIALIZE
         )
     return frame
+
+
+_BRACKETS_STR = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+_BRACKETS_BYTES = re.compile(_BRACKETS_STR.pattern.encode())
+
+
+def _too_deep(text: str | bytes) -> bool:
+    """Whether ``text`` nests arrays/objects deeper than ``MAX_DEPTH`` (strings skipped).
+
+    Counting brackets is enough for almost every frame (base64 payloads hold none), so the
+    exact scan runs only for frames with more than ``MAX_DEPTH`` opening brackets.
+    """
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= MAX_DEPTH:
+            return False
+        tokens: Iterator[str] = (m.group() for m in _BRACKETS_STR.finditer(text))
+    else:
+        if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+            return False
+        tokens = (m.group().decode("latin-1") for m in _BRACKETS_BYTES.finditer(text))
+    depth = 0
+    for token in tokens:
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
 
 
 def _b64(payload: bytes) -> str:
@@ -173,10 +222,13 @@ def _properties(value: object) -> Properties:
         return Properties()
     if not isinstance(value, Mapping):
         raise FrameError("properties must be an object of strings", ERR_FAILED_TO_DESERIALIZE)
-    try:
-        return Properties(value)
-    except TypeError as exc:
-        raise FrameError(f"properties: {exc}", ERR_FAILED_TO_DESERIALIZE) from exc
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise FrameError(
+                f"properties: {_show(name)} must be a string, got {type(item).__name__}",
+                ERR_FAILED_TO_DESERIALIZE,
+            )
+    return Properties(value)
 
 
 def _key(value: object) -> str | None:
@@ -259,16 +311,20 @@ def receipt_frame(
 
 
 def parse_receipt(text: str | bytes) -> Receipt:
+    """Read the broker's answer to a publish; raise FrameError if any field is unusable."""
     frame = _load(text)
-    context = frame.get("context")
-    context = None if context is None else str(context)
+    context = _optional_str(frame, "context")
     result = frame.get("result")
+    if not isinstance(result, str):
+        raise FrameError(f"receipt result must be a string, got {_show(result)}", 3)
     if result == "ok":
         mid = frame.get("messageId")
         if not isinstance(mid, str):
             raise FrameError("receipt without a messageId", ERR_FAILED_TO_DESERIALIZE)
+        decode_message_id("", mid)  # checked here, with every other field of the frame
         return Receipt(context, mid)
-    return Receipt(context, None, f"{result}: {frame.get('errorMsg', 'no reason given')}")
+    reason = _optional_str(frame, "errorMsg") or "no reason given"
+    return Receipt(context, None, f"{result[:_SHOWN]}: {reason[:300]}")
 
 
 # --------------------------------------------------------------------------------- consumer
@@ -299,9 +355,40 @@ def parse_delivery(stream: str, text: str | bytes) -> tuple[Delivery, str]:
         _properties(frame.get("properties")),
         _key(frame.get("key")),
         parse_time(publish) if publish is not None else dt.datetime.now(dt.timezone.utc),
-        int(frame.get("redeliveryCount") or 0),
+        _count(frame.get("redeliveryCount")),
     )
     return delivery, str(raw_id)
+
+
+def is_notice(text: str | bytes) -> bool:
+    """Whether a server frame to a consumer is a notice rather than a message: the emulator's
+    ``{"error": …, "code": …}`` answer to a bad frame of ours, or ``{"endOfTopic": …}``."""
+    try:
+        frame = _load(text)
+    except FrameError:
+        return False
+    return "messageId" not in frame and ("error" in frame or "endOfTopic" in frame)
+
+
+def _count(value: object) -> int:
+    """``redeliveryCount``: absent means 0; otherwise a Java int >= 0, as Pulsar sends it."""
+    if value is None:
+        return 0
+    if type(value) is not int or not 0 <= value <= INT32_MAX:  # bool is an int: refused too
+        raise FrameError(
+            f"redeliveryCount must be an integer from 0 to {INT32_MAX}, got {_show(value)}",
+            ERR_FAILED_TO_DESERIALIZE,
+        )
+    return value
+
+
+def _optional_str(frame: Mapping[str, Any], name: str) -> str | None:
+    value = frame.get(name)
+    if value is not None and not isinstance(value, str):
+        raise FrameError(
+            f"{name} must be a string, got {type(value).__name__}", ERR_FAILED_TO_DESERIALIZE
+        )
+    return value
 
 
 def ack_frame(raw_id: str) -> str:
@@ -333,7 +420,7 @@ def parse_consumer_frame(text: str | bytes) -> ConsumerCommand:
         return ConsumerCommand("ack" if kind == "ack" else "nack", mid)
     if kind == "permit":
         n = frame.get("permitMessages")
-        if not isinstance(n, int) or n <= 0:
+        if type(n) is not int or not 0 < n <= INT32_MAX:
             raise FrameError("permitMessages must be a positive integer", ERR_FAILED_TO_DESERIALIZE)
         return ConsumerCommand("permit", permits=n)
     if kind in ("unsubscribe", "isEndOfTopic"):

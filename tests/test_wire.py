@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 
@@ -130,3 +131,100 @@ def test_consumer_query_round_trip() -> None:
         consumer_options_from_query({"subscriptionType": "Key_Shared"})
     with pytest.raises(ConfigError, match="receiverQueueSize"):
         consumer_options_from_query({"receiverQueueSize": "lots"})
+
+
+GOOD_DELIVERY = {"messageId": "CAUQBw==", "payload": "aGk=", "publishTime": "2024-05-01T12:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("redeliveryCount", "abc"),
+        ("redeliveryCount", 1e400),  # json gives inf
+        ("redeliveryCount", -1),
+        ("redeliveryCount", 2**31),
+        ("redeliveryCount", True),
+        ("redeliveryCount", 1.5),
+        ("messageId", 7),
+        ("messageId", "not base64!"),
+        ("payload", None),
+        ("payload", "***"),
+        ("properties", ["a"]),
+        ("properties", {"a": 1}),
+        ("properties", {"a": {"b": "c"}}),
+        ("key", 5),
+        ("publishTime", 1714564800000),
+        ("publishTime", "yesterday"),
+    ],
+)
+def test_every_delivery_field_is_checked(field: str, value: object) -> None:
+    frame = json.dumps({**GOOD_DELIVERY, field: value})
+    with pytest.raises(FrameError, match=field) as err:
+        parse_delivery("s", frame)
+    assert len(str(err.value)) < 200  # quotes of what was sent are cut short
+
+
+def test_a_huge_bad_value_is_not_quoted_whole() -> None:
+    frame = json.dumps({**GOOD_DELIVERY, "messageId": "!" * 1_000_000})
+    with pytest.raises(FrameError) as err:
+        parse_delivery("s", frame)
+    assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, "{" + '"a":{' * 5000, b"[" * 100_000, '{"a":' + "[" * 33 + "]" * 33 + "}"],
+)
+def test_deep_nesting_is_a_frame_error_for_every_parser(text: str | bytes) -> None:
+    for parse in (
+        parse_publish,
+        parse_receipt,
+        parse_consumer_frame,
+        lambda t: parse_delivery("s", t),
+    ):
+        with pytest.raises(FrameError, match="nested deeper") as err:
+            parse(text)
+        assert err.value.code == 3
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    props = {f"k{i}": "[[[{{{" * 20 for i in range(10)}
+    props["quote"] = '\\"[[[['
+    env = Envelope(b"x", props)
+    assert parse_publish(publish_frame(env)) == (env, None)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"result": 1},
+        {"result": "ok"},
+        {"result": "ok", "messageId": "!!"},
+        {"result": "ok", "messageId": "CAUQBw==", "context": 7},
+        {"result": "send-error:3", "errorMsg": ["x"]},
+    ],
+)
+def test_every_receipt_field_is_checked(frame: dict[str, object]) -> None:
+    with pytest.raises(FrameError):
+        parse_receipt(json.dumps(frame))
+
+
+@pytest.mark.parametrize("permits", [True, 0, -1, 2**31, 1.0, "5"])
+def test_permits_must_be_a_positive_java_int(permits: object) -> None:
+    with pytest.raises(FrameError, match="permitMessages"):
+        parse_consumer_frame(json.dumps({"type": "permit", "permitMessages": permits}))
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+        lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids),
+    )
+)
+def test_any_json_delivery_is_read_or_refused_with_a_frame_error(junk: object) -> None:
+    frames = [json.dumps(junk)]
+    if isinstance(junk, dict):
+        frames.append(json.dumps({**GOOD_DELIVERY, **junk}))
+    for frame in frames:
+        with contextlib.suppress(FrameError):
+            parse_delivery("s", frame)

@@ -33,6 +33,8 @@ SCHEMES = ("macrometa", "macrometa+https", "macrometa+http")
 ENV_API_KEY = "MACROMETA_API_KEY"
 ENV_TOKEN = "MACROMETA_TOKEN"
 SECRET_OPTIONS = frozenset({"api_key", "token"})
+# Pulsar's maxMessageSize (5 MiB) base64-encoded is 6.7 MiB; the rest is room for properties.
+DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 AuthMode = Literal["header", "otp"]
 
 
@@ -81,6 +83,8 @@ class Settings:
     retries: int = 3  # attempts for idempotent REST calls
     reconnect_deadline: float = 30.0  # total time a dropped WebSocket may spend reconnecting
     ping_interval: float = 20.0
+    busy_deadline: float = 60.0  # how long a reconnect retries 409 (old session still held)
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE  # bytes one received WebSocket message may hold
     extensions: bool = False  # send emulator-only parameters (subscriptionInitialPosition)
 
     @property
@@ -112,6 +116,8 @@ _KNOWN = {
     "retries",
     "reconnect_deadline",
     "ping_interval",
+    "busy_deadline",
+    "max_frame_size",
     "extensions",
 }
 
@@ -175,6 +181,8 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         retries=_int(options, "retries", 3, low=1),
         reconnect_deadline=_seconds(options, "reconnect_deadline", 30.0),
         ping_interval=_seconds(options, "ping_interval", 20.0),
+        busy_deadline=_seconds(options, "busy_deadline", 60.0),
+        max_frame_size=_int(options, "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=1024),
         extensions=_bool(options, "extensions", False),
     )
 

@@ -1,28 +1,43 @@
 """Consumer and reader links: a queue fed by the reader thread; acks echo the raw id.
 
-Deliveries are queued tagged with the connection's generation. After a reconnect the broker
-sends every unacknowledged message again, so deliveries still queued from the old connection
-are dropped (``receive`` skips old generations) rather than shown twice. Likewise a queued
-copy is dropped when a newer copy of the same message arrives (an ack timeout or nack
-redelivered it before the application took the first one), and when the application acks
-that message through an earlier copy. Messages acknowledged here are remembered (the most
-recent ``ACK_MEMORY``): if one comes back because its ack died with the connection, it is
-acked again silently and never shown -- nothing acked comes back.
+Copies. The broker may send one message more than once: again after an ack timeout, after a
+nack, after a reconnect. Each arrival is a *copy*; ``receive`` hands out the newest copy of a
+message and skips older ones still queued, and a copy queued on a connection that has since
+dropped (the broker sends it again on the new one). ``ack`` and ``nack`` take a message id and
+act on the message through the newest copy handed out, whichever copy the application holds:
+
+* ``ack`` acks the message. If that copy came over the current connection, the ack goes out
+  now. If it came over a connection that has dropped, the broker has taken the message back
+  already and will send it again; the ack is remembered and sent for that copy when it
+  arrives (an old id on a new connection could name another message: a restarted server may
+  reuse ids).
+* ``nack`` hands the message back, once: copies queued before the nack are skipped (the
+  broker sends it again after ``nack_delay``). A copy from a dropped connection was handed back
+  by the drop, so nothing is sent. A later ``ack`` still acks the message.
+
+Acked messages are remembered (the most recent ``ACK_MEMORY``): a copy that arrives after the
+ack (an ack timeout raced it, or the ack died with a dropped connection) is acked again
+silently and never shown. That filter matches the id *and* a digest of the message (publish
+time, key, properties, payload): an id alone is never enough to drop a delivery, since ids
+repeat when a server restarts without its data.
 
 A reader frees its window slot (a ``{"messageId"}`` frame, which acks nothing on a reader)
 when the application takes the message; after a reconnect it resumes after the last message
-taken.
+taken. Unreadable frames are skipped (see ``Link``): what could not be read stays with the
+broker, which sends it again after an ack timeout or a reconnect.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import itertools
-import json
 import queue
 import threading
 import time
+from typing import TypeVar
 
+import attrs
 import websocket
 
 from streamfw import wire
@@ -32,11 +47,40 @@ from streamfw.message import Delivery, MessageId
 from streamfw.wire import FrameError
 from streamfw_macrometa.ws import Connector, Link
 
-ACK_MEMORY = 100_000
+ACK_MEMORY = 100_000  # acked messages remembered; also bounds the handed-out bookkeeping
+_T = TypeVar("_T")
+
+
+@attrs.define
+class _Copy:
+    """The newest copy of a message handed to the application, not yet acked."""
+
+    raw: str  # the id exactly as the broker sent it: acks and nacks echo it
+    generation: int  # the connection it came over
+    digest: bytes
+    nacked: bool = False
+
+
+@attrs.frozen
+class _Arrival:
+    generation: int
+    number: int  # arrival order, to tell the newest queued copy
+    delivery: Delivery
+    raw: str
+
+
+def digest(delivery: Delivery) -> bytes:
+    """What tells two messages with one id apart: publish time, key, properties, payload."""
+    head = repr((delivery.publish_time, delivery.key, sorted(delivery.properties.items())))
+    h = hashlib.blake2b(head.encode(), digest_size=16)
+    h.update(delivery.payload)
+    return h.digest()
 
 
 class MacrometaConsumer(Link):
     """``ConsumerLink`` over a WebSocket consumer (``subscription`` set) or reader session."""
+
+    skip_bad_frames = True
 
     def __init__(self, connector: Connector, stream: StreamRef, subscription: str | None) -> None:
         what = (
@@ -48,12 +92,12 @@ class MacrometaConsumer(Link):
         self._stream = stream
         self._reader = subscription is None
         self._state = threading.Lock()  # bookkeeping; never held while writing to the socket
-        self._queue: queue.SimpleQueue[tuple[int, int, Delivery] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Arrival | None] = queue.SimpleQueue()
         self._generation = 0
         self._arrivals = itertools.count()
         self._latest: dict[MessageId, int] = {}  # queued message -> its newest arrival
-        self._raw: dict[MessageId, str] = {}  # delivered, not yet acked or nacked
-        self._acked: collections.OrderedDict[MessageId, None] = collections.OrderedDict()
+        self._handed: collections.OrderedDict[MessageId, _Copy] = collections.OrderedDict()
+        self._acked: collections.OrderedDict[MessageId, bytes] = collections.OrderedDict()
         self.start()
 
     def receive(self, timeout: float | None) -> Delivery | None:
@@ -70,21 +114,29 @@ class MacrometaConsumer(Link):
                 return None
             if item is None:
                 continue  # woken up: closed or failed, checked above
-            generation, arrival, delivery = item
+            delivery = item.delivery
             mid = delivery.message_id
+            reack = False
             with self._state:
-                if generation != self._generation:
-                    continue  # the broker redelivers it on the new connection
-                if self._latest.get(mid) != arrival:
-                    continue  # a newer copy is queued behind it
+                if item.generation != self._generation:
+                    continue  # the broker sends it again on the new connection
+                if self._latest.get(mid) != item.number:
+                    continue  # a newer copy is queued behind it, or it was acked/nacked since
                 del self._latest[mid]
-                if mid in self._acked:
-                    continue  # acked through an earlier copy
+                if not self._reader:
+                    fingerprint = digest(delivery)
+                    reack = self._acked.get(mid) == fingerprint
+                    if not reack:
+                        self._acked.pop(mid, None)  # another message under a reused id
+                        self._handed[mid] = _Copy(item.raw, item.generation, fingerprint)
+                        self._handed.move_to_end(mid)
+                        _trim(self._handed)
             if self._reader:
-                raw = self._raw.pop(delivery.message_id, None)
-                if raw is not None:
-                    self.write(wire.ack_frame(raw))  # frees a window slot; acks nothing
-                    self.connector.params["messageId"] = raw  # resume after it on reconnect
+                self.write(wire.ack_frame(item.raw))  # frees a window slot; acks nothing
+                self.connector.params["messageId"] = item.raw  # resume after it on reconnect
+            elif reack:  # acked through a copy from a dropped connection: ack this one
+                self.write(wire.ack_frame(item.raw))
+                continue
             return delivery
 
     def ack(self, message_id: MessageId) -> None:
@@ -92,27 +144,36 @@ class MacrometaConsumer(Link):
         if self._reader:
             return  # readers do not acknowledge
         with self._state:
-            raw = self._raw.pop(message_id, None)
-            if raw is None:
+            copy = self._handed.pop(message_id, None)
+            if copy is None:
                 if message_id in self._acked:
                     return  # acks are idempotent
                 raise LocalProtocolError(f"{message_id} was not delivered to {self.what}")
-            self._acked[message_id] = None
-            while len(self._acked) > ACK_MEMORY:
-                self._acked.popitem(last=False)
-        self.write(wire.ack_frame(raw))  # lost with the connection? re-acked on redelivery
+            self._acked[message_id] = copy.digest
+            self._acked.move_to_end(message_id)
+            _trim(self._acked)
+            now = copy.generation == self._generation
+            if now:
+                self._latest.pop(message_id, None)  # copies queued before the ack are stale
+        if now:  # else: sent for the copy the broker sends again on this connection
+            self.write(wire.ack_frame(copy.raw))  # lost with the connection? re-acked then
 
     def nack(self, message_id: MessageId) -> None:
         self.raise_if_unusable()
         if self._reader:
             return
         with self._state:
-            raw = self._raw.pop(message_id, None)
-        if raw is None:
-            if message_id in self._acked:
-                return
-            raise LocalProtocolError(f"{message_id} was not delivered to {self.what}")
-        self.write(wire.nack_frame(raw))  # lost? the reconnect redelivers it anyway
+            copy = self._handed.get(message_id)
+            if copy is None:
+                if message_id in self._acked:
+                    return
+                raise LocalProtocolError(f"{message_id} was not delivered to {self.what}")
+            if copy.nacked or copy.generation != self._generation:
+                copy.nacked = True
+                return  # handed back already, by this nack's twin or by the reconnect
+            copy.nacked = True
+            self._latest.pop(message_id, None)  # copies queued before the nack are stale
+        self.write(wire.nack_frame(copy.raw))  # lost? the reconnect hands it back anyway
 
     def close(self) -> None:
         super().close()
@@ -124,18 +185,22 @@ class MacrometaConsumer(Link):
         try:
             delivery, raw = wire.parse_delivery(self._stream.name, text)
         except FrameError:
-            if _is_notice(text):
-                return  # an error answer to one of our frames, or endOfTopic: not fatal
+            if wire.is_notice(text):
+                self.on_notice(text)
+                return
             raise
         mid = delivery.message_id
         with self._state:
-            again = mid in self._acked
+            remembered = self._acked.get(mid)
+            again = remembered is not None and remembered == digest(delivery)
             if not again:
-                self._raw[mid] = raw
-                arrival = self._latest[mid] = next(self._arrivals)
-                self._queue.put((self._generation, arrival, delivery))
+                number = self._latest[mid] = next(self._arrivals)
+                self._queue.put(_Arrival(self._generation, number, delivery, raw))
         if again:
             self.write(wire.ack_frame(raw))
+
+    def on_notice(self, text: str) -> None:
+        """An error answer to one of our frames, or ``endOfTopic``: nothing to act on."""
 
     def on_disconnect(self) -> None:
         with self._state:
@@ -149,11 +214,6 @@ class MacrometaConsumer(Link):
         self._queue.put(None)
 
 
-def _is_notice(text: str) -> bool:
-    """A server frame that is not a message: ``{"error": …, "code": …}`` (the emulator's answer
-    to a bad ack) or ``{"endOfTopic": …}``."""
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(frame, dict) and ("error" in frame or "endOfTopic" in frame)
+def _trim(memory: collections.OrderedDict[MessageId, _T]) -> None:
+    while len(memory) > ACK_MEMORY:
+        memory.popitem(last=False)

@@ -8,18 +8,36 @@ jitter, and one overall deadline (``reconnect_deadline``). Subclasses hook in wi
 ``on_reconnect`` (the new socket is up; called holding the lock so nothing else writes first).
 If the deadline passes, or the server refuses for good (auth, missing stream), the link fails:
 ``fail`` records a typed error and every later call raises it -- nothing waits forever.
+
+Limits on what the server sends (docs/macrometa.md, "What the client accepts"):
+
+* a message (all frames of it) longer than ``max_frame_size`` is refused as soon as a frame
+  header announces it, before anything is allocated; the link reconnects;
+* a frame the link cannot read (not UTF-8, not a Pulsar frame, a bad field) is a protocol
+  error: logged (reason only, never the frame), counted in ``protocol_errors``, then skipped
+  (consumers, readers: what could not be read stays with the server, which sends it again
+  after an ack timeout or a reconnect) or answered by a reconnect (producers: only a new
+  connection tells what became of unconfirmed sends);
+* if for ``reconnect_deadline`` seconds every data frame was unreadable, the link fails with
+  ``RemoteProtocolError`` instead of looping;
+* silence: with nothing received for ``ping_interval`` the link pings; with still nothing
+  ``timeout`` seconds later it reconnects. A server that vanished is noticed within
+  ``ping_interval + timeout`` (30 s by default) of the last frame it sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import websocket
+from websocket._abnf import frame_buffer
 
 from streamfw.errors import (
     AuthError,
@@ -27,29 +45,80 @@ from streamfw.errors import (
     ConfigError,
     ConnectionLost,
     NotFound,
+    OperationTimeout,
     RemoteProtocolError,
     StreamError,
+    SubscriptionBusy,
     TransportError,
 )
-from streamfw_macrometa.config import Settings
+from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
+from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
 from streamfw_macrometa.rest import Rest, backoff
+
+log = logging.getLogger("streamfw.macrometa")
 
 WS_ROOT = "/_ws/ws/v2"
 FATAL = (AuthError, NotFound, ConfigError)  # reconnecting cannot fix these
 READ_CHUNK = 65536
+CONTROL_FRAME_MAX = 125  # RFC 6455 section 5.5
+
+
+class FrameTooLarge(websocket.WebSocketProtocolException):
+    """A frame header announced more than the link accepts; nothing of it was read."""
+
+
+class _BoundedFrames(frame_buffer):
+    """websocket-client's frame reader, refusing a message longer than ``limit`` bytes.
+
+    The check runs right after a frame's length field is read, before its payload: an
+    announced 200 MB frame costs nothing. Fragments count together, so a message cut into
+    many small continuation frames is held to the same limit.
+    """
+
+    def __init__(self, recv: Callable[[int], bytes], limit: int) -> None:
+        super().__init__(recv, skip_utf8_validation=True)  # we decode with bytes.decode
+        self.limit = limit
+        self._message = 0  # bytes announced so far for the message being read
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        assert self.header is not None and self.length is not None
+        opcode = self.header[4]
+        if opcode >= websocket.ABNF.OPCODE_CLOSE:  # control frames: 125 bytes at most
+            if self.length > CONTROL_FRAME_MAX:
+                raise FrameTooLarge(f"a control frame of {self.length} bytes (at most 125)")
+            return
+        self._message = self.length + (self._message if opcode == websocket.ABNF.OPCODE_CONT else 0)
+        if self._message > self.limit:
+            raise FrameTooLarge(
+                f"a message of {self._message} bytes or more (max_frame_size is {self.limit})"
+            )
 
 
 class BufferedWebSocket(websocket.WebSocket):
-    """websocket-client's ``WebSocket`` reading the socket in 64 KiB chunks.
+    """websocket-client's ``WebSocket`` reading the socket in 64 KiB chunks, frames bounded.
 
     Its frame parser asks for the 2-byte header, the length and the payload separately, one
     ``recv`` system call each; serving those from a buffer saves two of three calls per frame.
     The handshake reads the socket directly (line by line), so nothing is read ahead of it.
+    ``max_frame_size`` bounds what one received message may announce (see ``_BoundedFrames``).
     """
 
     _rbuf = b""
     _rpos = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._frames = self.frame_buffer = _BoundedFrames(self._recv, DEFAULT_MAX_FRAME_SIZE)
+
+    @property
+    def max_frame_size(self) -> int:
+        return self._frames.limit
+
+    @max_frame_size.setter
+    def max_frame_size(self, limit: int) -> None:
+        self._frames.limit = limit
 
     def _recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):
@@ -91,38 +160,57 @@ class Connector:
         return self.base + self.path
 
     def open(self, timeout: float | None = None) -> websocket.WebSocket:
-        params = dict(self.params)
-        header: list[str] = []
-        if self.settings.auth == "otp":
-            params["otp"] = self._rest.otp(timeout)  # fetched right before this connect
-        else:
-            header.append(f"Authorization: {self.settings.authorization}")
-        url = self.where + ("?" + urlencode(params) if params else "")
-        try:
-            ws = websocket.create_connection(
-                url,
-                timeout=timeout or self.settings.timeout,
-                class_=BufferedWebSocket,
-                header=header,
-                sslopt=self.settings.sslopt,
+        """Authenticate and open the WebSocket within ``timeout`` (default: the setting).
+
+        One deadline covers the whole connect: the OTP call when ``auth="otp"``, TCP, TLS and
+        the upgrade's answer; a server trickling bytes cannot stretch it.
+        """
+        budget = timeout or self.settings.timeout
+        with Deadline(budget) as deadline:
+            params = dict(self.params)
+            header: list[str] = []
+            if self.settings.auth == "otp":  # fetched right before this connect
+                params["otp"] = self._rest.otp(max(0.001, deadline.remaining()))
+            else:
+                header.append(f"Authorization: {self.settings.authorization}")
+            url = self.where + ("?" + urlencode(params) if params else "")
+            # TLS handshakes on the first write, once ``ws.sock`` is set and so watched
+            sslopt = {**self.settings.sslopt, "do_handshake_on_connect": False}
+            ws = BufferedWebSocket(
+                sslopt=sslopt,
                 skip_utf8_validation=True,  # we decode with bytes.decode (C speed) ourselves
                 enable_multithread=True,
-                suppress_origin=True,
             )
-        except (websocket.WebSocketException, OSError) as exc:
-            raise upgrade_failure(
-                exc,
-                where=self.where,
-                path=self.path,
-                stream=self.stream,
-                subscription=self.subscription,
-            ) from exc
+            deadline.watch_holder(ws)
+            ws.settimeout(max(0.001, deadline.remaining()))
+            try:
+                ws.connect(url, header=header, suppress_origin=True)  # type: ignore[no-untyped-call]
+            except (websocket.WebSocketException, OSError) as exc:
+                if deadline.expired:
+                    raise self._late(budget) from exc
+                raise upgrade_failure(
+                    exc,
+                    where=self.where,
+                    path=self.path,
+                    stream=self.stream,
+                    subscription=self.subscription,
+                ) from exc
+        if deadline.expired:  # connected just as the watchdog shut the socket down
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            raise self._late(budget)
         ws.settimeout(min(self.settings.timeout, self.settings.ping_interval / 2))
         return ws
 
+    def _late(self, budget: float) -> OperationTimeout:
+        return OperationTimeout(
+            f"WebSocket {self.where}: no complete answer within timeout={budget:g} s"
+        )
 
 class Link:
     """One WebSocket plus its reader thread; see the module docstring."""
+
+    # What to do with a frame that cannot be read: skip it, or reconnect (see module docstring).
+    skip_bad_frames = False
 
     def __init__(self, connector: Connector, what: str) -> None:
         self.connector = connector
@@ -131,8 +219,11 @@ class Link:
         self.lock = threading.RLock()
         self.closed = False
         self.failure: StreamError | None = None
+        self.protocol_errors = 0  # unreadable frames from the server, for monitoring
+        self._bad_first: float | None = None  # first unreadable frame since a readable one
+        self._bad_last = 0.0
         self._wake = threading.Event()
-        self.ws: websocket.WebSocket | None = connector.open()  # first connect: errors raise
+        self.ws: websocket.WebSocket | None = self._tune(connector.open())  # errors raise
         self._thread = threading.Thread(target=self._run, name=f"macrometa {what}", daemon=True)
 
     def start(self) -> None:
@@ -171,6 +262,13 @@ class Link:
                 return False
             return True
 
+    def drop(self) -> None:
+        """Drop the socket as a failing network would; the reader thread reconnects."""
+        with self.lock:
+            ws = self.ws
+        if ws is not None:
+            _drop(ws)
+
     def raise_if_unusable(self) -> None:
         if self.failure is not None:
             raise type(self.failure)(str(self.failure)) from self.failure
@@ -203,35 +301,84 @@ class Link:
             if ws is not None:
                 _drop(ws)
 
+    def _tune(self, ws: websocket.WebSocket) -> websocket.WebSocket:
+        """Apply the read limits to a new socket: the frame bound and the idle-check tick."""
+        if isinstance(ws, BufferedWebSocket):
+            ws.max_frame_size = self.settings.max_frame_size
+        # Wake often enough that pings and the dead-peer check run close to their times.
+        ws.settimeout(min(self.settings.timeout, self.settings.ping_interval) / 4)
+        return ws
+
     def _read_loop(self) -> None:
         ws = self.ws
-        last_seen = time.monotonic()
+        last_seen = last_ping = time.monotonic()
         while not self.closed and ws is not None:
             current = ws
             try:
                 opcode, data = ws.recv_data(control_frame=True)
             except websocket.WebSocketTimeoutException:
-                idle = time.monotonic() - last_seen
-                if idle > 2 * self.settings.ping_interval + self.settings.timeout:
+                now = time.monotonic()
+                if now - last_seen >= self.settings.ping_interval + self.settings.timeout:
                     ws = self._reconnect(ws, "no answer to pings")
-                elif idle >= self.settings.ping_interval / 2:
+                elif now - max(last_seen, last_ping) >= self.settings.ping_interval:
+                    last_ping = now
                     try:
                         ws.ping()
                     except (websocket.WebSocketException, OSError):
                         ws = self._reconnect(ws, "ping failed")
+            except FrameTooLarge as exc:
+                ws = self._bad_frame(ws, str(exc), reconnect=True)
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 ws = self._reconnect(ws, reason(exc))
             else:
                 last_seen = time.monotonic()
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     ws = self._reconnect(ws, "closed by the server")
-                elif opcode == websocket.ABNF.OPCODE_TEXT:
+                elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     try:
                         self.on_text(data.decode("utf-8"))
-                    except (UnicodeDecodeError, RemoteProtocolError) as exc:
-                        ws = self._reconnect(ws, f"bad frame from the server: {exc}")
+                    except UnicodeDecodeError as exc:
+                        ws = self._bad_frame(ws, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+                    except RemoteProtocolError as exc:
+                        ws = self._bad_frame(ws, str(exc))
+                    else:
+                        self._bad_first = None
             if ws is not current:
-                last_seen = time.monotonic()  # a new connection starts its idle clock afresh
+                last_seen = last_ping = time.monotonic()  # a new connection starts afresh
+
+    def _bad_frame(
+        self, ws: websocket.WebSocket, why: str, *, reconnect: bool = False
+    ) -> websocket.WebSocket | None:
+        """An unreadable frame: log, count, then skip it or reconnect; give up on a run of them.
+
+        The run starts at the first unreadable frame after a readable one (or after
+        ``reconnect_deadline`` without any) and fails the link once it lasts that long.
+        """
+        self.protocol_errors += 1
+        now = time.monotonic()
+        if self._bad_first is None or now - self._bad_last > self.settings.reconnect_deadline:
+            self._bad_first = now
+        self._bad_last = now
+        reconnect = reconnect or not self.skip_bad_frames
+        if now - self._bad_first >= self.settings.reconnect_deadline:
+            self.fail(
+                RemoteProtocolError(
+                    f"{self.what}: every frame from {self.connector.where} was unreadable for"
+                    f" {self.settings.reconnect_deadline:g} s; last: {why}"
+                )
+            )
+            with self.lock:
+                if self.ws is ws:
+                    self.ws = None
+            _drop(ws)
+            return None
+        log.warning(
+            "%s: unreadable frame from the server (%s); %s",
+            self.what,
+            why,
+            "reconnecting" if reconnect else "skipped",
+        )
+        return self._reconnect(ws, f"bad frame from the server: {why}") if reconnect else ws
 
     def _reconnect(self, old: websocket.WebSocket, why: str) -> websocket.WebSocket | None:
         with self.lock:
@@ -241,12 +388,17 @@ class Link:
         if self.closed:
             return None
         self.on_disconnect()
-        deadline = time.monotonic() + self.settings.reconnect_deadline
+        start = time.monotonic()
+        deadline = start + self.settings.reconnect_deadline
+        # A 409 means the server still holds our previous session: it lets go once it notices
+        # that session is dead, which may take longer than other failures deserve.
+        busy_deadline = start + max(self.settings.reconnect_deadline, self.settings.busy_deadline)
         last = why
         attempt = 0
+        limit = deadline
         while not self.closed:
             attempt += 1
-            remaining = deadline - time.monotonic()
+            remaining = limit - time.monotonic()
             try:
                 ws = self.connector.open(timeout=max(0.1, min(self.settings.timeout, remaining)))
             except FATAL as exc:
@@ -254,7 +406,9 @@ class Link:
                 return None
             except StreamError as exc:
                 last = str(exc)
+                limit = busy_deadline if isinstance(exc, SubscriptionBusy) else deadline
             else:
+                self._tune(ws)
                 with self.lock:
                     if self.closed:
                         _drop(ws)
@@ -263,15 +417,14 @@ class Link:
                     self.on_reconnect(ws)
                 return ws
             wait = backoff(attempt)
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + wait > limit:
                 break
             self._wake.wait(wait)
         if not self.closed:
             self.fail(
                 ConnectionLost(
                     f"{self.what}: connection lost ({why}); gave up reconnecting to"
-                    f" {self.connector.where} after {self.settings.reconnect_deadline:g} s:"
-                    f" {last}"
+                    f" {self.connector.where} after {limit - start:g} s: {last}"
                 )
             )
         return None
