@@ -45,14 +45,12 @@ from streamfw.errors import (
     ConfigError,
     ConnectionLost,
     NotFound,
-    OperationTimeout,
     RemoteProtocolError,
     StreamError,
     SubscriptionBusy,
     TransportError,
 )
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
-from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
 from streamfw_macrometa.rest import Rest, backoff
 
@@ -160,51 +158,35 @@ class Connector:
         return self.base + self.path
 
     def open(self, timeout: float | None = None) -> websocket.WebSocket:
-        """Authenticate and open the WebSocket within ``timeout`` (default: the setting).
-
-        One deadline covers the whole connect: the OTP call when ``auth="otp"``, TCP, TLS and
-        the upgrade's answer; a server trickling bytes cannot stretch it.
-        """
-        budget = timeout or self.settings.timeout
-        with Deadline(budget) as deadline:
-            params = dict(self.params)
-            header: list[str] = []
-            if self.settings.auth == "otp":  # fetched right before this connect
-                params["otp"] = self._rest.otp(max(0.001, deadline.remaining()))
-            else:
-                header.append(f"Authorization: {self.settings.authorization}")
-            url = self.where + ("?" + urlencode(params) if params else "")
-            # TLS handshakes on the first write, once ``ws.sock`` is set and so watched
-            sslopt = {**self.settings.sslopt, "do_handshake_on_connect": False}
-            ws = BufferedWebSocket(
-                sslopt=sslopt,
+        params = dict(self.params)
+        header: list[str] = []
+        if self.settings.auth == "otp":
+            params["otp"] = self._rest.otp(timeout)  # fetched right before this connect
+        else:
+            header.append(f"Authorization: {self.settings.authorization}")
+        url = self.where + ("?" + urlencode(params) if params else "")
+        try:
+            ws = websocket.create_connection(
+                url,
+                timeout=timeout or self.settings.timeout,
+                class_=BufferedWebSocket,
+                header=header,
+                sslopt=self.settings.sslopt,
                 skip_utf8_validation=True,  # we decode with bytes.decode (C speed) ourselves
                 enable_multithread=True,
+                suppress_origin=True,
             )
-            deadline.watch_holder(ws)
-            ws.settimeout(max(0.001, deadline.remaining()))
-            try:
-                ws.connect(url, header=header, suppress_origin=True)  # type: ignore[no-untyped-call]
-            except (websocket.WebSocketException, OSError) as exc:
-                if deadline.expired:
-                    raise self._late(budget) from exc
-                raise upgrade_failure(
-                    exc,
-                    where=self.where,
-                    path=self.path,
-                    stream=self.stream,
-                    subscription=self.subscription,
-                ) from exc
-        if deadline.expired:  # connected just as the watchdog shut the socket down
-            ws.shutdown()  # type: ignore[no-untyped-call]
-            raise self._late(budget)
+        except (websocket.WebSocketException, OSError) as exc:
+            raise upgrade_failure(
+                exc,
+                where=self.where,
+                path=self.path,
+                stream=self.stream,
+                subscription=self.subscription,
+            ) from exc
         ws.settimeout(min(self.settings.timeout, self.settings.ping_interval / 2))
         return ws
 
-    def _late(self, budget: float) -> OperationTimeout:
-        return OperationTimeout(
-            f"WebSocket {self.where}: no complete answer within timeout={budget:g} s"
-        )
 
 class Link:
     """One WebSocket plus its reader thread; see the module docstring."""
