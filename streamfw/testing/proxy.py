@@ -1,4 +1,8 @@
-"""A tiny TCP proxy on 127.0.0.1 that tests can cut, refuse and listen to."""
+"""A tiny TCP proxy on 127.0.0.1 that tests and benchmarks can cut, refuse and listen to.
+
+Shared by the macrometa transport tests (``tests/macrometa``) and the fault benchmark
+(``python -m benchmarks.faults``): every way a network can fail a client is one method here.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class Proxy:
         self._open: list[socket.socket] = []
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._silent: set[socket.socket] = set()
+        self._swallowed: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = False
@@ -62,6 +67,8 @@ class Proxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if src in self._swallowed:
+                    continue  # blackholed: the bytes vanish, nobody is told
                 if first is not None and first[0]:
                     first[0] = False
                     with self._lock:
@@ -99,6 +106,17 @@ class Proxy:
                 upstream.shutdown(socket.SHUT_RDWR)
             upstream.close()
 
+    def blackhole(self) -> int:
+        """Stop forwarding on every open connection without closing either side; returns how
+        many connections went silent. New connections are forwarded as usual."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+            self._open = []
+            for client, upstream in pairs:
+                self._silent.update((client, upstream))
+                self._swallowed.update((client, upstream))
+        return len(pairs)
+
     def client_side_cut(self, server_lag: float) -> None:
         """Drop the client side of every connection now, the server side ``server_lag`` s later
         (the server keeps a dead consumer attached for a while, as a real one may)."""
@@ -121,10 +139,13 @@ class Proxy:
         threading.Timer(server_lag, later).start()
 
     def close(self) -> None:
+        """Stop listening and drop every connection, silent ones included."""
         self._closed = True
         self.refusing.set()
         with contextlib.suppress(OSError):
             self._listener.close()
         self.cut()
-        for s in self._silent:
+        for s in list(self._silent):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             s.close()
