@@ -301,12 +301,12 @@ class Pipeline:
             DecodeError: for anything that goes wrong, whatever the stage raised; the text
                 names the tag and the stage.
         """
+        tag = properties.get(CODEC_PROPERTY)
         if len(payload) > self.max_size:
             raise DecodeError(
-                f"payload is {len(payload):,} bytes, over max_message_size"
+                f"{self._where(tag)}: payload is {len(payload):,} bytes, over max_message_size"
                 f" ({self.max_size:,} bytes)"
             )
-        tag = properties.get(CODEC_PROPERTY)
         registry = self._registry
         if tag in registry.value_names:
             # The common case, one known value codec ("json"): what the general path below
@@ -317,10 +317,9 @@ class Pipeline:
                 raise _failed(f"codec {tag!r}", tag, exc) from exc
         if tag is None:
             first, stages = self.value, self.stages
-            where = f"codec {self.name!r} (the message has no {CODEC_PROPERTY} property)"
         else:
             first, stages = registry.parse_tag(tag, self.max_stages)
-            where = f"codec {_show(tag)}"
+        where = self._where(tag)
         data = payload
         for name in reversed(stages):
             data = self._inflate(where, name, data)
@@ -333,6 +332,11 @@ class Pipeline:
             return registry.stage(first).decode(data)
         except Exception as exc:
             raise _failed(where, first, exc) from exc
+
+    def _where(self, tag: str | None) -> str:
+        if tag is None:
+            return f"codec {self.name!r} (the message has no {CODEC_PROPERTY} property)"
+        return f"codec {_show(tag)}"
 
     def _inflate(self, where: str, name: str, data: bytes) -> bytes:
         """Run one byte stage backwards, never letting its output pass ``max_size``."""

@@ -117,7 +117,9 @@ def test_a_payload_over_the_bound_is_refused_before_decoding(
     tag: str | None, payload: bytes
 ) -> None:
     props = {} if tag is None else {CODEC_PROPERTY: tag}
-    with pytest.raises(DecodeError, match=r"payload is 1,001 bytes, over max_message_size \(1,000"):
+    with pytest.raises(
+        DecodeError, match=r": payload is 1,001 bytes, over max_message_size \(1,000"
+    ):
         REGISTRY.pipeline(max_size=1000).decode(payload, props)
     assert REGISTRY.pipeline(max_size=1001).decode(payload, props) is not None
 
