@@ -7,6 +7,7 @@ transport only is a bug there (or a capability to document).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -289,6 +290,41 @@ class TransportContract:
             again.ack()
             harness.advance(11)
             assert c.receive(harness.settle) is None
+
+    def test_nack_through_a_copy_held_across_an_ack_timeout(
+        self, stream: Stream, harness: Harness
+    ) -> None:
+        """Copies of one message are one message: nacking the old copy hands it back once,
+        and the copy received next can be acked (docs/concepts.md, acks and redelivery)."""
+        with (
+            stream.consumer("sub", ack_timeout=1.0, nack_delay=0.5) as c,
+            stream.producer() as p,
+        ):
+            p.send("x")
+            first = must_receive(c)
+            harness.advance(2)  # the ack timeout hands it back: a second copy is on its way
+            time.sleep(harness.settle)  # ... and has reached the client
+            first.nack()  # through the first copy
+            harness.advance(1)  # past the nack delay
+            m = must_receive(c)
+            assert m.value == "x" and m.redelivery_count >= 1
+            m.ack()
+            harness.advance(100)
+            assert c.receive(harness.settle) is None
+
+    def test_ack_through_a_copy_held_across_an_ack_timeout(
+        self, stream: Stream, harness: Harness
+    ) -> None:
+        with stream.consumer("sub", ack_timeout=1.0) as c, stream.producer() as p:
+            p.send("x")
+            first = must_receive(c)
+            harness.advance(2)
+            time.sleep(harness.settle)
+            first.ack()  # the message is acked: the queued second copy is never shown
+            first.ack()  # idempotent
+            harness.advance(100)
+            assert c.receive(harness.settle) is None
+            first.nack()  # after the ack: nothing to hand back, no error
 
     def test_receiver_queue_bounds_unacked_in_flight(
         self, stream: Stream, harness: Harness
