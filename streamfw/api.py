@@ -7,6 +7,7 @@ codec pipeline and hands transports plain ``Envelope`` values. A transport plugi
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -56,7 +57,8 @@ class StreamRef:
 
 
 def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value > 0:
+    # Not finite (inf, nan) would become a timer deadline that never orders or never comes.
+    if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
         raise ConfigError(f"{attribute.name} must be a positive number of seconds or None")
 
 
@@ -78,8 +80,8 @@ def _initial_position(_: object, __: object, value: str) -> None:
 
 
 def _nack_delay(_: object, __: object, value: float) -> None:
-    if not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"nack_delay must be a number of seconds >= 0, got {value!r}")
+    if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ConfigError(f"nack_delay must be a finite number of seconds >= 0, got {value!r}")
 
 
 @attrs.frozen

@@ -9,13 +9,30 @@ subscription keeps a cursor over that log:
 * ``ready``: unacked messages handed back (nack, ack timeout, consumer gone), sent before new ones;
 * ``delayed``: nacked messages waiting for their redelivery time.
 
-Every state change ends in ``_dispatch``, which hands messages to consumers with free room in
-their receiver queue (unacked messages in flight), lowest ``seq`` first. Exclusive and Failover
-dispatch to the first attached consumer only; Shared goes round robin. Time comes from the
-injected ``clock``; callers run ``tick()`` at ``next_deadline()`` for nack delays, ack timeouts
-and message TTL. Front ends read what happened from ``events()``: ``Deliver`` to a consumer,
-``ActiveChanged`` for failover standbys, ``ConsumerClosed``/``ProducerClosed`` when a forced
-delete takes their stream away.
+Every state change ends in ``_dispatch``, which hands messages to consumers with a permit and
+free room in their receiver queue (unacked messages in flight), lowest ``seq`` first. Exclusive
+and Failover dispatch to the first attached consumer only; Shared goes round robin. Time comes
+from the injected ``clock``; callers run ``tick()`` at ``next_deadline()`` for nack delays, ack
+timeouts and message TTL. Front ends read what happened from ``events()``: ``Deliver`` to a
+consumer, ``ActiveChanged`` for failover standbys, ``ConsumerClosed``/``ProducerClosed`` when a
+forced delete takes their stream away.
+
+Flow control is permit-based, as in Pulsar: a consumer starts with ``receiver_queue_size``
+permits, every delivery (first or redelivered) uses one, and the front end gives them back
+with ``grant()`` once it has handed the message over (the emulator when the frame is written to
+the socket, loopback when the application receives it). A consumer that stops reading therefore
+stops getting messages, whatever its ack timeout hands back.
+
+Limits (``Limits``): a stream keeps at most ``backlog_quota_messages`` / ``backlog_quota_bytes``
+of messages. A publish beyond that is refused with ``BacklogQuotaExceeded`` while a durable
+subscription still needs the oldest message (Pulsar's ``producer_exception`` policy); with no
+durable subscription nobody is owed the oldest message, so it is dropped instead (Pulsar keeps
+nothing that is in no backlog unless retention is configured). ``max_streams`` and
+``max_subscriptions`` cap the rest.
+
+Message ids: each stream gets a ledger number from a per-broker-instance counter that starts at
+a random point (``first_ledger``), so ids never repeat across restarts of an emulator, as
+Pulsar's ledger ids never repeat; within one broker a stream's ids are ordered.
 
 Redelivery count rule (a documented deviation from Pulsar, protocol doc section 7.4): a
 message's ``redelivery_count`` grows by one each time it is handed back to its subscription
@@ -29,6 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -44,13 +62,54 @@ from streamfw.api import (
 )
 from streamfw.errors import (
     AlreadyExists,
+    ConfigError,
+    Conflict,
     InUse,
     LocalProtocolError,
+    SendError,
     StreamNotFound,
     SubscriptionBusy,
     SubscriptionNotFound,
 )
 from streamfw.message import Delivery, Envelope, MessageId
+
+MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
+
+
+class BacklogQuotaExceeded(SendError):
+    """A publish refused because its stream's backlog quota is full (``producer_exception``)."""
+
+
+class LimitExceeded(Conflict):
+    """A stream or subscription refused because its ``Limits`` cap is reached."""
+
+
+def _at_least_one(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+@attrs.frozen
+class Limits:
+    """What one broker holds at most; every value is a documented default (docs/emulator.md).
+
+    Pulsar leaves these unlimited by default (``backlogQuotaDefaultLimitBytes=-1``,
+    ``maxTopicsPerNamespace=0``, ``maxSubscriptionsPerTopic=0`` in conf/broker.conf), but it
+    stores messages on disk; a broker that keeps everything in memory needs finite ones.
+    """
+
+    max_streams: int = attrs.field(default=10_000, validator=_at_least_one)
+    max_subscriptions: int = attrs.field(default=1_000, validator=_at_least_one)  # per stream
+    backlog_quota_messages: int = attrs.field(default=100_000, validator=_at_least_one)
+    backlog_quota_bytes: int = attrs.field(default=100 * 2**20, validator=_at_least_one)
+
+
+def check_seconds(what: str, value: object) -> int:
+    """``value`` if it is a whole number of seconds from 0 to MAX_SECONDS, else ConfigError."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SECONDS:
+        raise ConfigError(f"{what} must be a whole number of seconds from 0 to {MAX_SECONDS}")
+    return value
+
 
 # ---------------------------------------------------------------------------------- events
 
@@ -88,9 +147,29 @@ Event = Deliver | ActiveChanged | ConsumerClosed | ProducerClosed
 
 @attrs.define
 class _Stored:
-    envelope: Envelope
     publish_time: float
     first: Delivery  # what every first delivery hands out: one immutable value, built once
+
+
+@attrs.define(eq=False)
+class _Timer:
+    """One pending deadline: an ack timeout (``consumer`` set) or a nack delay (``sub`` set).
+
+    Cancelling drops the references, so a timer left in the heap keeps nothing alive.
+    """
+
+    due: float
+    seq: int
+    consumer: _Consumer | None = None
+    stream: _Stream | None = None
+    sub: _Subscription | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.consumer is not None or self.sub is not None
+
+    def __lt__(self, other: _Timer) -> bool:  # heapq orders by due time only
+        return self.due < other.due
 
 
 @attrs.define(eq=False)
@@ -102,7 +181,8 @@ class _Consumer:
     queue_size: int
     ack_timeout: float | None
     nack_delay: float
-    in_flight: dict[int, float | None] = attrs.Factory(dict)  # seq -> ack deadline
+    permits: int = 0  # deliveries it may still get before the front end grants more
+    in_flight: dict[int, _Timer | None] = attrs.Factory(dict)  # seq -> its ack timeout
 
 
 @attrs.define(eq=False)
@@ -117,7 +197,7 @@ class _Subscription:
     outstanding: dict[int, _Consumer] = attrs.Factory(dict)
     ready: list[int] = attrs.Factory(list)  # heap; ``ready_set`` says which entries are live
     ready_set: set[int] = attrs.Factory(set)
-    delayed: dict[int, float] = attrs.Factory(dict)
+    delayed: dict[int, _Timer] = attrs.Factory(dict)
     redeliveries: dict[int, int] = attrs.Factory(dict)
     rr: int = 0
 
@@ -135,6 +215,7 @@ class _Stream:
     created: float
     base: int = 0  # lowest seq still in the log
     log: list[_Stored] = attrs.Factory(list)  # log[i] holds seq base + i
+    size: int = 0  # payload bytes in the log
     subs: dict[str, _Subscription] = attrs.Factory(dict)
     producers: set[int] = attrs.Factory(set)
     published: int = 0
@@ -144,28 +225,62 @@ class _Stream:
 # ---------------------------------------------------------------------------------- broker
 
 TRIM_CHUNK = 256  # acked messages kept before the log drops them (see _trim)
+COMPACT_AT = 1024  # cancelled timers tolerated in the heap before it is rebuilt
 
 
 class Broker:
-    """All streams of one emulated tenant. Not thread-safe: its owner serialises calls."""
+    """All streams of one emulated tenant. Not thread-safe: its owner serialises calls.
 
-    def __init__(self, *, clock: Callable[[], float]) -> None:
+    Args:
+        clock: wall-clock seconds (tests inject a manual clock).
+        limits: caps on streams, subscriptions and backlog (``Limits()`` by default).
+        first_ledger: the ledger number of the first stream created; default random, so ids
+            of two broker instances (an emulator and its restart) never alias.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        limits: Limits | None = None,
+        first_ledger: int | None = None,
+    ) -> None:
         self._clock = clock
+        self.limits = limits or Limits()
         self._streams: dict[StreamRef, _Stream] = {}
         self._consumers: dict[int, _Consumer] = {}
         self._producers: dict[int, _Stream] = {}
         self._ids = itertools.count(1)
-        self._ledgers = itertools.count(1)
-        self._timers: list[tuple[float, int, int, int]] = []  # (due, kind, consumer/sub id, seq)
-        self._timer_subs: dict[int, tuple[_Stream, _Subscription]] = {}
+        if first_ledger is None:
+            first_ledger = 1 + secrets.randbelow(2**47)
+        elif not isinstance(first_ledger, int) or first_ledger < 0:
+            raise ConfigError(f"first_ledger must be a whole number >= 0, got {first_ledger!r}")
+        self._ledgers = itertools.count(first_ledger)
+        self._timers: list[_Timer] = []  # a heap by due time
+        self._cancelled = 0  # cancelled timers still in the heap
         self._outbox: list[Event] = []
-        self.message_ttl = 0  # seconds; 0 keeps unacked messages forever
+        self._ttl = 0
+        self.freed = 0  # payload bytes dropped from logs so far (front ends may trim memory)
+
+    @property
+    def message_ttl(self) -> int:
+        """Seconds after which unacked messages expire; 0 keeps them (until the quota)."""
+        return self._ttl
+
+    @message_ttl.setter
+    def message_ttl(self, seconds: int) -> None:
+        self._ttl = check_seconds("message TTL", seconds)
 
     # ------------------------------------------------------------------ streams (admin)
 
     def create_stream(self, ref: StreamRef) -> None:
         if ref in self._streams:
             raise AlreadyExists(f"stream {ref} already exists")
+        if len(self._streams) >= self.limits.max_streams:
+            raise LimitExceeded(
+                f"cannot create stream {ref}: the limit of {self.limits.max_streams} streams"
+                " is reached (Limits.max_streams)"
+            )
         self._streams[ref] = _Stream(ref, next(self._ledgers), self._clock())
 
     def has_stream(self, ref: StreamRef) -> bool:
@@ -187,10 +302,14 @@ class Broker:
             )
         for consumer in attached:
             del self._consumers[consumer.id]
+            self._cancel_all(consumer.in_flight)
             self._outbox.append(ConsumerClosed(consumer.id, f"stream {ref} was deleted"))
         for pid in sorted(stream.producers):
             del self._producers[pid]
             self._outbox.append(ProducerClosed(pid, f"stream {ref} was deleted"))
+        for sub in stream.subs.values():
+            self._cancel_all(sub.delayed)
+        self.freed += stream.size
         del self._streams[ref]
 
     def subscriptions(self, ref: StreamRef) -> list[SubscriptionInfo]:
@@ -208,8 +327,7 @@ class Broker:
             raise SubscriptionNotFound(f"stream {ref} has no subscription {name!r}")
         if sub.consumers:
             raise InUse(f"subscription {name!r} on {ref} has active connected consumers")
-        del stream.subs[name]
-        self._trim(stream)
+        self._remove_sub(stream, sub)
 
     def backlog(self, ref: StreamRef) -> int:
         """Messages not yet acked, summed over the stream's durable subscriptions."""
@@ -221,14 +339,14 @@ class Broker:
         stream = self._stream(ref)
         if subscription is not None and subscription not in stream.subs:
             raise SubscriptionNotFound(f"stream {ref} has no subscription {subscription!r}")
-        for sub in stream.subs.values():
+        for sub in list(stream.subs.values()):
             if subscription is None or sub.name == subscription:
                 self._ack_below(stream, sub, stream.end)
 
-    def expire(self, ref: StreamRef, seconds: float) -> None:
+    def expire(self, ref: StreamRef, seconds: int) -> None:
         """Acknowledge, on every subscription, the messages older than ``seconds``."""
         stream = self._stream(ref)
-        cutoff = self._clock() - seconds
+        cutoff = self._clock() - check_seconds("expiry", seconds)
         first_young = stream.base
         for stored in stream.log:
             if stored.publish_time > cutoff:
@@ -237,15 +355,14 @@ class Broker:
         for sub in list(stream.subs.values()):
             self._ack_below(stream, sub, first_young)
         if not stream.subs:  # nobody would ever ack them: drop them
-            del stream.log[: first_young - stream.base]
-            stream.base = first_young
+            self._drop_below(stream, first_young)
 
     def stats(self, ref: StreamRef) -> dict[str, Any]:
         """Pulsar-like topic statistics."""
         stream = self._stream(ref)
         return {
             "msgInCounter": stream.published,
-            "storageSize": sum(len(s.envelope.payload) for s in stream.log),
+            "storageSize": stream.size,
             "publishers": [{"producerId": p} for p in sorted(stream.producers)],
             "subscriptions": {
                 s.name: {
@@ -277,18 +394,60 @@ class Broker:
             stream.producers.discard(producer)
 
     def publish(self, ref: StreamRef, envelope: Envelope) -> MessageId:
+        """Store a message; ``BacklogQuotaExceeded`` if its stream has no room for it."""
         stream = self._stream(ref)
+        size = len(envelope.payload)
+        limits = self.limits
+        if len(stream.log) >= limits.backlog_quota_messages or (
+            stream.size + size > limits.backlog_quota_bytes
+        ):
+            self._make_room(stream, size)
         seq = stream.end
         now = self._clock()
         mid = MessageId(ref.name, stream.ledger, seq)
         when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
         first = Delivery(mid, envelope.payload, envelope.properties, envelope.key, when, 0)
-        stream.log.append(_Stored(envelope, now, first))
+        stream.log.append(_Stored(now, first))
+        stream.size += size
         stream.end += 1
         stream.published += 1
         for sub in list(stream.subs.values()):
             self._dispatch(stream, sub)
         return mid
+
+    def _make_room(self, stream: _Stream, size: int) -> None:
+        """Free room for one more message of ``size`` bytes, or raise BacklogQuotaExceeded.
+
+        Acked messages go first. Beyond those, the oldest message is dropped only if no
+        durable subscription still needs it (Pulsar retains nothing outside a backlog);
+        otherwise the publish is refused, Pulsar's ``producer_exception`` policy.
+        """
+        limits = self.limits
+        if size > limits.backlog_quota_bytes:
+            raise self._quota_error(stream, f"a message of {size} bytes is larger than it")
+        self._trim(stream, force=True)
+        log = stream.log
+        count = max(0, len(log) + 1 - limits.backlog_quota_messages)  # oldest ones that must go
+        freed = sum(len(s.first.payload) for s in log[:count])
+        while count < len(log) and stream.size - freed + size > limits.backlog_quota_bytes:
+            freed += len(log[count].first.payload)
+            count += 1
+        new_base = stream.base + count
+        needed = min((s.mark_delete for s in stream.subs.values() if s.durable), default=None)
+        if needed is not None and needed < new_base:
+            raise self._quota_error(stream, "a subscription has not acknowledged the oldest")
+        for sub in list(stream.subs.values()):  # readers lose what they have not read
+            self._ack_below(stream, sub, new_base)
+        self._drop_below(stream, new_base)
+
+    def _quota_error(self, stream: _Stream, why: str) -> BacklogQuotaExceeded:
+        limits = self.limits
+        return BacklogQuotaExceeded(
+            f"backlog quota exceeded on stream {stream.ref} ({why}): it holds"
+            f" {len(stream.log)} message(s), {stream.size} bytes; the quota is"
+            f" {limits.backlog_quota_messages} messages / {limits.backlog_quota_bytes} bytes"
+            " (ProducerBlockedQuotaExceededException, policy producer_exception)"
+        )
 
     # ------------------------------------------------------------------------- consumers
 
@@ -314,6 +473,13 @@ class Broker:
                     subscription=subscription,
                 )
         if sub is None:
+            durable = sum(1 for s in stream.subs.values() if s.durable)
+            if durable >= self.limits.max_subscriptions:
+                raise LimitExceeded(
+                    f"cannot create subscription {subscription!r} on {ref}: the limit of"
+                    f" {self.limits.max_subscriptions} subscriptions per stream is reached"
+                    " (Limits.max_subscriptions)"
+                )
             start = stream.base if options.initial_position == "earliest" else stream.end
             sub = stream.subs[subscription] = _Subscription(
                 subscription, options.type, True, start, start
@@ -357,7 +523,7 @@ class Broker:
     ) -> int:
         cid = next(self._ids)
         consumer = _Consumer(
-            cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout, nack_delay
+            cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout, nack_delay, queue
         )
         sub.consumers.append(consumer)
         self._consumers[cid] = consumer
@@ -365,6 +531,25 @@ class Broker:
             self._outbox.append(ActiveChanged(cid, sub.consumers[0] is consumer))
         self._dispatch(stream, sub)
         return cid
+
+    def grant(self, consumer: int, permits: int = 1) -> None:
+        """Give back ``permits`` deliveries: the front end handed that many messages over.
+
+        A consumer never holds more than its receiver queue size; a closed one is ignored
+        (its last frames may be written after it went).
+        """
+        c = self._consumers.get(consumer)
+        if c is None:
+            return
+        was = c.permits
+        c.permits = min(was + permits, c.queue_size)
+        sub = c.sub
+        if was == 0 and (sub.ready_set or sub.read_pos < c.stream.end):
+            self._dispatch(c.stream, sub)
+
+    def permits(self, consumer: int) -> int:
+        """Deliveries ``consumer`` may still get before the front end grants more."""
+        return self._live(consumer).permits
 
     def close_consumer(self, consumer: int) -> None:
         """Detach; what it held unacked goes back to the subscription, first in line."""
@@ -377,10 +562,9 @@ class Broker:
         for seq in sorted(c.in_flight):
             del sub.outstanding[seq]
             self._hand_back(sub, seq)
-        c.in_flight.clear()
+        self._cancel_all(c.in_flight)
         if not sub.durable:
-            del stream.subs[sub.name]
-            self._trim(stream)
+            self._remove_sub(stream, sub)
             return
         if sub.type == "failover" and was_active and sub.consumers:
             self._outbox.append(ActiveChanged(sub.consumers[0].id, True))
@@ -392,8 +576,8 @@ class Broker:
         if len(c.sub.consumers) > 1:
             raise InUse(f"subscription {c.sub.name!r} has other consumers attached")
         self.close_consumer(consumer)
-        c.stream.subs.pop(c.sub.name, None)
-        self._trim(c.stream)
+        if c.stream.subs.get(c.sub.name) is c.sub:
+            self._remove_sub(c.stream, c.sub)
 
     def is_outstanding(self, consumer: int, message_id: MessageId) -> bool:
         """Whether ``message_id`` is still held by ``consumer`` (not acked, not handed back)."""
@@ -414,9 +598,9 @@ class Broker:
             return  # acks are idempotent
         holder = sub.outstanding.pop(seq, None)
         if holder is not None:
-            holder.in_flight.pop(seq, None)
+            self._cancel(holder.in_flight.pop(seq, None))
         sub.ready_set.discard(seq)
-        sub.delayed.pop(seq, None)
+        self._cancel(sub.delayed.pop(seq, None))
         sub.redeliveries.pop(seq, None)
         sub.acked.add(seq)
         while sub.mark_delete in sub.acked:
@@ -434,13 +618,12 @@ class Broker:
         if sub.outstanding.get(seq) is not c:
             return  # already acked, or not held here: nothing to hand back
         del sub.outstanding[seq]
-        del c.in_flight[seq]
+        self._cancel(c.in_flight.pop(seq))
         if c.nack_delay > 0:
-            due = self._clock() + c.nack_delay
-            sub.delayed[seq] = due
+            timer = _Timer(self._clock() + c.nack_delay, seq, stream=c.stream, sub=sub)
+            sub.delayed[seq] = timer
             sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
-            self._timer_subs[id(sub)] = (c.stream, sub)
-            heapq.heappush(self._timers, (due, 1, id(sub), seq))
+            heapq.heappush(self._timers, timer)
         else:
             self._hand_back(sub, seq)
         self._dispatch(c.stream, sub)
@@ -449,44 +632,38 @@ class Broker:
 
     def next_deadline(self) -> float | None:
         """When ``tick()`` next has work (nack delays, ack timeouts), or None."""
-        while self._timers and not self._timer_live(self._timers[0]):
-            heapq.heappop(self._timers)
-        return self._timers[0][0] if self._timers else None
+        timers = self._timers
+        while timers and not timers[0].live:
+            heapq.heappop(timers)
+            self._cancelled -= 1
+        return timers[0].due if timers else None
 
     def tick(self) -> None:
         """Run every timer that is due and apply the message TTL."""
         now = self._clock()
         touched: dict[int, tuple[_Stream, _Subscription]] = {}
-        while self._timers and self._timers[0][0] <= now:
-            timer = heapq.heappop(self._timers)
-            if not self._timer_live(timer):
-                continue
-            _, kind, owner, seq = timer
-            if kind == 0:  # ack timeout
-                c = self._consumers[owner]
+        timers = self._timers
+        while timers and timers[0].due <= now:
+            timer = heapq.heappop(timers)
+            c, stream, sub, seq = timer.consumer, timer.stream, timer.sub, timer.seq
+            timer.consumer = timer.stream = timer.sub = None
+            if c is not None:  # ack timeout
                 del c.in_flight[seq]
                 del c.sub.outstanding[seq]
                 self._hand_back(c.sub, seq)
                 touched[id(c.sub)] = (c.stream, c.sub)
-            else:  # nack delay over
-                stream, sub = self._timer_subs[owner]
+            elif stream is not None and sub is not None:  # nack delay over
                 del sub.delayed[seq]
                 self._ready(sub, seq)
-                touched[owner] = (stream, sub)
-        if self.message_ttl:
+                touched[id(sub)] = (stream, sub)
+            else:
+                self._cancelled -= 1
+        if self._ttl:
             for ref in list(self._streams):
-                self.expire(ref, self.message_ttl)
+                self.expire(ref, self._ttl)
         for stream, sub in touched.values():
             if stream.subs.get(sub.name) is sub:
                 self._dispatch(stream, sub)
-
-    def _timer_live(self, timer: tuple[float, int, int, int]) -> bool:
-        due, kind, owner, seq = timer
-        if kind == 0:
-            c = self._consumers.get(owner)
-            return c is not None and c.in_flight.get(seq) == due
-        entry = self._timer_subs.get(owner)
-        return entry is not None and entry[1].delayed.get(seq) == due
 
     def events(self) -> list[Event]:
         """Everything that happened since the last call, in order."""
@@ -520,6 +697,28 @@ class Broker:
             )
         return seq
 
+    def _cancel(self, timer: _Timer | None) -> None:
+        """Forget a timer still in the heap; rebuild the heap once most of it is dead."""
+        if timer is None or not timer.live:
+            return
+        timer.consumer = timer.stream = timer.sub = None
+        self._cancelled += 1
+        if self._cancelled > COMPACT_AT and 2 * self._cancelled > len(self._timers):
+            self._timers = [t for t in self._timers if t.live]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
+
+    def _cancel_all(self, timers: dict[int, _Timer] | dict[int, _Timer | None]) -> None:
+        for timer in timers.values():
+            self._cancel(timer)
+        timers.clear()
+
+    def _remove_sub(self, stream: _Stream, sub: _Subscription) -> None:
+        """A subscription (or reader cursor) goes: its timers and hold on the log go too."""
+        del stream.subs[sub.name]
+        self._cancel_all(sub.delayed)
+        self._trim(stream)
+
     def _hand_back(self, sub: _Subscription, seq: int) -> None:
         sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
         self._ready(sub, seq)
@@ -535,10 +734,13 @@ class Broker:
         if end <= sub.mark_delete:
             return
         for seq in [s for s in sub.outstanding if s < end]:
-            sub.outstanding.pop(seq).in_flight.pop(seq, None)
+            self._cancel(sub.outstanding.pop(seq).in_flight.pop(seq, None))
+        for seq in [s for s in sub.delayed if s < end]:
+            self._cancel(sub.delayed.pop(seq))
         sub.acked = {s for s in sub.acked if s >= end}
         sub.ready_set = {s for s in sub.ready_set if s >= end}
-        sub.delayed = {s: t for s, t in sub.delayed.items() if s >= end}
+        sub.ready = [s for s in sub.ready if s in sub.ready_set]
+        heapq.heapify(sub.ready)
         sub.redeliveries = {s: n for s, n in sub.redeliveries.items() if s >= end}
         sub.mark_delete = end
         sub.read_pos = max(sub.read_pos, end)
@@ -548,12 +750,12 @@ class Broker:
         self._trim(stream)
         self._dispatch(stream, sub)
 
-    def _trim(self, stream: _Stream) -> None:
+    def _trim(self, stream: _Stream, *, force: bool = False) -> None:
         """Drop log entries every subscription has acknowledged.
 
         Only durable subscriptions decide what is dropped: with none, messages stay (until
-        the TTL), whatever readers acknowledged; with some, readers still hold back what
-        they have not read yet.
+        the TTL or the backlog quota), whatever readers acknowledged; with some, readers
+        still hold back what they have not read yet.
         """
         # One plain pass (this runs on every ack): is any subscription durable, and the
         # lowest mark over all of them.
@@ -568,9 +770,18 @@ class Broker:
         # Dropping a prefix moves the whole rest of the list: when consumers lag behind a
         # producer, doing it for every ack made each ack cost O(backlog). Drop in chunks
         # (at most TRIM_CHUNK acked messages linger), or at once when everything is acked.
-        if low - stream.base >= TRIM_CHUNK or (low == stream.end and low > stream.base):
-            del stream.log[: low - stream.base]
-            stream.base = low
+        if force or low - stream.base >= TRIM_CHUNK or (low == stream.end and low > stream.base):
+            self._drop_below(stream, low)
+
+    def _drop_below(self, stream: _Stream, new_base: int) -> None:
+        count = new_base - stream.base
+        if count <= 0:
+            return
+        size = sum(len(s.first.payload) for s in stream.log[:count])
+        del stream.log[:count]
+        stream.size -= size
+        self.freed += size
+        stream.base = new_base
 
     def _next_seq(self, stream: _Stream, sub: _Subscription) -> int | None:
         ready, ready_set, acked = sub.ready, sub.ready_set, sub.acked
@@ -603,10 +814,11 @@ class Broker:
             else:
                 sub.read_pos = seq + 1
             sub.outstanding[seq] = consumer
+            consumer.permits -= 1
             if consumer.ack_timeout:
-                deadline = self._clock() + consumer.ack_timeout
-                consumer.in_flight[seq] = deadline
-                heapq.heappush(self._timers, (deadline, 0, consumer.id, seq))
+                timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
+                consumer.in_flight[seq] = timer
+                heapq.heappush(self._timers, timer)
             else:
                 consumer.in_flight[seq] = None
             first = stream.log[seq - stream.base].first
@@ -619,14 +831,16 @@ class Broker:
 
     @staticmethod
     def _pick(sub: _Subscription) -> _Consumer | None:
-        """The consumer that gets the next message, or None if none has room."""
+        """The consumer that gets the next message, or None if none has a permit and room."""
         if sub.type != "shared":
             first = sub.consumers[0]
-            return first if len(first.in_flight) < first.queue_size else None
+            if first.permits > 0 and len(first.in_flight) < first.queue_size:
+                return first
+            return None
         n = len(sub.consumers)
         for i in range(n):
             c = sub.consumers[(sub.rr + i) % n]
-            if len(c.in_flight) < c.queue_size:
+            if c.permits > 0 and len(c.in_flight) < c.queue_size:
                 sub.rr = (sub.rr + i + 1) % n
                 return c
         return None

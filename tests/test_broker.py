@@ -6,7 +6,14 @@ import pytest
 
 from streamfw import LocalProtocolError, StreamNotFound
 from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
-from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
+from streamfw.broker import (
+    ActiveChanged,
+    Broker,
+    ConsumerClosed,
+    Deliver,
+    Event,
+    ProducerClosed,
+)
 from streamfw.message import Envelope, MessageId
 from streamfw.testing import ManualClock
 
@@ -25,10 +32,21 @@ def broker(clock: ManualClock) -> Broker:
     return b
 
 
+def drain(broker: Broker) -> list[Event]:
+    """The broker's events, each delivery handed over at once (its permit given back)."""
+    out: list[Event] = []
+    while events := broker.events():
+        out += events
+        for e in events:
+            if isinstance(e, Deliver):
+                broker.grant(e.consumer)
+    return out
+
+
 def delivered(broker: Broker) -> list[tuple[int, bytes, int]]:
     return [
         (e.consumer, e.delivery.payload, e.delivery.redelivery_count)
-        for e in broker.events()
+        for e in drain(broker)
         if isinstance(e, Deliver)
     ]
 
@@ -44,7 +62,7 @@ def test_publish_time_comes_from_the_injected_clock(broker: Broker, clock: Manua
 def test_timers_are_reported_and_run_only_when_due(broker: Broker, clock: ManualClock) -> None:
     c = broker.subscribe(S, "sub", ConsumerOptions(nack_delay=5, ack_timeout=20))
     mid = broker.publish(S, Envelope(b"x"))
-    broker.events()
+    drain(broker)
     assert broker.next_deadline() == clock() + 20
     broker.nack(c, mid)
     assert broker.next_deadline() == clock() + 5  # the stale ack-timeout entry is skipped
@@ -71,7 +89,7 @@ def test_expire_acks_old_messages_everywhere(broker: Broker, clock: ManualClock)
     broker.publish(S, Envelope(b"old"))
     clock.advance(100)
     broker.publish(S, Envelope(b"new"))
-    broker.events()
+    drain(broker)
     broker.expire(S, 50)
     assert broker.backlog(S) == 1
     assert delivered(broker) == [(c, b"new", 0)]  # the held old one was dropped, room freed
@@ -111,13 +129,16 @@ def test_failover_reports_who_is_active(broker: Broker) -> None:
 
 def test_acks_for_ids_never_delivered_are_refused(broker: Broker) -> None:
     c = broker.subscribe(S, "sub", ConsumerOptions())
+    ledger = broker.publish(S, Envelope(b"x")).ledger  # ids are not hard-coded: see below
     with pytest.raises(LocalProtocolError, match="never delivered"):
-        broker.ack(c, MessageId("s", 1, 99))
+        broker.ack(c, MessageId("s", ledger, 99))
     with pytest.raises(LocalProtocolError, match="not a message of stream"):
-        broker.ack(c, MessageId("other", 1, 0))
+        broker.ack(c, MessageId("other", ledger, 0))
+    with pytest.raises(LocalProtocolError, match="not a message of stream"):
+        broker.ack(c, MessageId("s", ledger + 1, 0))
     broker.close_consumer(c)
     with pytest.raises(LocalProtocolError, match="closed"):
-        broker.ack(c, MessageId("s", 1, 0))
+        broker.ack(c, MessageId("s", ledger, 0))
 
 
 def test_acks_are_idempotent_and_trim_the_log(broker: Broker) -> None:

@@ -9,11 +9,13 @@ error envelopes in ``routing.error_response``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from streamfw.api import StreamRef
+from streamfw.broker import MAX_SECONDS, BacklogQuotaExceeded, LimitExceeded
 from streamfw.emulator import envelope
 from streamfw.emulator.routing import Call, Route, route
 from streamfw.errors import ConfigError, InUse, StreamNotFound
@@ -46,9 +48,14 @@ def parse_topic(topic: str) -> StreamRef:
     )
 
 
+_DIGITS = re.compile(r"[0-9]{1,10}\Z")  # ASCII only: str.isdigit() also accepts "²"
+
+
 def _seconds(text: str) -> int:
-    if not text.isdigit():
-        raise ConfigError(f"{text!r} is not a whole number of seconds")
+    """A path segment as whole seconds from 0 to MAX_SECONDS, else ConfigError (400)."""
+    if not _DIGITS.match(text) or int(text) > MAX_SECONDS:
+        shown = text if len(text) <= 20 else text[:20] + "..."
+        raise ConfigError(f"{shown!r} is not a whole number of seconds from 0 to {MAX_SECONDS}")
     return int(text)
 
 
@@ -171,7 +178,10 @@ async def create_stream(call: Call) -> web.Response:
         if name.startswith(prefix):  # a topic given where a name was expected: be lenient
             name, local = name[len(prefix) :], prefix_local
     ref = StreamRef(name, local)
-    call.host.call(lambda: call.host.broker.create_stream(ref))
+    try:
+        call.host.call(lambda: call.host.broker.create_stream(ref))
+    except LimitExceeded as exc:  # Pulsar: 412 when a namespace holds its maximum of topics
+        return envelope.error(412, str(exc))
     return envelope.ok({"stream-id": ref.topic})
 
 
@@ -287,7 +297,10 @@ async def expire(call: Call) -> web.Response:
 async def publish(call: Call) -> web.Response:
     ref = parse_topic(call.params["topic"])
     body = await call.request.read()  # raw bytes: GDN sends the text as the message
-    mid = call.host.call(lambda: call.host.broker.publish(ref, Envelope(body)))
+    try:
+        mid = call.host.call(lambda: call.host.broker.publish(ref, Envelope(body)))
+    except BacklogQuotaExceeded as exc:  # retry once consumers have caught up
+        return envelope.error(429, str(exc))
     return envelope.ok({"messageId": encode_message_id(mid)})
 
 

@@ -7,7 +7,12 @@ or stream (404), query parameters (400), and finally the broker attach itself, w
 answered with 101.
 
 Frames for a socket go through its ``Socket`` queue and one writer task, because deliveries
-are caused by *other* connections' broker calls, in plain (non-async) code. Bad frames are
+are caused by *other* connections' broker calls, in plain (non-async) code. The queue stays
+bounded: a delivery uses one of the consumer's broker permits (its receiver queue size) and
+the writer gives the permit back only once the frame is written to the connection, so a
+client that stops reading stops getting messages (redeliveries included); answers to a
+client's own frames are bounded by reading no more of its frames while ``MAX_QUEUED`` wait.
+Any frame that cannot be handled -- unreadable, of the wrong shape or nested too deep -- is
 answered on the same socket, which stays open: producers get Pulsar's
 ``{"result": "send-error:<code>", "errorMsg": …}`` receipt; consumers and readers get the
 emulator's error frame ``{"error": "<text>", "code": <Pulsar code>[, "messageId": …]}``.
@@ -22,9 +27,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from aiohttp import WSMsgType, web
 
 from streamfw.api import ReaderOptions, StreamRef
+from streamfw.broker import LimitExceeded
 from streamfw.emulator import envelope
 from streamfw.emulator.edge import EDGE
 from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
@@ -35,7 +42,6 @@ from streamfw.errors import (
     StreamError,
     SubscriptionBusy,
 )
-from streamfw.message import Envelope
 from streamfw.wire import (
     ERR_FAILED_TO_DESERIALIZE,
     ERR_FAILED_TO_SUBSCRIBE,
@@ -73,6 +79,13 @@ def error_frame(code: int, text: str, message_id: object = None) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+@attrs.frozen
+class _Message:
+    """A delivery frame: writing it gives its consumer's permit back."""
+
+    frame: str
+
+
 class Socket:
     """One accepted WebSocket: an outgoing queue drained by a single writer task."""
 
@@ -84,13 +97,19 @@ class Socket:
         # Writing to a transport whose peer is gone does not raise: asyncio only logs
         # "socket.send() raised exception." for every write. So look before writing.
         self._transport = transport
-        self.queue: asyncio.Queue[tuple[int, str] | str] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, str] | str | _Message] = asyncio.Queue()
         self.closing = False
+        self.on_written: Callable[[], None] | None = None  # a delivery reached the connection
         self._writer: asyncio.Task[None] | None = None
 
     def deliver(self, frame: str) -> None:
         if not self.closing:
             self.queue.put_nowait(frame)
+
+    def deliver_message(self, frame: str) -> None:
+        """Queue a delivery; its permit comes back once the writer has written it."""
+        if not self.closing:
+            self.queue.put_nowait(_Message(frame))
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close after the frames already queued (e.g. when the stream is deleted)."""
@@ -110,6 +129,7 @@ class Socket:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        self._abandon()  # whatever is still queued can never be written: let it go
 
     async def _write(self) -> None:
         while True:
@@ -121,7 +141,14 @@ class Socket:
                     return
                 if self._transport is not None and self._transport.is_closing():
                     raise ConnectionResetError("the peer has gone")
-                await self.ws.send_str(item)
+                if isinstance(item, _Message):
+                    # send_str waits while the connection's write buffer is full, so a
+                    # client that does not read holds the permit here.
+                    await self.ws.send_str(item.frame)
+                    if self.on_written is not None:
+                        self.on_written()
+                else:
+                    await self.ws.send_str(item)
             except (ConnectionError, RuntimeError) as exc:  # peer gone mid-send
                 log.info("%s: write failed: %s", self.label, exc)
                 self._abandon()
@@ -221,7 +248,10 @@ async def handle(
         if not fabric.broker.has_stream(ref):
             if not state.auto_create:
                 raise Refused(404, f"Topic {ref.topic} does not exist in fabric {fabric.name}")
-            fabric.call(lambda: fabric.broker.create_stream(ref))
+            try:
+                fabric.call(lambda: fabric.broker.create_stream(ref))
+            except LimitExceeded as exc:
+                raise Refused(412, str(exc)) from exc
             log.info("auto-created stream %s in fabric %s", ref.topic, fabric.name)
         label = f"{kind} {fabric.name}/{ref.topic}" + (f"/{sub}" if sub else "")
         sock = Socket(ws, label, request.transport)
@@ -249,7 +279,7 @@ def _attacher(
             raise Refused(400, "Invalid query params: pullMode is not emulated")
         try:
             options = consumer_options_from_query(query)
-        except ConfigError as exc:
+        except (ValueError, OverflowError) as exc:  # ConfigError, or int() of an infinity
             raise Refused(400, f"Invalid query params: {exc}") from exc
         open_ = lambda: broker.subscribe(ref, sub, options)  # noqa: E731
     else:
@@ -269,9 +299,13 @@ def _attacher(
             broker_id = open_()
         except SubscriptionBusy as exc:
             raise Refused(409, f"Failed to subscribe: {exc}") from exc
+        except LimitExceeded as exc:
+            raise Refused(412, f"Failed to subscribe: {exc}") from exc
         except (ConfigError, LocalProtocolError) as exc:
             raise Refused(400, f"Invalid query params: {exc}") from exc
         fabric.sessions[broker_id] = sock  # before call() routes the first deliveries
+        if kind != "producer":
+            sock.on_written = lambda: fabric.call(lambda: broker.grant(broker_id))
         return broker_id
 
     return attach
@@ -322,59 +356,87 @@ async def _producer_loop(fabric: FabricHost, ref: StreamRef, sock: Socket) -> No
         if sock.closing:
             return
         try:
-            env, context = parse_publish(data)
-        except FrameError as exc:
-            context = (exc.reply or {}).get("context")
-            sock.deliver(receipt_frame(context, error=(exc.code, str(exc))))
-            continue
-        sock.deliver(_publish(fabric, ref, env, context))
+            sock.deliver(_producer_frame(fabric, ref, data))
+        except Exception:  # a bug of ours: log it, answer, and keep the socket open
+            log.exception("%s: frame not handled", sock.label)
+            sock.deliver(receipt_frame(None, error=(ERR_UNKNOWN, "the emulator failed")))
         if sock.queue.qsize() >= MAX_QUEUED:  # a producer that never reads its receipts
             await sock.queue.join()
 
 
-def _publish(fabric: FabricHost, ref: StreamRef, env: Envelope, context: str | None) -> str:
+def _producer_frame(fabric: FabricHost, ref: StreamRef, data: str | bytes) -> str:
+    """The receipt for one producer frame: a message id or ``send-error``."""
+    try:
+        env, context = parse_publish(data)
+    except FrameError as exc:
+        context = (exc.reply or {}).get("context")
+        return receipt_frame(context, error=(exc.code, str(exc)))
+    except _UNREADABLE as exc:
+        return receipt_frame(None, error=(ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)))
     try:
         mid = fabric.call(lambda: fabric.broker.publish(ref, env))
-    except StreamError as exc:
+    except StreamError as exc:  # e.g. BacklogQuotaExceeded: Pulsar's UnknownError receipt
         return receipt_frame(context, error=(ERR_UNKNOWN, str(exc)))
     return receipt_frame(context, mid)
+
+
+# What a parser may raise on input it cannot read, beyond FrameError: the frame is refused.
+_UNREADABLE = (ValueError, TypeError, KeyError, RecursionError, MemoryError)
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"cannot read the frame: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 async def _consumer_loop(
     fabric: FabricHost, ref: StreamRef, sock: Socket, cid: int, kind: str
 ) -> None:
-    broker = fabric.broker
     async for data in _frames(sock):
         if sock.closing:
             return
         if sock.queue.qsize() >= 2 * MAX_QUEUED:  # answers pile up: the client is not reading
             await sock.queue.join()
         try:
-            cmd = parse_consumer_frame(data)
-        except FrameError as exc:
-            sock.deliver(error_frame(exc.code, str(exc)))
-            continue
-        if cmd.kind == "isEndOfTopic":
-            sock.deliver(json.dumps({"endOfTopic": False}))  # streams are never terminated
-        elif cmd.kind == "unsubscribe" and kind == "consumer":
-            try:
-                fabric.call(lambda: broker.unsubscribe(cid))
-            except (InUse, LocalProtocolError) as exc:
-                sock.deliver(error_frame(ERR_FAILED_TO_SUBSCRIBE, str(exc)))
-                continue
-            sock.close_soon(1000, "unsubscribed")
-        elif cmd.kind == "ack" or (cmd.kind == "nack" and kind == "consumer"):
-            try:
-                mid = decode_message_id(ref.name, cmd.message_id)
-                act = broker.ack if cmd.kind == "ack" else broker.nack
-                log.debug("%s: %s %s (consumer %d)", sock.label, cmd.kind, mid, cid)
-                fabric.call(lambda act=act, mid=mid: act(cid, mid))  # type: ignore[misc]
-            except (FrameError, LocalProtocolError) as exc:
-                sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id))
-        else:
-            sock.deliver(
-                error_frame(
-                    ERR_FAILED_TO_DESERIALIZE,
-                    f"frame type {cmd.kind!r} is not supported on a {kind}",
-                )
+            _consumer_frame(fabric, ref, sock, cid, kind, data)
+        except Exception:  # a bug of ours: log it, answer, and keep the socket open
+            log.exception("%s: frame not handled", sock.label)
+            sock.deliver(error_frame(ERR_UNKNOWN, "the emulator failed to handle the frame"))
+
+
+def _consumer_frame(
+    fabric: FabricHost, ref: StreamRef, sock: Socket, cid: int, kind: str, data: str | bytes
+) -> None:
+    """Act on one consumer or reader frame; answers (if any) go to ``sock``."""
+    broker = fabric.broker
+    try:
+        cmd = parse_consumer_frame(data)
+    except FrameError as exc:
+        sock.deliver(error_frame(exc.code, str(exc)))
+        return
+    except _UNREADABLE as exc:
+        sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)))
+        return
+    if cmd.kind == "isEndOfTopic":
+        sock.deliver(json.dumps({"endOfTopic": False}))  # streams are never terminated
+    elif cmd.kind == "unsubscribe" and kind == "consumer":
+        try:
+            fabric.call(lambda: broker.unsubscribe(cid))
+        except (InUse, LocalProtocolError) as exc:
+            sock.deliver(error_frame(ERR_FAILED_TO_SUBSCRIBE, str(exc)))
+            return
+        sock.close_soon(1000, "unsubscribed")
+    elif cmd.kind == "ack" or (cmd.kind == "nack" and kind == "consumer"):
+        try:
+            mid = decode_message_id(ref.name, cmd.message_id)
+            act = broker.ack if cmd.kind == "ack" else broker.nack
+            log.debug("%s: %s %s (consumer %d)", sock.label, cmd.kind, mid, cid)
+            fabric.call(lambda: act(cid, mid))
+        except (FrameError, LocalProtocolError) as exc:
+            sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id))
+    else:
+        sock.deliver(
+            error_frame(
+                ERR_FAILED_TO_DESERIALIZE,
+                f"frame type {cmd.kind!r} is not supported on a {kind}",
             )
+        )

@@ -1,0 +1,133 @@
+"""Emulator limits (issue 8): numeric path parameters, backlog quota, stream/subscription caps."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from streamfw_loopback.transport import LoopbackTransport
+
+import streamfw
+from streamfw import SendError
+from streamfw.broker import MAX_SECONDS, Limits
+from streamfw.emulator import Emulator
+from tests.emulator.helpers import Api, ack, recv, refused, send
+
+HUGE = "9" * 400
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [f"/ttl/{HUGE}", "/ttl/²", f"/ttl/{MAX_SECONDS + 1}", "/ttl/-1", "/ttl/1.5", "/ttl/١٢"],
+)
+def test_bad_ttl_is_a_400_and_changes_nothing(api: Api, tail: str) -> None:
+    before = api.streams("GET", "/ttl").json()["result"]
+    r = api.streams("POST", tail)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] is True and body["code"] == 400 and "seconds" in body["errorMessage"]
+    assert api.streams("GET", "/ttl").json()["result"] == before
+
+
+@pytest.mark.parametrize("seconds", [HUGE, "²", str(MAX_SECONDS + 1), "1e3"])
+def test_bad_expiry_is_a_400(api: Api, topic: str, seconds: str) -> None:
+    r = api.streams("POST", f"/{topic}/expiry/{seconds}")
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == 400
+
+
+def test_timers_keep_running_after_bad_numbers(api: Api, topic: str, name: str) -> None:
+    """Before: ttl/<400 digits> was stored and every tick raised OverflowError, nacks stalled."""
+    api.streams("POST", f"/ttl/{HUGE}")
+    consumer = api.consumer(topic, name, negativeAckRedeliveryDelay="100")
+    producer = api.producer(topic)
+    send(producer, b"again")
+    first = recv(consumer)
+    consumer.send(json.dumps({"type": "negativeAcknowledge", "messageId": first["messageId"]}))
+    second = recv(consumer)
+    assert second["messageId"] == first["messageId"] and second["redeliveryCount"] == 1
+    ack(consumer, second)
+    consumer.close()
+    producer.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"negativeAckRedeliveryDelay": "nan"},
+        {"ackTimeoutMillis": "inf"},
+        {"receiverQueueSize": "1e400"},
+    ],
+)
+def test_non_finite_consumer_numbers_are_refused(
+    api: Api, topic: str, name: str, query: dict[str, str]
+) -> None:
+    assert refused(api, api.ws_url("consumer", topic, name, **query)).status_code == 400
+
+
+# ---------------------------------------------------------------------------- quotas
+
+
+@pytest.fixture
+def small() -> Iterator[Emulator]:
+    """An emulator whose broker holds 3 messages a stream, 2 streams, 1 subscription each."""
+    with Emulator.start(host="127.0.0.1", port=0) as emu:
+        assert emu._state is not None
+        emu._state.fabrics["_system"].broker.limits = Limits(
+            max_streams=2, max_subscriptions=1, backlog_quota_messages=3
+        )
+        yield emu
+
+
+def test_a_full_backlog_gets_pulsars_send_error_receipt(small: Emulator) -> None:
+    api = Api(small)
+    topic = api.create("q")
+    consumer = api.consumer(topic, "sub", receiverQueueSize="1")
+    producer = api.producer(topic)
+    for _ in range(3):
+        assert send(producer, b"x")["result"] == "ok"
+    receipt = send(producer, b"over", context="c1")
+    assert receipt["result"] == "send-error:8" and receipt["context"] == "c1"
+    assert "backlog quota exceeded" in receipt["errorMsg"]
+    r = api.streams("POST", f"/{topic}/publish", data=b"rest")
+    assert r.status_code == 429 and "backlog quota" in r.json()["errorMessage"]
+    ack(consumer, recv(consumer))  # the consumer catches up: publishing works again
+    deadline = time.monotonic() + 3
+    while (receipt := send(producer, b"room"))["result"] != "ok":
+        assert time.monotonic() < deadline, receipt
+        time.sleep(0.02)
+    consumer.close()
+    producer.close()
+
+
+def test_stream_and_subscription_caps_answer_412(small: Emulator) -> None:
+    api = Api(small)
+    topic = api.create("a")
+    api.create("b")
+    r = api.streams("POST", "/c?global=true")
+    assert r.status_code == 412 and "max_streams" in r.json()["errorMessage"]
+    api.consumer(topic, "one").close()
+    error = refused(api, api.ws_url("consumer", topic, "two"))
+    assert error.status_code == 412
+
+
+@pytest.mark.parametrize("transport", ["loopback", "macrometa"])
+def test_the_client_gets_a_send_error_naming_the_quota(small: Emulator, transport: str) -> None:
+    if transport == "macrometa":
+        client = streamfw.connect(
+            f"macrometa+http://127.0.0.1:{small.port}", api_key=small.api_key, timeout=5.0
+        )
+    else:
+        client = streamfw.connect("loopback://quota-test")
+        assert isinstance(client.transport, LoopbackTransport)
+        client.transport.broker.limits = Limits(backlog_quota_messages=3)
+    with client:
+        stream = client.stream("quota").create(exist_ok=True)
+        with stream.consumer("sub"), stream.producer() as producer:
+            for _ in range(3):
+                producer.send(b"x", timeout=5)
+            with pytest.raises(SendError, match="backlog quota exceeded"):
+                producer.send(b"over", timeout=5)
+        stream.delete(force=True)
