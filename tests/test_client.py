@@ -66,6 +66,8 @@ def test_bad_stream_names_are_refused(client: streamfw.Client, name: object) -> 
         ({"nack_delay": -1}, "nack_delay"),
         ({"initial_position": "middle"}, "initial_position"),
         ({"codec": "rot13"}, "unknown codec"),
+        ({"max_message_size": 0}, "max_message_size must be an int of at least 1"),
+        ({"max_message_size": "5MB"}, "max_message_size"),
     ],
 )
 def test_bad_consumer_options_are_refused(
@@ -83,6 +85,8 @@ def test_bad_subscription_name_and_reader_start(client: streamfw.Client) -> None
         stream.consumer("bad name")
     with pytest.raises(ConfigError, match="start must be"):
         stream.reader("middle")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_message_size"):
+        stream.reader("earliest", max_message_size=-1)
 
 
 def test_producer_refuses_reserved_property_and_bad_values(client: streamfw.Client) -> None:
