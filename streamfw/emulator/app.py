@@ -107,6 +107,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._state: ServerState | None = None
+        self._limiter: ConnectionLimiter | None = None
         self._stopped = False
         self._stop_lock = threading.Lock()
 
@@ -264,6 +265,7 @@ class Emulator:
         fabrics = {name: FabricHost(name, clock, loop) for name in self.fabrics}
         limit = edge.limiter.max_connections
         self._state = ServerState(auth, fabrics, auto_create, limit)
+        self._limiter = edge.limiter
         app = web.Application(client_max_size=MAX_FRAME)
         app[STATE] = self._state
         app[EDGE] = edge
@@ -343,6 +345,16 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections open right now (WebSockets included)."""
+        return len(self._limiter) if self._limiter is not None else 0
+
+    @property
+    def max_connections(self) -> int:
+        """The connection limit in force (``max_connections``, lowered to fit ulimit -n)."""
+        return self._limiter.max_connections if self._limiter is not None else 0
 
     def __repr__(self) -> str:
         return f"<Emulator {self.url or 'not started'} tenant={self.tenant!r}>"

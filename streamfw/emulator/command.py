@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TextIO
 
-from streamfw.emulator.app import MAX_CONNECTIONS, MAX_FRAME, Emulator
+from streamfw.emulator.app import MAX_FRAME, Emulator
 from streamfw.emulator.auth import OTP_LIFETIME, tenant_of_key
+from streamfw.emulator.edge import (
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_CONNECTIONS,
+    WS_HEARTBEAT,
+    is_loopback,
+)
+
+log = logging.getLogger("streamfw.emulator")
+
+KEY_ENV = "STREAMFW_EMULATOR_API_KEY"  # accepted API keys, separated by whitespace or commas
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
     )
     parser.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help="file of accepted API keys, one a line (# comments); the way to give your own keys",
+    )
+    parser.add_argument(
         "--api-key",
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help="accepted API key (repeatable); none: a printed development key",
+        help=f"accepted API key (repeatable; visible in ps: prefer --api-key-file or {KEY_ENV})",
     )
     parser.add_argument(
         "--tenant",
@@ -52,7 +70,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=int,
         default=MAX_CONNECTIONS,
-        help="open requests + WebSockets before answering 503 (default: %(default)s)",
+        help="TCP connections held open, WebSockets included; past it the oldest "
+        "unauthenticated (else idle) one is closed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT,
+        metavar="S",
+        help="seconds a new connection has to send a request head (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT,
+        metavar="S",
+        help="seconds to receive a whole request body, else 408 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        metavar="S",
+        help="seconds a keep-alive connection may wait for a request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ws-heartbeat",
+        type=float,
+        default=WS_HEARTBEAT,
+        metavar="S",
+        help="ping a WebSocket silent this long; no pong within half of it: dropped; "
+        "0: never (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra Host header name answered when bound to loopback (repeatable)",
+    )
+    parser.add_argument(
+        "--public-dev-key",
+        action="store_true",
+        help="allow the public development key on a non-loopback --host (refused otherwise)",
     )
     parser.add_argument(
         "--log-level",
@@ -77,7 +137,9 @@ def banner(emu: Emulator, development: bool) -> str:
         f"  tenant     {emu.tenant}",
         f"  fabrics    {', '.join(emu.fabrics)}",
         f"  API key    {key}"
-        + ("  (development key; --api-key sets your own)" if development else ""),
+        + (
+            f"  (development key; --api-key-file or {KEY_ENV} sets your own)" if development else ""
+        ),
         f"  REST       curl -H 'Authorization: apikey {key}' {emu.url}/_api/user",
         f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}/c8global.{fabric}"
         "/c8globals.<stream>/<subscription>",
@@ -86,6 +148,8 @@ def banner(emu: Emulator, development: bool) -> str:
         "  streamfw: docs/macrometa.md   pyC8/jsC8: docs/emulator-sdks.md",
         "Press Ctrl-C to stop.",
     ]
+    if development and not is_loopback(emu.host):
+        lines.insert(1, f"  WARNING    anyone who can reach {emu.url} can use the public key below")
     return "\n".join(lines)
 
 
@@ -123,6 +187,30 @@ def run(
             signal.signal(signal.SIGTERM, previous)
 
 
+def api_keys(args: argparse.Namespace, environ: Mapping[str, str]) -> list[str]:
+    """The keys from ``--api-key-file``, ``STREAMFW_EMULATOR_API_KEY`` and ``--api-key``.
+
+    Raises:
+        OSError: the key file cannot be read.
+    """
+    keys: list[str] = []
+    if args.api_key_file:
+        with open(args.api_key_file, encoding="utf-8") as file:
+            for line in file:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    keys.append(line)
+    keys += environ.get(KEY_ENV, "").replace(",", " ").split()
+    if args.api_keys:
+        log.warning(
+            "--api-key shows the key to every local user (ps, /proc): "
+            "give it with --api-key-file or %s instead",
+            KEY_ENV,
+        )
+        keys += args.api_keys
+    return keys
+
+
 def _serve(
     args: argparse.Namespace,
     stop: threading.Event,
@@ -130,22 +218,29 @@ def _serve(
     out: TextIO,
 ) -> int:
     try:
+        keys = api_keys(args, os.environ)
         emu = Emulator.start(
             args.host,
             args.port,
-            api_keys=args.api_keys,
+            api_keys=keys,
             tenant=args.tenant,
             fabrics=args.fabrics or ("_system",),
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             auto_create=args.auto_create,
             max_connections=args.max_connections,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
+            ws_heartbeat=args.ws_heartbeat,
+            allowed_hosts=args.allow_host,
+            public_dev_key=args.public_dev_key,
         )
     except (OSError, ValueError) as exc:
         print(f"streamfw emulator: cannot start: {exc}", file=sys.stderr)
         return 2
     try:
-        print(banner(emu, not args.api_keys), file=out, flush=True)
+        print(banner(emu, not keys), file=out, flush=True)
         if ready is not None:
             ready(emu)
         while not stop.wait(0.2):  # short waits keep Ctrl-C responsive on every platform

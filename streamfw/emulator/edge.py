@@ -41,7 +41,11 @@ HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head
 BODY_TIMEOUT = 30.0  # seconds to receive a whole request body (at most 1 MiB)
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may wait for its next request
 WS_HEARTBEAT = 20.0  # seconds of WebSocket silence before a ping; no pong in half that: dropped
-FD_HEADROOM = 64  # file descriptors kept free for everything but client connections
+ACCEPT_BACKLOG = 32  # connections the kernel queues for accept()
+# Descriptors kept free for the rest of the process. asyncio accepts up to a backlog of
+# connections in one go before any is counted, and the ones evicted for them free their
+# descriptors a loop turn later: two backlogs in flight, plus the process's own files.
+FD_HEADROOM = 2 * ACCEPT_BACKLOG + 32
 
 
 @attrs.define(eq=False)
@@ -49,6 +53,7 @@ class Connection:
     """What the limiter knows about one accepted TCP connection."""
 
     transport: asyncio.Transport
+    handler: RequestHandler | None = None  # None: not accepted through CountedHandler
     trusted: bool = False
     busy: int = 0  # requests (or a WebSocket session) being handled
     over_limit: bool = False  # accepted while every slot was in trusted use
@@ -78,7 +83,7 @@ class ConnectionLimiter:
         return len(self._open)
 
     def opened(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        conn = Connection(transport)
+        conn = Connection(transport, handler)
         conn.header_deadline = asyncio.get_running_loop().call_later(
             self.header_timeout, self._head_too_slow, conn
         )
@@ -88,8 +93,15 @@ class ConnectionLimiter:
 
     def closed(self, handler: RequestHandler) -> None:
         conn = self._open.pop(handler, None)
-        if conn is not None and conn.header_deadline is not None:
+        if conn is not None:
+            self._forget(conn)
+
+    def _forget(self, conn: Connection) -> None:
+        if conn.header_deadline is not None:
             conn.header_deadline.cancel()
+            conn.header_deadline = None
+        if conn.handler is not None:
+            self._open.pop(conn.handler, None)
 
     def request_started(self, request: web.BaseRequest) -> Connection:
         """Note that ``request`` is being handled; its head arrived in time."""
@@ -132,6 +144,7 @@ class ConnectionLimiter:
 
     def drop(self, conn: Connection, why: str) -> None:
         """Close ``conn`` at once (no lingering: its descriptor is what we need back)."""
+        self._forget(conn)  # now: the transport reports its end only on a later loop turn
         self.dropped += 1
         log.info(
             "dropped %s connection from %s %s",
@@ -193,7 +206,12 @@ class CountingSite(web.BaseSite):
             return CountedHandler(server, self._limiter, loop=loop, **self._options)
 
         self._server = await loop.create_server(
-            make_handler, self._host, self._port, ssl=self._ssl_context, reuse_address=True
+            make_handler,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=ACCEPT_BACKLOG,
+            reuse_address=True,
         )
 
 
