@@ -41,6 +41,11 @@ HEADER_TIMEOUT = 10.0  # seconds from accept to a complete first request head
 BODY_TIMEOUT = 30.0  # seconds to receive a whole request body (at most 1 MiB)
 IDLE_TIMEOUT = 60.0  # seconds a keep-alive connection may wait for its next request
 WS_HEARTBEAT = 20.0  # seconds of WebSocket silence before a ping; no pong in half that: dropped
+# Pulsar's WebSocket proxy closes a session idle for webSocketSessionIdleTimeoutMillis, 300 s by
+# default. Producers are pinged so that they are dropped after that much silence: pyC8 answers
+# pings only inside recv(), which a producer calls only right after a send.
+PULSAR_IDLE_TIMEOUT = 300.0
+PRODUCER_HEARTBEAT = PULSAR_IDLE_TIMEOUT * 2 / 3  # ping, then half of it for the pong
 ACCEPT_BACKLOG = 32  # connections the kernel queues for accept()
 # Descriptors kept free for the rest of the process. asyncio accepts up to a backlog of
 # connections in one go before any is counted, and the ones evicted for them free their
@@ -288,6 +293,16 @@ class Edge:
     body_timeout: float
     ws_heartbeat: float | None  # None: never ping
     hosts: HostCheck | None  # None: any Host header (bound to a non-loopback address)
+
+    def heartbeat(self, segments: list[str]) -> float | None:
+        """The ping interval of a WebSocket at ``segments`` (``_ws/ws/v2/<kind>/...``).
+
+        Consumers and readers hold subscriptions others may be waiting for: ``ws_heartbeat``.
+        Producers hold nothing anyone waits for: never dropped sooner than Pulsar would.
+        """
+        if self.ws_heartbeat is None or segments[3:4] != ["producer"]:
+            return self.ws_heartbeat
+        return max(self.ws_heartbeat, PRODUCER_HEARTBEAT)
 
 
 EDGE: web.AppKey[Edge] = web.AppKey("streamfw_emulator_edge", Edge)

@@ -237,7 +237,7 @@ async def handle(
     request: web.Request, state: ServerState, segments: list[str]
 ) -> web.StreamResponse:
     """Entry point for every path under ``/_ws``."""
-    heartbeat = request.app[EDGE].ws_heartbeat  # a peer that stops answering pings is dropped
+    heartbeat = request.app[EDGE].heartbeat(segments)  # no pong in time: the peer is dropped
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=heartbeat, autoping=True)
     try:
         _authenticate(request, state)

@@ -93,3 +93,15 @@ def test_heartbeat_zero_turns_pings_off(name: str) -> None:
         consumer.settimeout(1.0)
         with pytest.raises(websocket.WebSocketTimeoutException):
             consumer.recv_data(control_frame=True)  # a ping would come back as a frame here
+
+
+def test_a_producer_that_reads_only_after_sending_is_kept(name: str) -> None:
+    """pyC8's producer calls recv() only for a receipt: silence between sends is normal."""
+    heartbeat = 0.2
+    with Emulator.start(port=0, ws_heartbeat=heartbeat) as emu:
+        api = Api(emu)
+        topic = api.create(name)
+        producer = api.producer(topic)
+        assert send(producer, b"first")["result"] == "ok"
+        time.sleep(10 * heartbeat)  # pings, if any, go unanswered meanwhile
+        assert send(producer, b"second")["result"] == "ok"
