@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import requests
 import trustme
 
 from streamfw.emulator import Emulator
-from streamfw.emulator.command import add_arguments, run
+from streamfw.emulator.command import KEY_ENV, add_arguments, api_keys, banner, run
 from tests.emulator.helpers import Api, recv, send
 
 
@@ -153,3 +154,82 @@ def test_poke_after_stop_is_an_error() -> None:
     emu.stop()
     with pytest.raises(RuntimeError):
         emu.poke()
+
+
+def _serve_once(args: argparse.Namespace, *accepted: str) -> Emulator:
+    """Run the command with ``args`` until it listens, check that it takes each ``accepted``
+    key (and no request without one), stop it and return the emulator."""
+    stop = threading.Event()
+    seen: list[Emulator] = []
+
+    def ready(emu: Emulator) -> None:
+        seen.append(emu)
+        try:
+            assert requests.get(emu.url + "/_api/user", timeout=5).status_code == 401
+            for key in accepted:
+                headers = {"Authorization": f"apikey {key}"}
+                assert requests.get(emu.url + "/_api/user", headers=headers, timeout=5).ok
+        finally:
+            stop.set()
+
+    assert run(args, stop=stop, ready=ready, out=io.StringIO()) == 0
+    return seen[0]
+
+
+def test_api_keys_from_a_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nacme.k.FILE1\n\n  acme.k.FILE2  # laptop\n")
+    monkeypatch.setenv(KEY_ENV, "acme.k.ENV1, acme.k.ENV2")
+    args = _args("--api-key-file", str(keys))
+    assert api_keys(args, os.environ) == [
+        "acme.k.FILE1",
+        "acme.k.FILE2",
+        "acme.k.ENV1",
+        "acme.k.ENV2",
+    ]
+    caplog.set_level(logging.WARNING)
+    emu = _serve_once(args, "acme.k.FILE1", "acme.k.FILE2", "acme.k.ENV1", "acme.k.ENV2")
+    assert emu.api_key == "acme.k.FILE1" and emu.tenant == "acme"
+    assert not [r for r in caplog.records if "--api-key" in r.getMessage()]  # the right way
+
+
+def test_api_key_on_the_command_line_warns(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    emu = _serve_once(_args("--api-key", "acme.k.SECRET"), "acme.k.SECRET")
+    assert emu.api_key == "acme.k.SECRET"
+    warned = [r.getMessage() for r in caplog.records if "ps" in r.getMessage()]
+    assert warned and "--api-key-file" in warned[0] and "SECRET" not in warned[0]
+
+
+def test_a_missing_key_file_is_a_clean_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(_args("--api-key-file", "no/such/keys"), stop=threading.Event()) == 2
+    assert "cannot start" in capsys.readouterr().err
+
+
+def test_public_host_with_the_development_key_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(_args("--host", "0.0.0.0"), stop=threading.Event()) == 2
+    err = capsys.readouterr().err
+    assert "refusing to serve the public development key" in err and "--public-dev-key" in err
+
+
+def test_edge_limits_reach_the_emulator() -> None:
+    args = _args(
+        *("--max-connections", "7", "--header-timeout", "1.5", "--body-timeout", "2"),
+        *("--idle-timeout", "3", "--ws-heartbeat", "0", "--allow-host", "box.test"),
+    )
+    assert (args.max_connections, args.header_timeout, args.body_timeout) == (7, 1.5, 2.0)
+    assert (args.idle_timeout, args.ws_heartbeat, args.allow_host) == (3.0, 0.0, ["box.test"])
+    emu = _serve_once(args)
+    assert emu.max_connections == 7
+
+
+def test_banner_warns_off_loopback() -> None:
+    with Emulator.start(port=0) as emu:
+        assert "WARNING" not in banner(emu, development=True)
+        emu.host = "0.0.0.0"
+        assert "WARNING    anyone who can reach" in banner(emu, development=True)
+        assert "WARNING" not in banner(emu, development=False)
