@@ -210,7 +210,7 @@ def test_non_ascii_credentials_are_401_never_500(emulator: Emulator, value: str)
         "/_fabric/_system/_api/key/validate": {"apikey": value, "jwt": jwt_like},
     }
     with Emulator.start(port=0, api_keys=["acme.k.SECRET"]) as keyed:
-        for path, body in bodies.items():
-            r = requests.post(keyed.url + path, json=body, timeout=5)  # JSON escapes: \ud800 too
-            assert r.status_code == 401, (path, r.text)
+        for route, body in bodies.items():
+            r = requests.post(keyed.url + route, json=body, timeout=5)  # JSON escapes \ud800
+            assert r.status_code == 401, (route, r.text)
             assert r.json()["errorNum"] == 401
