@@ -532,20 +532,25 @@ class Broker:
         self._dispatch(stream, sub)
         return cid
 
-    def grant(self, consumer: int, permits: int = 1) -> None:
+    def grant(self, consumer: int, permits: int = 1) -> bool:
         """Give back ``permits`` deliveries: the front end handed that many messages over.
 
         A consumer never holds more than its receiver queue size; a closed one is ignored
-        (its last frames may be written after it went).
+        (its last frames may be written after it went). Returns whether messages were
+        dispatched (so ``events()`` has news); most grants dispatch nothing.
         """
         c = self._consumers.get(consumer)
         if c is None:
-            return
+            return False
         was = c.permits
-        c.permits = min(was + permits, c.queue_size)
+        c.permits = was + permits if was + permits < c.queue_size else c.queue_size
+        if was:  # it could take messages already: nothing waits for this permit
+            return False
         sub = c.sub
-        if was == 0 and (sub.ready_set or sub.read_pos < c.stream.end):
+        if sub.ready_set or sub.read_pos < c.stream.end:
             self._dispatch(c.stream, sub)
+            return True
+        return False
 
     def permits(self, consumer: int) -> int:
         """Deliveries ``consumer`` may still get before the front end grants more."""
@@ -598,10 +603,14 @@ class Broker:
             return  # acks are idempotent
         holder = sub.outstanding.pop(seq, None)
         if holder is not None:
-            self._cancel(holder.in_flight.pop(seq, None))
+            timer = holder.in_flight.pop(seq, None)
+            if timer is not None:
+                self._cancel(timer)
         sub.ready_set.discard(seq)
-        self._cancel(sub.delayed.pop(seq, None))
-        sub.redeliveries.pop(seq, None)
+        if sub.delayed:
+            self._cancel(sub.delayed.pop(seq, None))
+        if sub.redeliveries:
+            sub.redeliveries.pop(seq, None)
         sub.acked.add(seq)
         while sub.mark_delete in sub.acked:
             sub.acked.remove(sub.mark_delete)
@@ -777,8 +786,12 @@ class Broker:
         count = new_base - stream.base
         if count <= 0:
             return
-        size = sum(len(s.first.payload) for s in stream.log[:count])
-        del stream.log[:count]
+        log = stream.log
+        if count == 1:  # a consumer keeping up: every ack drops one (the hot path)
+            size = len(log[0].first.payload)
+        else:
+            size = sum(len(s.first.payload) for s in itertools.islice(log, count))
+        del log[:count]
         stream.size -= size
         self.freed += size
         stream.base = new_base

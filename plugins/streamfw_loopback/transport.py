@@ -19,14 +19,7 @@ from streamfw.api import (
     SubscriptionInfo,
     TransportConfig,
 )
-from streamfw.broker import (
-    ActiveChanged,
-    Broker,
-    ConsumerClosed,
-    Deliver,
-    Event,
-    ProducerClosed,
-)
+from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
 from streamfw.errors import Closed, ConfigError, LocalProtocolError
 from streamfw.message import Delivery, Envelope, MessageId
 
@@ -131,16 +124,13 @@ class _Host:
             self._route()
 
     def _route(self) -> None:
-        while events := self.broker.events():  # a permit given back may cause more
-            self._route_events(events)
-
-    def _route_events(self, events: list[Event]) -> None:
-        for event in events:
+        more = False  # a stale copy's permit given back may dispatch more
+        for event in self.broker.events():
             if isinstance(event, Deliver):
                 inbox = self.inboxes[event.consumer]
                 mid = event.delivery.message_id
                 if inbox.items.pop(mid, None) is not None:  # the stale copy used a permit
-                    self.broker.grant(event.consumer)
+                    more = self.broker.grant(event.consumer) or more
                 inbox.items[mid] = event.delivery
                 if inbox.waiting:
                     inbox.ready.notify()
@@ -152,6 +142,8 @@ class _Host:
                 self.inboxes[event.consumer].active = event.active
             elif isinstance(event, ProducerClosed):
                 self.closed_producers[event.producer] = event.reason
+        if more:
+            self._route()
 
 
 _hosts: dict[str, _Host] = {}
@@ -233,8 +225,8 @@ class LoopbackConsumer:
                 host.tick_locked()
                 while inbox.items:
                     _, delivery = inbox.items.popitem(last=False)
-                    host.broker.grant(self._id)  # handed over (or dropped as stale)
-                    host._route()
+                    if host.broker.grant(self._id):  # handed over (or dropped as stale)
+                        host._route()
                     # A copy queued before an ack timeout or a clear-backlog may be stale:
                     # hand out only what the broker still counts as held by this consumer.
                     if host.broker.is_outstanding(self._id, delivery.message_id):
