@@ -289,12 +289,13 @@ def _emu_result(emu: EmulatorProcess, base: int, outcome: str) -> dict[str, Any]
 
 
 def non_reading_row() -> dict[str, Any]:
-    """A consumer with ackTimeoutMillis=100 that never reads, for 10 s, then disconnects."""
+    """A consumer with ackTimeoutMillis=100 that never reads 1,000 messages of 8 KiB, for 10 s,
+    then disconnects; the memory left after that should fall back."""
     with EmulatorProcess() as emu:
         admin = Admin(emu)
         topic = admin.stream()
         holder = admin.ws("consumer", topic, "keep", subscriptionType="Shared")
-        admin.publish(topic, 1000, 1024)
+        admin.publish(topic, 1000, 8192)
         base = emu.memory()[1]
         lazy = admin.ws(
             "consumer",

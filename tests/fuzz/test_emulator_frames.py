@@ -49,6 +49,15 @@ def topic(api: Api, request: pytest.FixtureRequest) -> str:
     return api.create(f"fz{abs(hash(request.node.nodeid)) % 10**8}x{id(request)}")
 
 
+def answer(ws: websocket.WebSocket) -> dict[str, Any]:
+    """The next frame; a socket the emulator closed instead is counted and fails the test."""
+    try:
+        return recv(ws)
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, ValueError) as exc:
+        FIGURES["sockets closed unexpectedly"] += 1
+        raise AssertionError(f"the emulator closed the socket: {exc!r}") from exc
+
+
 def _send(ws: websocket.WebSocket, frame: fs.Frame) -> None:
     if isinstance(frame, bytes):
         ws.send(frame, opcode=websocket.ABNF.OPCODE_BINARY)  # a frame type the API never uses
@@ -84,7 +93,7 @@ def test_a_producer_gets_a_receipt_for_any_frame_and_stays_open(api: Api, topic:
     def check(frame: fs.Frame) -> None:
         FIGURES["producer frames sent"] += 1
         _send(producer, frame)
-        receipt = recv(producer)
+        receipt = answer(producer)
         assert receipt["result"] == "ok" or receipt["result"].startswith("send-error:"), receipt
 
     try:
@@ -100,11 +109,11 @@ def _probe(ws: websocket.WebSocket, n: int) -> None:
     probe = encode_message_id(MessageId("x", 10**9, n))
     ws.send(json.dumps({"messageId": probe}))
     for _ in range(5):
-        answer = recv(ws)
-        assert "error" in answer or "endOfTopic" in answer, answer
-        if "error" in answer:
-            assert isinstance(answer["code"], int) and answer["error"], answer
-        if answer.get("messageId") == probe:
+        got = answer(ws)
+        assert "error" in got or "endOfTopic" in got, got
+        if "error" in got:
+            assert isinstance(got["code"], int) and got["error"], got
+        if got.get("messageId") == probe:
             return
     raise AssertionError("no answer to the probe after 5 frames")
 
