@@ -147,3 +147,15 @@ def test_the_clients_bound_applies_to_its_producers_and_consumers() -> None:
             p.send("z" * 100)
             assert must_receive(c).value == "z" * 100
         assert stream.consumer("big", max_message_size=10**9).max_message_size == 10**9
+
+
+def test_iteration_can_resume_after_a_decode_error(client: Client, stream: Stream) -> None:
+    with stream.consumer("sub") as c:
+        write_raw(client, stream, (b"x", "text+json"), (b"after", "text"))
+        with pytest.raises(DecodeError) as err:
+            next(iter(c))
+        assert err.value.message is not None
+        err.value.message.ack()
+        ok = next(iter(c))  # a new loop over the same consumer takes the next message
+        assert ok.value == "after"
+        ok.ack()
