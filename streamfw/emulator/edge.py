@@ -210,13 +210,18 @@ class CountingSite(web.BaseSite):
         def make_handler() -> CountedHandler:
             return CountedHandler(server, self._limiter, loop=loop, **self._options)
 
+        tls: dict[str, Any] = {}
+        if self._ssl_context is not None:
+            # A connection is counted once its TLS handshake is done: bound the handshake
+            # like a request head, or unfinished handshakes would hold uncounted sockets.
+            tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self._limiter.header_timeout}
         self._server = await loop.create_server(
             make_handler,
             self._host,
             self._port,
-            ssl=self._ssl_context,
             backlog=ACCEPT_BACKLOG,
             reuse_address=True,
+            **tls,
         )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import trustme
 
 from streamfw.emulator import Emulator
 from streamfw.emulator.edge import FD_HEADROOM
@@ -202,3 +203,14 @@ def test_connections_beyond_ulimit_do_not_starve_the_server(tmp_path: Path) -> N
                 proc.kill()
                 proc.wait()
     assert "out of system resource" not in errors.read_text()
+
+
+def test_a_tls_handshake_has_the_head_deadline(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued = ca.issue_cert("127.0.0.1")
+    issued.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    emu = Emulator.start(port=0, tls_cert=str(cert), tls_key=str(key), header_timeout=0.3)
+    with emu, junk(emu, 1, b"\x16\x03\x01") as socks:  # a ClientHello that never ends
+        assert closed_by_server(socks[0]) == b""
