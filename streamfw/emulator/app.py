@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import logging
+import math
 import re
 import ssl
 import threading
@@ -169,7 +170,7 @@ class Emulator:
             ("idle_timeout", idle_timeout),
             ("ws_heartbeat", ws_heartbeat or 1.0),
         ):
-            if not value > 0:  # also refuses NaN
+            if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{option} must be a positive number of seconds, not {value!r}")
         clock = clock or time.time
         auth = Authenticator(api_keys, tenant, clock)

@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=int,
         default=MAX_CONNECTIONS,
+        metavar="N",
         help="TCP connections held open, WebSockets included; past it the oldest "
         "unauthenticated (else idle) one is closed (default: %(default)s)",
     )
@@ -99,8 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=WS_HEARTBEAT,
         metavar="S",
-        help="ping a WebSocket silent this long; no pong within half of it: dropped; "
-        "0: never (default: %(default)s)",
+        help="ping a consumer or reader WebSocket silent this long; no pong within half of "
+        "it: dropped (producers: after 300 s of silence); 0: never (default: %(default)s)",
     )
     parser.add_argument(
         "--allow-host",

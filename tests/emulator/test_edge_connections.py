@@ -214,3 +214,12 @@ def test_a_tls_handshake_has_the_head_deadline(tmp_path: Path) -> None:
     emu = Emulator.start(port=0, tls_cert=str(cert), tls_key=str(key), header_timeout=0.3)
     with emu, junk(emu, 1, b"\x16\x03\x01") as socks:  # a ClientHello that never ends
         assert closed_by_server(socks[0]) == b""
+
+
+@pytest.mark.parametrize(
+    "option", ["header_timeout", "body_timeout", "idle_timeout", "ws_heartbeat"]
+)
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_deadlines_must_be_positive_finite_seconds(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        Emulator.start(port=0, **{option: value})
