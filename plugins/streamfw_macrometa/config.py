@@ -21,7 +21,7 @@ import os
 import ssl
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -33,6 +33,9 @@ SCHEMES = ("macrometa", "macrometa+https", "macrometa+http")
 ENV_API_KEY = "MACROMETA_API_KEY"
 ENV_TOKEN = "MACROMETA_TOKEN"
 SECRET_OPTIONS = frozenset({"api_key", "token"})
+# REST answers are admin documents; the largest legitimate ones are stream lists and stats
+# (~200 bytes a stream): 16 MiB holds tens of thousands of streams.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # Pulsar's maxMessageSize (5 MiB) base64-encoded is 6.7 MiB; the rest is room for properties.
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 AuthMode = Literal["header", "otp"]
@@ -43,7 +46,14 @@ class InsecureTLSWarning(UserWarning):
 
 
 class Secret:
-    """A credential that never shows itself in repr, str, logs or error messages."""
+    """A credential that never shows itself in repr, str, logs, error messages or pickles.
+
+    Pickling refuses (``TypeError``) rather than writing a redacted copy: a redacted key
+    would unpickle into a client that fails with ``AuthError`` far from the cause, while a
+    pickle holding the key would put it on disk or on the wire. Pass the credential (or set
+    ``MACROMETA_API_KEY``) again in the other process. ``copy.copy`` and ``copy.deepcopy``
+    return the same object: a ``Secret`` is immutable.
+    """
 
     __slots__ = ("_value",)
 
@@ -57,6 +67,18 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError(
+            "a macrometa Secret (API key or token) cannot be pickled: pass the credential"
+            " again in the other process"
+        )
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -79,8 +101,9 @@ class Settings:
     verify: bool | str = True  # False, True or a CA bundle path (requests' convention)
     gdn: bool = True  # macrometa:// form: resolve local streams' WebSocket host via the DC
     ws_url_fixed: bool = False  # ws_url= given explicitly: never re-derive it
-    timeout: float = 10.0  # per REST call and per WebSocket handshake
+    timeout: float = 10.0  # whole REST call (retries included) / whole WebSocket connect
     retries: int = 3  # attempts for idempotent REST calls
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # largest REST answer body accepted
     reconnect_deadline: float = 30.0  # total time a dropped WebSocket may spend reconnecting
     ping_interval: float = 20.0
     busy_deadline: float = 60.0  # how long a reconnect retries 409 (old session still held)
@@ -114,6 +137,7 @@ _KNOWN = {
     "ws_url",
     "timeout",
     "retries",
+    "max_response_bytes",
     "reconnect_deadline",
     "ping_interval",
     "busy_deadline",
@@ -179,6 +203,7 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         ws_url_fixed=ws_fixed,
         timeout=_seconds(options, "timeout", 10.0),
         retries=_int(options, "retries", 3, low=1),
+        max_response_bytes=_int(options, "max_response_bytes", MAX_RESPONSE_BYTES, low=1024),
         reconnect_deadline=_seconds(options, "reconnect_deadline", 30.0),
         ping_interval=_seconds(options, "ping_interval", 20.0),
         busy_deadline=_seconds(options, "busy_deadline", 60.0),

@@ -142,7 +142,7 @@ def request_failure(
     if isinstance(exc, requests.exceptions.SSLError):
         return ConnectFailed(f"{what} at {base}: TLS failed: {reason(exc)}")
     if isinstance(exc, requests.ReadTimeout):
-        return OperationTimeout(f"{what}: no answer within {timeout:g} s")
+        return OperationTimeout(f"{what}: no complete answer within timeout={timeout:g} s")
     verb = "could not connect" if is_connect_error(exc) else "connection failed"
     return ConnectFailed(f"{what} at {base}: {verb} after {attempts} attempt(s): {reason(exc)}")
 

@@ -1,11 +1,17 @@
 """The REST side: one ``requests.Session``, envelopes, bounded retries, errors mapped once.
 
-Retry policy. Every call has a timeout. A request that surely never reached the server
-(connection refused, DNS failure, connect timeout) is retried whatever its method; a call
-marked idempotent (GETs) is also retried after a read timeout, a dropped connection or a
-429/502/503/504 answer. Waits grow exponentially with full jitter. When the attempts run out
-the caller gets ``ConnectFailed`` (or ``OperationTimeout``) naming the method and path tried,
-never the query string.
+Retry policy. Every call has one overall deadline (``timeout``): connect, TLS, headers, body,
+retries and the waits between them all fit in it (``deadline.Deadline`` shuts down a socket
+still busy when it passes; a server trickling bytes cannot stretch a call). A request that
+surely never reached the server (connection refused, DNS failure, connect timeout) is
+retried whatever its method; a call marked idempotent (GETs) is also retried after a read
+timeout, a dropped connection or a 429/502/503/504 answer. Waits grow exponentially with
+full jitter. When the attempts or the time run out the caller gets ``ConnectFailed`` or
+``OperationTimeout`` naming the method and path tried, never the query string.
+
+Bodies are read in chunks and refused (``RemoteProtocolError``) as soon as the announced
+``Content-Length`` or the bytes read pass ``max_response_bytes``, so a huge answer never
+sits in memory whole.
 """
 
 from __future__ import annotations
@@ -21,20 +27,24 @@ import requests
 from streamfw.errors import (
     AlreadyExists,
     AuthError,
+    OperationTimeout,
     RemoteProtocolError,
     StreamError,
     StreamNotFound,
 )
 from streamfw_macrometa.config import Settings
+from streamfw_macrometa.deadline import Deadline, WatchedAdapter
 from streamfw_macrometa.faults import (
     RETRYABLE_STATUSES,
     error_for_status,
     is_connect_error,
+    reason,
     request_failure,
 )
 
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
+READ_CHUNK = 65536
 
 
 def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -63,6 +73,9 @@ class Rest:
         self.settings = settings
         self._sleep = sleep
         self.session = requests.Session()
+        adapter = WatchedAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.auth = _HeaderAuth(settings)
         self.session.verify = settings.verify
         self.session.headers["Content-Type"] = "application/json"
@@ -90,82 +103,82 @@ class Rest:
     ) -> Any:
         """Send one request; return the envelope's ``result`` (or the bare body).
 
-        ``timeout`` and ``attempts`` default to the ``timeout`` and ``retries`` settings.
+        ``timeout`` (the whole call, retries included) and ``attempts`` default to the
+        ``timeout`` and ``retries`` settings.
         """
         what = f"{method} {path}"
         url = self.settings.rest_url + path
         idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
         attempts = attempts or self.settings.retries
-        timeout = timeout or self.settings.timeout
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    timeout=timeout,
-                    verify=self.settings.verify,  # per call: requests lets REQUESTS_CA_BUNDLE
-                )  # override a session-level verify (requests issue #3829)
-            except requests.RequestException as exc:
-                tls = isinstance(exc, requests.exceptions.SSLError)  # retrying will not help
-                if not tls and attempt < attempts and (idempotent or is_connect_error(exc)):
-                    self._sleep(backoff(attempt))
+        budget = timeout or self.settings.timeout
+        with Deadline(budget) as deadline:
+            for attempt in range(1, attempts + 1):
+                try:
+                    with deadline.active():
+                        status, phrase, raw = self._exchange(method, url, params, deadline, what)
+                except requests.RequestException as exc:
+                    if deadline.expired:
+                        raise _late(what, budget) from exc
+                    tls = isinstance(exc, requests.exceptions.SSLError)  # retrying cannot help
+                    retry = not tls and (idempotent or is_connect_error(exc))
+                    if retry and attempt < attempts and self._wait(attempt, deadline):
+                        continue
+                    if reason(exc) == "timed out" and not is_connect_error(exc):
+                        # a read's timeout is what was left of the deadline: it ran out
+                        raise _late(what, budget) from exc
+                    raise request_failure(
+                        exc,
+                        what=what,
+                        base=self.settings.rest_url,
+                        attempts=attempt,
+                        timeout=budget,
+                    ) from exc
+                if deadline.expired:  # the answer came, but the watchdog cut its socket
+                    raise _late(what, budget)
+                retry = status in RETRYABLE_STATUSES and idempotent
+                if retry and attempt < attempts and self._wait(attempt, deadline):
                     continue
-                raise request_failure(
-                    exc,
-                    what=what,
-                    base=self.settings.rest_url,
-                    attempts=attempt,
-                    timeout=timeout,
-                ) from exc
-            if response.status_code in RETRYABLE_STATUSES and idempotent and attempt < attempts:
-                response.close()
-                self._sleep(backoff(attempt))
-                continue
-            return self._result(response, what, envelope, stream, subscription, on_404, on_409)
+                return _result(
+                    status, phrase, raw, what, envelope, stream, subscription, on_404, on_409
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _result(
+    def _exchange(
         self,
-        response: requests.Response,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        deadline: Deadline,
         what: str,
-        envelope: bool,
-        stream: str,
-        subscription: str,
-        on_404: type[StreamError],
-        on_409: type[StreamError],
-    ) -> Any:
-        status = response.status_code
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = response.text
-        is_error = status >= 400 or (
-            isinstance(body, dict) and ("errorNum" in body or body.get("error") is True)
-        )
-        if is_error:
-            code = status
-            detail = response.reason or ""
-            if isinstance(body, dict):
-                detail = str(body.get("errorMessage") or detail)
-                if status < 400 and isinstance(body.get("code"), int):
-                    code = body["code"]
-            elif isinstance(body, str) and body:
-                detail = body
-            raise error_for_status(
-                code,
-                detail,
-                what=what,
-                stream=stream,
-                subscription=subscription,
-                on_404=on_404,
-                on_409=on_409,
-            )
-        if not envelope:
-            return body
-        if not isinstance(body, dict) or "result" not in body:
-            raise RemoteProtocolError(f"{what}: HTTP {status} without a result envelope")
-        return body["result"]
+    ) -> tuple[int, str, bytes]:
+        """One request; returns status, reason and the body, read within the size limit."""
+        limit = self.settings.max_response_bytes
+        response = self.session.request(
+            method,
+            url,
+            params=params,
+            timeout=max(0.001, deadline.remaining()),  # per socket operation; the deadline
+            stream=True,  # bounds the whole; the body is read below, chunk by chunk
+            verify=self.settings.verify,  # per call: requests lets REQUESTS_CA_BUNDLE
+        )  # override a session-level verify (requests issue #3829)
+        with response:
+            announced = response.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) > limit:
+                raise _too_large(what, limit, f"Content-Length {announced}")
+            body = bytearray()
+            for chunk in response.iter_content(READ_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(what, limit, f"more than {limit} bytes read")
+            return response.status_code, response.reason or "", bytes(body)
+
+    def _wait(self, attempt: int, deadline: Deadline) -> bool:
+        """Back off before the next attempt; False if that would end past the deadline."""
+        pause = backoff(attempt)
+        if pause >= deadline.remaining():
+            return False
+        self._sleep(pause)
+        return True
 
     # ------------------------------------------------------------------- discovery, OTP
 
@@ -183,11 +196,9 @@ class Rest:
     def otp(self, timeout: float | None = None) -> str:
         """A fresh one-time password (``POST /apid/otp``); used once, never cached.
 
-        With ``timeout`` (a reconnect with a deadline) it is one attempt: the caller retries.
+        ``timeout`` bounds the whole call (a WebSocket connect passes what is left of its own).
         """
-        body = self.call(
-            "POST", "/apid/otp", envelope=False, timeout=timeout, attempts=1 if timeout else None
-        )
+        body = self.call("POST", "/apid/otp", envelope=False, timeout=timeout)
         otp = body.get("otp") if isinstance(body, dict) else None
         if not isinstance(otp, str) or not otp:
             raise RemoteProtocolError("POST /apid/otp: answer holds no otp")
@@ -210,6 +221,63 @@ def loads_maybe(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
+
+
+def _late(what: str, budget: float) -> OperationTimeout:
+    return OperationTimeout(f"{what}: no complete answer within timeout={budget:g} s")
+
+
+def _too_large(what: str, limit: int, seen: str) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"{what}: answer refused: {seen} exceeds max_response_bytes={limit}"
+        " (raise it with the max_response_bytes option)"
+    )
+
+
+def _result(
+    status: int,
+    phrase: str,
+    raw: bytes,
+    what: str,
+    envelope: bool,
+    stream: str,
+    subscription: str,
+    on_404: type[StreamError],
+    on_409: type[StreamError],
+) -> Any:
+    """The envelope's ``result`` (or the bare body); an error status or envelope raises."""
+    body: Any = None
+    if raw:
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            body = raw.decode("utf-8", "replace")
+    is_error = status >= 400 or (
+        isinstance(body, dict) and ("errorNum" in body or body.get("error") is True)
+    )
+    if is_error:
+        code = status
+        detail = phrase
+        if isinstance(body, dict):
+            detail = str(body.get("errorMessage") or detail)
+            if status < 400 and isinstance(body.get("code"), int):
+                code = body["code"]
+        elif isinstance(body, str) and body:
+            detail = body
+        raise error_for_status(
+            code,
+            detail,
+            what=what,
+            stream=stream,
+            subscription=subscription,
+            on_404=on_404,
+            on_409=on_409,
+        )
+    if not envelope:
+        return body
+    if not isinstance(body, dict) or "result" not in body:
+        raise RemoteProtocolError(f"{what}: HTTP {status} without a result envelope")
+    return body["result"]

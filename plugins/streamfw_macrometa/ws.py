@@ -45,12 +45,14 @@ from streamfw.errors import (
     ConfigError,
     ConnectionLost,
     NotFound,
+    OperationTimeout,
     RemoteProtocolError,
     StreamError,
     SubscriptionBusy,
     TransportError,
 )
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
+from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
 from streamfw_macrometa.rest import Rest, backoff
 
@@ -158,34 +160,55 @@ class Connector:
         return self.base + self.path
 
     def open(self, timeout: float | None = None) -> websocket.WebSocket:
-        params = dict(self.params)
-        header: list[str] = []
-        if self.settings.auth == "otp":
-            params["otp"] = self._rest.otp(timeout)  # fetched right before this connect
-        else:
-            header.append(f"Authorization: {self.settings.authorization}")
-        url = self.where + ("?" + urlencode(params) if params else "")
-        try:
-            ws = websocket.create_connection(
-                url,
-                timeout=timeout or self.settings.timeout,
-                class_=BufferedWebSocket,
-                header=header,
-                sslopt=self.settings.sslopt,
+        """Authenticate and open the WebSocket within ``timeout`` (default: the setting).
+
+        One deadline covers the whole connect: the OTP call when ``auth="otp"``, TCP, TLS and
+        the upgrade's answer; a server trickling bytes cannot stretch it.
+        """
+        budget = timeout or self.settings.timeout
+        with Deadline(budget) as deadline:
+            params = dict(self.params)
+            header: list[str] = []
+            if self.settings.auth == "otp":  # fetched right before this connect
+                try:
+                    params["otp"] = self._rest.otp(max(0.001, deadline.remaining()))
+                except OperationTimeout as exc:
+                    raise self._late(budget, " (still fetching the OTP)") from exc
+            else:
+                header.append(f"Authorization: {self.settings.authorization}")
+            url = self.where + ("?" + urlencode(params) if params else "")
+            # TLS handshakes on the first write, once ``ws.sock`` is set and so watched
+            sslopt = {**self.settings.sslopt, "do_handshake_on_connect": False}
+            ws = BufferedWebSocket(
+                sslopt=sslopt,
                 skip_utf8_validation=True,  # we decode with bytes.decode (C speed) ourselves
                 enable_multithread=True,
-                suppress_origin=True,
             )
-        except (websocket.WebSocketException, OSError) as exc:
-            raise upgrade_failure(
-                exc,
-                where=self.where,
-                path=self.path,
-                stream=self.stream,
-                subscription=self.subscription,
-            ) from exc
+            deadline.watch_holder(ws)
+            ws.settimeout(max(0.001, deadline.remaining()))
+            try:
+                ws.connect(url, header=header, suppress_origin=True)  # type: ignore[no-untyped-call]
+            except (websocket.WebSocketException, OSError) as exc:
+                # each socket operation may take what is left: its timeout is the deadline's
+                if deadline.expired or isinstance(exc, websocket.WebSocketTimeoutException):
+                    raise self._late(budget) from exc
+                raise upgrade_failure(
+                    exc,
+                    where=self.where,
+                    path=self.path,
+                    stream=self.stream,
+                    subscription=self.subscription,
+                ) from exc
+        if deadline.expired:  # connected just as the watchdog shut the socket down
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            raise self._late(budget)
         ws.settimeout(min(self.settings.timeout, self.settings.ping_interval / 2))
         return ws
+
+    def _late(self, budget: float, stage: str = "") -> OperationTimeout:
+        return OperationTimeout(
+            f"WebSocket {self.where}: not connected within timeout={budget:g} s{stage}"
+        )
 
 
 class Link:
@@ -398,10 +421,10 @@ class Link:
                     self.ws = ws
                     self.on_reconnect(ws)
                 return ws
-            wait = backoff(attempt)
-            if time.monotonic() + wait > limit:
+            left = limit - time.monotonic()
+            if left <= 0.05:
                 break
-            self._wake.wait(wait)
+            self._wake.wait(min(backoff(attempt), left))  # the last try comes at the limit
         if not self.closed:
             self.fail(
                 ConnectionLost(

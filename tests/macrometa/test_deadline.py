@@ -1,0 +1,155 @@
+"""``timeout`` bounds a whole call, however slowly the server answers (issue 8).
+
+A slow-loris server on 127.0.0.1 reads the request, then answers one byte per second: in
+the status line and headers, or in a body announced by its headers. Socket timeouts alone
+never fire (every read gets a byte in time). The REST call (``connect()`` discovering the
+tenant), the OTP fetch and the WebSocket upgrade must each end with a typed error within
+``timeout`` plus generous slack. The bound is one of correctness, not speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from streamfw_macrometa.config import parse
+from streamfw_macrometa.rest import Rest
+from streamfw_macrometa.ws import Connector
+
+from streamfw import ConnectFailed, OperationTimeout, connect
+from streamfw.api import TransportConfig
+from streamfw.errors import TransportError
+from tests.macrometa.conftest import KEY
+
+TIMEOUT = 1.0
+BOUND = 5.0  # timeout=1 must end well before this, whatever the machine's load
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+UPGRADE = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n"
+)
+
+
+class SlowLoris:
+    """Answers every request ``prefix`` at once, then ``trickle`` one byte per second."""
+
+    def __init__(self, prefix: bytes, trickle: bytes) -> None:
+        self.prefix, self.trickle = prefix, trickle
+        self.requests: list[bytes] = []
+        self._stop = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.1)  # closing a listener does not wake accept() on Linux
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(worker)
+            worker.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(0.2)
+            request = b""
+            while b"\r\n\r\n" not in request and not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+            self.requests.append(request.split(b"\r\n", 1)[0])
+            conn.sendall(self.prefix)
+            for i in range(len(self.trickle)):
+                if self._stop.wait(1.0):
+                    return
+                conn.sendall(self.trickle[i : i + 1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()
+        for t in self._threads:
+            t.join(5)
+
+
+@contextlib.contextmanager
+def slow(prefix: bytes, trickle: bytes) -> Iterator[SlowLoris]:
+    server = SlowLoris(prefix, trickle)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def url(server: SlowLoris) -> str:
+    return f"macrometa+http://127.0.0.1:{server.port}"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "trickle"),
+    [(b"", HEAD + b" " * 200), (HEAD, b" " * 200)],
+    ids=["headers", "body"],
+)
+def test_connect_is_bounded_by_timeout(prefix: bytes, trickle: bytes) -> None:
+    with slow(prefix, trickle) as server:
+        start = time.monotonic()
+        with pytest.raises((OperationTimeout, ConnectFailed), match="GET /_api/user") as e:
+            connect(url(server), api_key=KEY, timeout=TIMEOUT, retries=3)
+        elapsed = time.monotonic() - start
+    assert elapsed < BOUND, f"connect(timeout={TIMEOUT}) took {elapsed:.1f} s"
+    assert f"timeout={TIMEOUT:g}" in str(e.value)
+    assert server.requests[0].startswith(b"GET /_api/user")
+
+
+def _connector(server: SlowLoris, auth: str) -> Connector:
+    settings = parse(
+        TransportConfig(url(server), {"api_key": KEY, "auth": auth, "timeout": TIMEOUT}),
+        environ={},
+    )
+    path = "producer/persistent/acme/c8global._system/c8globals.orders"
+    return Connector(settings, Rest(settings), settings.ws_url, path, {}, stream="orders")
+
+
+@pytest.mark.parametrize(
+    ("auth", "prefix", "trickle", "first_request"),
+    [
+        ("otp", b"", HEAD + b" " * 200, b"POST /apid/otp"),
+        ("otp", HEAD, b" " * 200, b"POST /apid/otp"),
+        ("header", b"", UPGRADE, b"GET /_ws/ws/v2/producer/"),
+    ],
+    ids=["otp-headers", "otp-body", "upgrade-headers"],
+)
+def test_websocket_open_is_bounded_by_timeout(
+    auth: str, prefix: bytes, trickle: bytes, first_request: bytes
+) -> None:
+    """One deadline covers the OTP fetch and the upgrade together."""
+    with slow(prefix, trickle) as server:
+        connector = _connector(server, auth)
+        start = time.monotonic()
+        with pytest.raises(TransportError, match=f"timeout={TIMEOUT:g}"):
+            connector.open()
+        elapsed = time.monotonic() - start
+        connector._rest.close()
+    assert elapsed < BOUND, f"open() with timeout={TIMEOUT} took {elapsed:.1f} s"
+    assert server.requests[0].startswith(first_request)
+
+
+def test_a_refused_port_still_gets_its_retries() -> None:
+    """The deadline leaves the retry policy alone when attempts fail fast."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectFailed, match="3 attempt"):
+        connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=5, retries=3)
