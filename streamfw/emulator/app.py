@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from streamfw.broker import Limits
 from streamfw.emulator import rest, sockets
 from streamfw.emulator.auth import Authenticator, tenant_of_key
 from streamfw.emulator.edge import (
@@ -111,6 +112,7 @@ class Emulator:
         self._limiter: ConnectionLimiter | None = None
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._limits: Limits | None = None
 
     @classmethod
     def start(
@@ -132,6 +134,7 @@ class Emulator:
         ws_heartbeat: float | None = WS_HEARTBEAT,
         allowed_hosts: Iterable[str] = (),
         public_dev_key: bool = False,
+        limits: Limits | None = None,
     ) -> Emulator:
         """Serve on ``host:port`` (0: a free port) and return once listening.
 
@@ -157,6 +160,8 @@ class Emulator:
             allowed_hosts: extra ``Host`` header names answered when bound to loopback.
             public_dev_key: serve the public development key on a non-loopback address
                 (refused otherwise: anyone who can reach the port could use it).
+            limits: each fabric's caps on streams, subscriptions and backlog quota
+                (``streamfw.broker.Limits()`` by default; see docs/emulator.md).
         """
         names = tuple(fabrics)
         if not names or any(not f or "/" in f for f in names):
@@ -198,6 +203,7 @@ class Emulator:
         context = _ssl_context(tls_cert, tls_key)
         logging.getLogger("aiohttp.server").addFilter(_REDACT)  # idempotent
         emu = cls()
+        emu._limits = limits
         emu.tenant, emu.api_key, emu.fabrics = auth.tenant, auth.api_keys[0], names
         for key in auth.mismatched_keys():
             log.warning(
@@ -263,7 +269,7 @@ class Emulator:
         idle_timeout: float,
     ) -> None:
         loop = asyncio.get_running_loop()
-        fabrics = {name: FabricHost(name, clock, loop) for name in self.fabrics}
+        fabrics = {name: FabricHost(name, clock, loop, self._limits) for name in self.fabrics}
         limit = edge.limiter.max_connections
         self._state = ServerState(auth, fabrics, auto_create, limit)
         self._limiter = edge.limiter

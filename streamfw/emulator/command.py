@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TextIO
 
+from streamfw.broker import Limits
 from streamfw.emulator.app import MAX_FRAME, Emulator
 from streamfw.emulator.auth import OTP_LIFETIME, tenant_of_key
 from streamfw.emulator.edge import (
@@ -115,6 +116,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow the public development key on a non-loopback --host (refused otherwise)",
     )
+    limits = Limits()
+    for flag, field, what in (
+        ("--backlog-quota-messages", "backlog_quota_messages", "messages a stream holds"),
+        ("--backlog-quota-bytes", "backlog_quota_bytes", "payload bytes a stream holds"),
+        ("--max-streams", "max_streams", "streams per fabric"),
+        ("--max-subscriptions", "max_subscriptions", "subscriptions per stream"),
+    ):
+        parser.add_argument(
+            flag,
+            type=int,
+            default=getattr(limits, field),
+            metavar="N",
+            help=f"{what} at most (default: %(default)s)",
+        )
     parser.add_argument(
         "--log-level",
         default="warning",
@@ -236,6 +251,12 @@ def _serve(
             ws_heartbeat=args.ws_heartbeat,
             allowed_hosts=args.allow_host,
             public_dev_key=args.public_dev_key,
+            limits=Limits(
+                max_streams=args.max_streams,
+                max_subscriptions=args.max_subscriptions,
+                backlog_quota_messages=args.backlog_quota_messages,
+                backlog_quota_bytes=args.backlog_quota_bytes,
+            ),
         )
     except (OSError, ValueError) as exc:
         print(f"streamfw emulator: cannot start: {exc}", file=sys.stderr)

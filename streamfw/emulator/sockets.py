@@ -99,7 +99,7 @@ class Socket:
         self._transport = transport
         self.queue: asyncio.Queue[tuple[int, str] | str | _Message] = asyncio.Queue()
         self.closing = False
-        self.on_written: Callable[[], None] | None = None  # a delivery reached the connection
+        self.on_written: Callable[[], object] | None = None  # a delivery reached the connection
         self._writer: asyncio.Task[None] | None = None
 
     def deliver(self, frame: str) -> None:

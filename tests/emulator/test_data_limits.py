@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -12,7 +15,7 @@ from streamfw_loopback.transport import LoopbackTransport
 import streamfw
 from streamfw import SendError
 from streamfw.broker import MAX_SECONDS, Limits
-from streamfw.emulator import Emulator
+from streamfw.emulator import Emulator, command
 from tests.emulator.helpers import Api, ack, recv, refused, send
 
 HUGE = "9" * 400
@@ -73,11 +76,8 @@ def test_non_finite_consumer_numbers_are_refused(
 @pytest.fixture
 def small() -> Iterator[Emulator]:
     """An emulator whose broker holds 3 messages a stream, 2 streams, 1 subscription each."""
-    with Emulator.start(host="127.0.0.1", port=0) as emu:
-        assert emu._state is not None
-        emu._state.fabrics["_system"].broker.limits = Limits(
-            max_streams=2, max_subscriptions=1, backlog_quota_messages=3
-        )
+    limits = Limits(max_streams=2, max_subscriptions=1, backlog_quota_messages=3)
+    with Emulator.start(host="127.0.0.1", port=0, limits=limits) as emu:
         yield emu
 
 
@@ -131,3 +131,21 @@ def test_the_client_gets_a_send_error_naming_the_quota(small: Emulator, transpor
             with pytest.raises(SendError, match="backlog quota exceeded"):
                 producer.send(b"over", timeout=5)
         stream.delete(force=True)
+
+
+def test_the_command_line_sets_the_limits() -> None:
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--backlog-quota-messages", "2", "--max-streams", "1"])
+    seen: list[Limits] = []
+
+    def ready(emu: Emulator) -> None:
+        assert emu._state is not None
+        seen.append(emu._state.fabrics["_system"].broker.limits)
+        stop.set()
+
+    stop = threading.Event()
+    assert command.run(args, stop=stop, ready=ready, out=io.StringIO()) == 0
+    assert seen == [Limits(max_streams=1, backlog_quota_messages=2)]
+    bad = parser.parse_args(["--port", "0", "--max-subscriptions", "0"])
+    assert command.run(bad, stop=threading.Event(), out=io.StringIO()) == 2
