@@ -4,22 +4,24 @@ Copies. The broker may send one message more than once: again after an ack timeo
 nack, after a reconnect. Each arrival is a *copy*; ``receive`` hands out the newest copy of a
 message and skips older ones still queued, and a copy queued on a connection that has since
 dropped (the broker sends it again on the new one). ``ack`` and ``nack`` take a message id and
-act on the message through the newest copy handed out, whichever copy the application holds:
+act on the *message*, whichever copy the application holds, as the loopback broker does:
 
-* ``ack`` acks the message. If that copy came over the current connection, the ack goes out
-  now. If it came over a connection that has dropped, the broker has taken the message back
-  already and will send it again; the ack is remembered and sent for that copy when it
-  arrives (an old id on a new connection could name another message: a restarted server may
-  reuse ids).
-* ``nack`` hands the message back, once: copies queued before the nack are skipped (the
-  broker sends it again after ``nack_delay``). A copy from a dropped connection was handed back
-  by the drop, so nothing is sent. A later ``ack`` still acks the message.
+* ``ack`` acks it: the ack goes out for the newest copy handed out if that came over the
+  current connection, else for a copy of the same message queued on it (checked by digest,
+  below), else it is sent when the broker next sends the message (an old id alone is not sent
+  on a new connection: a restarted server may have given it to another message). Copies
+  queued before the ack are never shown.
+* ``nack`` hands it back if the broker holds it at this consumer: the newest copy handed out,
+  unless that was nacked already or came over a dropped connection (the drop handed it back),
+  or else a copy that arrived since and is still queued. Copies queued before the nack are
+  skipped; the broker sends the message again after ``nack_delay``. A later ``ack`` still
+  acks it.
 
 Acked messages are remembered (the most recent ``ACK_MEMORY``): a copy that arrives after the
 ack (an ack timeout raced it, or the ack died with a dropped connection) is acked again
 silently and never shown. That filter matches the id *and* a digest of the message (publish
-time, key, properties, payload): an id alone is never enough to drop a delivery, since ids
-repeat when a server restarts without its data.
+time, key, properties, payload): an id alone never drops a delivery, since ids repeat when a
+server restarts without its data.
 
 A reader frees its window slot (a ``{"messageId"}`` frame, which acks nothing on a reader)
 when the application takes the message; after a reconnect it resumes after the last message
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import itertools
 import queue
 import threading
 import time
@@ -61,12 +62,18 @@ class _Copy:
     nacked: bool = False
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class _Arrival:
     generation: int
-    number: int  # arrival order, to tell the newest queued copy
     delivery: Delivery
     raw: str
+    _digest: bytes | None = None
+
+    @property
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._digest = digest(self.delivery)
+        return self._digest
 
 
 def digest(delivery: Delivery) -> bytes:
@@ -94,8 +101,7 @@ class MacrometaConsumer(Link):
         self._state = threading.Lock()  # bookkeeping; never held while writing to the socket
         self._queue: queue.SimpleQueue[_Arrival | None] = queue.SimpleQueue()
         self._generation = 0
-        self._arrivals = itertools.count()
-        self._latest: dict[MessageId, int] = {}  # queued message -> its newest arrival
+        self._latest: dict[MessageId, _Arrival] = {}  # queued message -> its newest copy
         self._handed: collections.OrderedDict[MessageId, _Copy] = collections.OrderedDict()
         self._acked: collections.OrderedDict[MessageId, bytes] = collections.OrderedDict()
         self.start()
@@ -116,27 +122,20 @@ class MacrometaConsumer(Link):
                 continue  # woken up: closed or failed, checked above
             delivery = item.delivery
             mid = delivery.message_id
-            reack = False
             with self._state:
                 if item.generation != self._generation:
                     continue  # the broker sends it again on the new connection
-                if self._latest.get(mid) != item.number:
+                if self._latest.get(mid) is not item:
                     continue  # a newer copy is queued behind it, or it was acked/nacked since
                 del self._latest[mid]
                 if not self._reader:
-                    fingerprint = digest(delivery)
-                    reack = self._acked.get(mid) == fingerprint
-                    if not reack:
-                        self._acked.pop(mid, None)  # another message under a reused id
-                        self._handed[mid] = _Copy(item.raw, item.generation, fingerprint)
-                        self._handed.move_to_end(mid)
-                        _trim(self._handed)
+                    self._acked.pop(mid, None)  # (another message under a reused id)
+                    self._handed[mid] = _Copy(item.raw, item.generation, item.digest)
+                    self._handed.move_to_end(mid)
+                    _trim(self._handed)
             if self._reader:
                 self.write(wire.ack_frame(item.raw))  # frees a window slot; acks nothing
                 self.connector.params["messageId"] = item.raw  # resume after it on reconnect
-            elif reack:  # acked through a copy from a dropped connection: ack this one
-                self.write(wire.ack_frame(item.raw))
-                continue
             return delivery
 
     def ack(self, message_id: MessageId) -> None:
@@ -152,11 +151,9 @@ class MacrometaConsumer(Link):
             self._acked[message_id] = copy.digest
             self._acked.move_to_end(message_id)
             _trim(self._acked)
-            now = copy.generation == self._generation
-            if now:
-                self._latest.pop(message_id, None)  # copies queued before the ack are stale
-        if now:  # else: sent for the copy the broker sends again on this connection
-            self.write(wire.ack_frame(copy.raw))  # lost with the connection? re-acked then
+            raw = self._held_here(message_id, copy, nacked_counts=True)
+        if raw is not None:  # else: acked when the broker sends it again (see on_text)
+            self.write(wire.ack_frame(raw))  # lost with the connection? re-acked then
 
     def nack(self, message_id: MessageId) -> None:
         self.raise_if_unusable()
@@ -168,12 +165,23 @@ class MacrometaConsumer(Link):
                 if message_id in self._acked:
                     return
                 raise LocalProtocolError(f"{message_id} was not delivered to {self.what}")
-            if copy.nacked or copy.generation != self._generation:
-                copy.nacked = True
-                return  # handed back already, by this nack's twin or by the reconnect
+            raw = self._held_here(message_id, copy, nacked_counts=False)
             copy.nacked = True
-            self._latest.pop(message_id, None)  # copies queued before the nack are stale
-        self.write(wire.nack_frame(copy.raw))  # lost? the reconnect hands it back anyway
+        if raw is not None:  # else: the broker does not hold it here; nothing to hand back
+            self.write(wire.nack_frame(raw))  # lost? the reconnect hands it back anyway
+
+    def _held_here(self, mid: MessageId, copy: _Copy, *, nacked_counts: bool) -> str | None:
+        """The raw id to ack/nack ``mid`` with on the current connection, if the broker sent
+        it over this one; drops the copies queued so far. Call holding ``_state``."""
+        queued = self._latest.get(mid)
+        if copy.generation == self._generation and (nacked_counts or not copy.nacked):
+            raw = copy.raw
+        elif queued is not None and queued.digest == copy.digest:
+            raw = queued.raw  # arrived again since: that copy is the one the broker holds
+        else:
+            return None
+        self._latest.pop(mid, None)
+        return raw
 
     def close(self) -> None:
         super().close()
@@ -190,12 +198,13 @@ class MacrometaConsumer(Link):
                 return
             raise
         mid = delivery.message_id
+        arrival = _Arrival(self._generation, delivery, raw)
         with self._state:
             remembered = self._acked.get(mid)
-            again = remembered is not None and remembered == digest(delivery)
+            again = remembered is not None and remembered == arrival.digest
             if not again:
-                number = self._latest[mid] = next(self._arrivals)
-                self._queue.put(_Arrival(self._generation, number, delivery, raw))
+                self._latest[mid] = arrival
+                self._queue.put(arrival)
         if again:
             self.write(wire.ack_frame(raw))
 

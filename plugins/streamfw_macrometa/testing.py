@@ -6,6 +6,7 @@ Each harness starts its own emulator (plain HTTP on 127.0.0.1, a free port) on a
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from streamfw.client import Client, connect
@@ -31,9 +32,19 @@ class MacrometaHarness:
             "reconnect_deadline": 5.0,
             **options,
         }
+        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
     def client(self) -> Client:
-        return connect(self.url, **self.options)
+        client = connect(self.url, **self.options)
+        self._clients.add(client)
+        return client
+
+    def cut(self) -> None:
+        """Drop every WebSocket of this harness's clients, as a failing network would; each
+        link reconnects by itself (the state machine's ``cut`` rule)."""
+        for client in list(self._clients):
+            for link in list(getattr(client.transport, "_links", ())):
+                link.drop()
 
     def advance(self, seconds: float) -> None:
         self.emulator.poke()
