@@ -5,13 +5,14 @@
 The emulator runs as ``streamfw emulator --auto-create`` in a child process; the client
 talks to it through ``streamfw.testing.proxy.Proxy``. One producer sends the integers
 0..N-1 (``send_async``, a window of 200) at about ``--rate`` messages a second; a consumer on
-a Shared subscription receives and acks each one. Meanwhile, in a random order (``--seed``):
+a Shared subscription (``--type exclusive``: an Exclusive one) receives and acks each one.
+Meanwhile, in a random order (``--seed``):
 
 * ``cut``: the proxy drops every connection, both sides at once, mid-frame if need be;
 * ``half-open``: the server side is closed, the client side stays open and silent;
 * ``blackhole``: both sides stay open and nothing passes either way (a cut cable);
-* ``kill consumer``: a second consumer in a child process on the same subscription, holding
-  every message it got unacked, is killed with SIGKILL;
+* ``kill consumer`` (Shared only): a second consumer in a child process on the same
+  subscription, holding every message it got unacked, is killed with SIGKILL;
 * ``restart emulator``: the emulator is killed with SIGKILL and started again on the same
   port (its memory, and every message in it, is gone).
 
@@ -165,12 +166,9 @@ class Bench:
     # ------------------------------------------------------------------------ faults
 
     def schedule(self) -> dict[int, Fault]:
-        kinds = ["cut"] * self.args.cuts + [
-            "half-open",
-            "blackhole",
-            "kill consumer",
-            "restart emulator",
-        ]
+        kinds = ["cut"] * self.args.cuts + ["half-open", "blackhole", "restart emulator"]
+        if self.args.type == "shared":  # the killed consumer's messages go to the survivor
+            kinds.append("kill consumer")
         rng = random.Random(self.args.seed)
         rng.shuffle(kinds)
         n = self.args.messages
@@ -229,10 +227,11 @@ class Bench:
         client = self.client()
         stream = client.stream(self.stream).create()
         consumer = stream.consumer(
-            "sub", type="shared", initial_position="earliest", receiver_queue_size=100
+            "sub", type=args.type, initial_position="earliest", receiver_queue_size=100
         )
         producer = stream.producer(max_pending=WINDOW, send_timeout=120.0)
-        self.start_victim()
+        if args.type == "shared":
+            self.start_victim()
         reader = threading.Thread(target=self.consume, args=(consumer,), daemon=True)
         reader.start()
         plan = self.schedule()
@@ -299,8 +298,8 @@ class Bench:
         outside = sorted(set(dups) - set(in_window))
         same_id = [v for v, ids in dups.items() if len(set(ids)) < len(ids)]
         print(
-            f"streamfw fault benchmark: {self.args.messages:,} messages, seed {self.args.seed},"
-            f" {took:.1f} s"
+            f"streamfw fault benchmark: {self.args.messages:,} messages, {self.args.type}"
+            f" subscription, seed {self.args.seed}, {took:.1f} s"
         )
         print(
             f"  sent {len(run.sent_at):,}, confirmed {len(confirmed):,}, failed {len(run.failed)}"
@@ -319,9 +318,10 @@ class Bench:
             f" {len(outside)} outside {_sample(outside)}; {len(same_id)} with a repeated id"
         )
         print(f"  ACKED IDS SEEN AGAIN (must be 0): {len(run.reshown)}  {_sample(run.reshown)}")
-        held = run.victim_held
-        back = len(held & set(run.received))
-        print(f"  killed consumer held {len(held)} unacked; {back} of them reached the survivor")
+        if self.victim is not None:
+            held = run.victim_held
+            back = len(held & set(run.received))
+            print(f"  killed consumer held {len(held)} unacked; {back} reached the survivor")
         if run.failed:
             kinds = sorted(set(run.failed.values()))
             print(f"  sends failed: {len(run.failed)} ({', '.join(kinds)[:200]})")
@@ -354,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", type=int, default=6, help="connection cuts (6)")
     parser.add_argument("--rate", type=float, default=250.0, help="sends per second (250)")
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(2), "big"))
+    parser.add_argument(
+        "--type",
+        choices=["shared", "exclusive"],
+        default="shared",
+        help="subscription type (shared); exclusive: a blackholed consumer holds the"
+        " subscription until the server drops it (no killed second consumer then)",
+    )
     parser.add_argument("--victim", nargs=2, metavar=("PORT", "STREAM"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.victim:

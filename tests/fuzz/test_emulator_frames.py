@@ -150,7 +150,7 @@ def test_a_consumer_or_reader_answers_any_frame_and_stays_open(
         producer = api.producer(topic)  # and it still delivers
         send(producer, b"still")
         producer.close()
-        assert payload(recv(socket.ws)) == b"still"
+        assert payload(recv(socket.ws, 10)) == b"still"
     finally:
         socket.ws.close()
 
