@@ -1,9 +1,13 @@
-"""A scripted HTTP server on 127.0.0.1: answers queued responses and records requests."""
+"""Scripted HTTP servers on 127.0.0.1: queued JSON answers (``FakeServer``), raw bytes
+(``RawServer``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -58,3 +62,56 @@ class FakeServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class RawServer:
+    """Reads each request's head, then lets ``respond(conn)`` write whatever it likes.
+
+    ``sent`` counts the bytes ``respond`` reported writing (through ``count``).
+    """
+
+    def __init__(self, respond: Callable[[RawServer, socket.socket], None]) -> None:
+        self.respond = respond
+        self.sent = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # closing a listener does not wake accept() on Linux
+        self.port = self._listener.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def count(self, n: int) -> None:
+        self.sent += n
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(worker)
+            worker.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            self.respond(self, conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for t in self._threads:
+            t.join(5)

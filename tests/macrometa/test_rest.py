@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from streamfw.errors import (
     AuthError,
     ConnectFailed,
     InUse,
+    RemoteProtocolError,
     StreamNotFound,
     SubscriptionNotFound,
     TransportError,
@@ -22,7 +25,7 @@ from streamfw.errors import (
 )
 from streamfw.testing.contract import unique
 from tests.macrometa.conftest import KEY
-from tests.macrometa.fake_http import FakeServer
+from tests.macrometa.fake_http import FakeServer, RawServer
 
 ERR = {"error": True, "code": 0, "errorMessage": "", "errorNum": 0}
 
@@ -223,8 +226,93 @@ def test_explicit_tenant_skips_discovery(fake: FakeServer) -> None:
     ],
 )
 def test_malformed_answers_are_protocol_errors(fake: FakeServer, body: Any, match: str) -> None:
-    from streamfw.errors import RemoteProtocolError
-
     fake.answers[("GET", "/_api/user")] = [(200, body)]
     with pytest.raises(RemoteProtocolError, match=match):
         fake_client(fake)
+
+
+# ------------------------------------------------------------------ answer size limits
+
+MiB = 1024 * 1024
+
+
+@contextlib.contextmanager
+def raw_server(respond: Callable[[RawServer, socket.socket], None]) -> Iterator[RawServer]:
+    server = RawServer(respond)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_announced_oversize_body_is_refused_before_reading_it() -> None:
+    def announce(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 314572800\r\n\r\n{")
+        server.count(1)
+        while not server.stopped:  # and then nothing: a refusal must not wait for the body
+            time.sleep(0.05)
+
+    with (
+        raw_server(announce) as server,
+        pytest.raises(RemoteProtocolError, match="Content-Length 314572800") as e,
+    ):
+        connect(f"macrometa+http://127.0.0.1:{server.port}", api_key=KEY, timeout=30)
+    assert f"max_response_bytes={16 * MiB}" in str(e.value)  # the default, named
+
+
+def test_unannounced_oversize_body_is_refused_while_reading() -> None:
+    """Chunked, no length: the client stops at the limit, long before the server is done."""
+    piece = b"x" * 65536
+    frame = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+
+    def stream(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(4096):  # 256 MiB if nobody stops it
+            conn.sendall(frame)
+            server.count(len(piece))
+
+    with (
+        raw_server(stream) as server,
+        pytest.raises(RemoteProtocolError, match=f"more than {MiB} bytes read"),
+    ):
+        connect(
+            f"macrometa+http://127.0.0.1:{server.port}",
+            api_key=KEY,
+            timeout=30,
+            max_response_bytes=MiB,
+        )
+    assert server.sent < 64 * MiB  # read incrementally: only socket buffers beyond the limit
+
+
+def test_compressed_body_is_limited_by_its_decoded_size() -> None:
+    bomb = gzip.compress(b"0" * (64 * MiB))
+
+    def deflate(server: RawServer, conn: socket.socket) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n"
+        conn.sendall(head.encode() + bomb)
+        server.count(len(bomb))
+
+    with (
+        raw_server(deflate) as server,
+        pytest.raises(RemoteProtocolError, match="max_response_bytes=1048576"),
+    ):
+        connect(
+            f"macrometa+http://127.0.0.1:{server.port}",
+            api_key=KEY,
+            timeout=30,
+            max_response_bytes=MiB,
+        )
+    assert len(bomb) < MiB  # the limit held against what it decodes to, not what it weighs
+
+
+def test_deeply_nested_answer_is_a_protocol_error() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000  # past the JSON parser's recursion limit
+
+    def nested(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    with (
+        raw_server(nested) as server,
+        pytest.raises(RemoteProtocolError, match="without a result envelope"),
+    ):
+        connect(f"macrometa+http://127.0.0.1:{server.port}", api_key=KEY, timeout=30)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
 import logging
+import pickle
 import socket
+import types
 from collections.abc import Callable, Iterator
 
 import pytest
+from streamfw_macrometa.config import Secret, parse
 from streamfw_macrometa.rest import Rest
 
+from streamfw.api import TransportConfig
 from streamfw.client import Client, connect
 from streamfw.errors import StreamError
 from streamfw.testing.contract import unique
@@ -85,3 +92,63 @@ def test_no_secret_anywhere(
     blob = "\n".join(texts)
     for secret in (KEY, "S3cr3tK3yValue", *otps):
         assert secret not in blob
+
+
+def test_secret_refuses_to_pickle_and_copies_as_itself() -> None:
+    secret = Secret(KEY)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError, match="cannot be pickled") as e:
+            pickle.dumps(secret, protocol)
+        assert KEY not in str(e.value)
+    assert copy.copy(secret) is secret and copy.deepcopy([secret])[0] is secret
+    settings = parse(TransportConfig("macrometa+http://127.0.0.1:1", {"api_key": KEY}), {})
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(settings)
+    assert copy.deepcopy(settings) == settings
+
+
+_OPAQUE = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
+_OPAQUE += (types.CodeType, types.FrameType, types.MethodType)
+
+
+def reachable(*roots: object) -> Iterator[object]:
+    """Every object reachable from ``roots`` through references, except into a ``Secret``
+    (holding the key is its job) and through code, classes and modules (shared by all)."""
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        yield obj
+        if not isinstance(obj, Secret):
+            todo.extend(gc.get_referents(obj))
+
+
+@pytest.mark.parametrize("auth", ["header", "otp"])
+def test_nothing_reachable_pickles_or_reprs_the_key(
+    auth: str, make_client: Callable[..., Client]
+) -> None:
+    client = make_client(auth=auth)
+    s = client.stream(unique("reach")).create()
+    with s.consumer("sub") as consumer, s.producer() as producer:
+        producer.send("x")
+        assert consumer.receive(5) is not None
+        leaks = []
+        visited: set[str] = set()
+        for obj in reachable(client, consumer, producer):
+            visited.add(type(obj).__name__)
+            with contextlib.suppress(Exception):
+                if KEY in repr(obj):
+                    leaks.append(f"repr of {type(obj).__name__}")
+            try:
+                blob = pickle.dumps(obj)
+            except Exception:
+                continue  # refused (a Secret inside, a lock, a socket): nothing written
+            if KEY.encode() in blob:
+                leaks.append(f"pickle of {type(obj).__name__}")
+        inside = {"MacrometaTransport", "Settings", "Secret", "Session", "_HeaderAuth"}
+        inside |= {"MacrometaProducer", "MacrometaConsumer", "Connector", "BufferedWebSocket"}
+        assert inside <= visited  # the walk really went through the client's insides
+        assert not leaks, leaks
