@@ -272,3 +272,28 @@ def test_client_close_wakes_a_blocked_receive(make_client: Callable[..., Client]
     client.close()
     t.join(5)
     assert not t.is_alive() and isinstance(outcome[0], Closed)
+
+
+def test_a_busy_subscription_is_retried_for_busy_deadline(
+    make_client: Callable[..., Client], proxy: Proxy
+) -> None:
+    """The server holds the dead session longer than reconnect_deadline: busy_deadline wins."""
+    import time
+
+    client = make_client(via(proxy), reconnect_deadline=0.5, busy_deadline=8.0)
+    s = client.stream(unique("halfopen")).create()
+    with s.consumer("sub") as c:
+        proxy.client_side_cut(server_lag=2.0)  # the server lets go of the old session at 2 s
+        start = time.monotonic()
+        with s.producer() as p:
+            p.send("after the lag")
+        assert c.receive(10).value == "after the lag"
+        assert time.monotonic() - start >= 1.9  # refused (409) until the server let go
+
+
+@pytest.mark.parametrize("option", ["busy_deadline", "max_frame_size"])
+def test_new_limits_are_checked_options(make_client: Callable[..., Client], option: str) -> None:
+    from streamfw.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=option):
+        make_client(**{option: 0})
