@@ -232,8 +232,8 @@ def _late(what: str, budget: float) -> OperationTimeout:
 
 def _too_large(what: str, limit: int, seen: str) -> RemoteProtocolError:
     return RemoteProtocolError(
-        f"{what}: answer refused: {seen} exceeds max_response_bytes={limit}"
-        " (raise it with the max_response_bytes option)"
+        f"{what}: answer refused: larger than max_response_bytes={limit} ({seen});"
+        " raise that option if such answers are expected"
     )
 
 

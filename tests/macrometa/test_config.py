@@ -73,6 +73,8 @@ def test_explicit_rest_and_ws_urls_win() -> None:
         ("macrometa://host", {"rest_url": "https://h/x?y=1"}, "rest_url"),
         ("macrometa://host", {"ca_bundle": "/no/such/file.pem"}, "not a file"),
         ("macrometa://host", {"fabric": "a/b"}, "fabric"),
+        ("macrometa://host", {"max_response_bytes": 10}, "max_response_bytes must be >= 1024"),
+        ("macrometa://host", {"max_response_bytes": "lots"}, "max_response_bytes must be an"),
     ],
 )
 def test_bad_urls_and_options_are_refused_loudly(url: str, options: dict, match: str) -> None:
@@ -126,6 +128,13 @@ def test_verify_false_warns_and_ca_bundle_is_kept(tmp_path: Path) -> None:
 def test_non_secret_options_may_come_from_the_query() -> None:
     s = settings("macrometa+http://127.0.0.1:1?fabric=prod&auth=otp&extensions=1", api_key=KEY)
     assert (s.fabric, s.auth, s.extensions) == ("prod", "otp", True)
+
+
+def test_limits_default_and_can_be_changed() -> None:
+    s = settings("macrometa://h", api_key=KEY)
+    assert (s.timeout, s.max_response_bytes) == (10.0, 16 * 1024 * 1024)
+    s = settings("macrometa://h?max_response_bytes=65536&timeout=2.5", api_key=KEY)
+    assert (s.timeout, s.max_response_bytes) == (2.5, 65536)
 
 
 def test_websocket_host_for_local_streams_on_gdn() -> None:
