@@ -71,7 +71,7 @@ from streamfw.errors import (
     SubscriptionBusy,
     SubscriptionNotFound,
 )
-from streamfw.message import Delivery, Envelope, MessageId
+from streamfw.message import Delivery, Envelope, MessageId, Properties
 
 MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
 
@@ -145,10 +145,7 @@ Event = Deliver | ActiveChanged | ConsumerClosed | ProducerClosed
 # ----------------------------------------------------------------------------------- state
 
 
-@attrs.define
-class _Stored:
-    publish_time: float
-    first: Delivery  # what every first delivery hands out: one immutable value, built once
+_NO_PROPERTIES = Properties()  # shared by every stored message without properties
 
 
 @attrs.define(eq=False)
@@ -214,7 +211,9 @@ class _Stream:
     ledger: int
     created: float
     base: int = 0  # lowest seq still in the log
-    log: list[_Stored] = attrs.Factory(list)  # log[i] holds seq base + i
+    # log[i] holds seq base + i, as what every first delivery of it hands out: one immutable
+    # value, built once; nothing else is kept per message (memory per backlogged message).
+    log: list[Delivery] = attrs.Factory(list)
     size: int = 0  # payload bytes in the log
     subs: dict[str, _Subscription] = attrs.Factory(dict)
     producers: set[int] = attrs.Factory(set)
@@ -349,7 +348,7 @@ class Broker:
         cutoff = self._clock() - check_seconds("expiry", seconds)
         first_young = stream.base
         for stored in stream.log:
-            if stored.publish_time > cutoff:
+            if stored.publish_time.timestamp() > cutoff:
                 break
             first_young += 1
         for sub in list(stream.subs.values()):
@@ -406,8 +405,8 @@ class Broker:
         now = self._clock()
         mid = MessageId(ref.name, stream.ledger, seq)
         when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
-        first = Delivery(mid, envelope.payload, envelope.properties, envelope.key, when, 0)
-        stream.log.append(_Stored(now, first))
+        properties = envelope.properties or _NO_PROPERTIES
+        stream.log.append(Delivery(mid, envelope.payload, properties, envelope.key, when, 0))
         stream.size += size
         stream.end += 1
         stream.published += 1
@@ -428,9 +427,9 @@ class Broker:
         self._trim(stream, force=True)
         log = stream.log
         count = max(0, len(log) + 1 - limits.backlog_quota_messages)  # oldest ones that must go
-        freed = sum(len(s.first.payload) for s in log[:count])
+        freed = sum(len(s.payload) for s in log[:count])
         while count < len(log) and stream.size - freed + size > limits.backlog_quota_bytes:
-            freed += len(log[count].first.payload)
+            freed += len(log[count].payload)
             count += 1
         new_base = stream.base + count
         needed = min((s.mark_delete for s in stream.subs.values() if s.durable), default=None)
@@ -788,9 +787,9 @@ class Broker:
             return
         log = stream.log
         if count == 1:  # a consumer keeping up: every ack drops one (the hot path)
-            size = len(log[0].first.payload)
+            size = len(log[0].payload)
         else:
-            size = sum(len(s.first.payload) for s in itertools.islice(log, count))
+            size = sum(len(s.payload) for s in itertools.islice(log, count))
         del log[:count]
         stream.size -= size
         self.freed += size
@@ -834,7 +833,7 @@ class Broker:
                 heapq.heappush(self._timers, timer)
             else:
                 consumer.in_flight[seq] = None
-            first = stream.log[seq - stream.base].first
+            first = stream.log[seq - stream.base]
             count = sub.redeliveries.get(seq, 0)
             outbox.append(
                 Deliver(
