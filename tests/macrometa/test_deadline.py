@@ -1,10 +1,11 @@
 """``timeout`` bounds a whole call, however slowly the server answers (issue 8).
 
-A slow-loris server on 127.0.0.1 reads the request, then answers one byte per second: in
-the status line and headers, or in a body announced by its headers. Socket timeouts alone
-never fire (every read gets a byte in time). The REST call (``connect()`` discovering the
-tenant), the OTP fetch and the WebSocket upgrade must each end with a typed error within
-``timeout`` plus generous slack. The bound is one of correctness, not speed.
+A slow-loris server on 127.0.0.1 reads the request, then answers one byte every
+``INTERVAL`` s (shorter than ``TIMEOUT``): in the status line and headers, or in a body
+announced by its headers. Socket timeouts alone never fire (every read gets a byte in
+time). The REST call (``connect()`` discovering the tenant), the OTP fetch and the WebSocket
+upgrade must each end with a typed error within ``timeout`` plus generous slack. The bound
+is one of correctness, not speed.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from streamfw.errors import TransportError
 from tests.macrometa.conftest import KEY
 
 TIMEOUT = 1.0
+INTERVAL = 0.25  # seconds between bytes: each read is quick, the whole never ends
 BOUND = 5.0  # timeout=1 must end well before this, whatever the machine's load
 
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 800\r\n\r\n"
 UPGRADE = (
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n"
@@ -36,7 +38,7 @@ UPGRADE = (
 
 
 class SlowLoris:
-    """Answers every request ``prefix`` at once, then ``trickle`` one byte per second."""
+    """Answers every request ``prefix`` at once, then ``trickle`` a byte every ``INTERVAL``."""
 
     def __init__(self, prefix: bytes, trickle: bytes) -> None:
         self.prefix, self.trickle = prefix, trickle
@@ -73,7 +75,7 @@ class SlowLoris:
             self.requests.append(request.split(b"\r\n", 1)[0])
             conn.sendall(self.prefix)
             for i in range(len(self.trickle)):
-                if self._stop.wait(1.0):
+                if self._stop.wait(INTERVAL):
                     return
                 conn.sendall(self.trickle[i : i + 1])
 
@@ -99,7 +101,7 @@ def url(server: SlowLoris) -> str:
 
 @pytest.mark.parametrize(
     ("prefix", "trickle"),
-    [(b"", HEAD + b" " * 200), (HEAD, b" " * 200)],
+    [(b"", HEAD + b" " * 800), (HEAD, b" " * 800)],
     ids=["headers", "body"],
 )
 def test_connect_is_bounded_by_timeout(prefix: bytes, trickle: bytes) -> None:
@@ -125,8 +127,8 @@ def _connector(server: SlowLoris, auth: str) -> Connector:
 @pytest.mark.parametrize(
     ("auth", "prefix", "trickle", "first_request"),
     [
-        ("otp", b"", HEAD + b" " * 200, b"POST /apid/otp"),
-        ("otp", HEAD, b" " * 200, b"POST /apid/otp"),
+        ("otp", b"", HEAD + b" " * 800, b"POST /apid/otp"),
+        ("otp", HEAD, b" " * 800, b"POST /apid/otp"),
         ("header", b"", UPGRADE, b"GET /_ws/ws/v2/producer/"),
     ],
     ids=["otp-headers", "otp-body", "upgrade-headers"],
@@ -153,3 +155,55 @@ def test_a_refused_port_still_gets_its_retries() -> None:
         port = s.getsockname()[1]
     with pytest.raises(ConnectFailed, match="3 attempt"):
         connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=5, retries=3)
+
+
+def test_a_kept_alive_connection_is_bounded_too() -> None:
+    """The second call reuses the first one's connection; the deadline still reaches it."""
+    user = b'{"error":false,"code":200,"result":[{"tenant":"acme"}]}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(user), user)
+    connections: list[int] = []
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            for n in range(2):
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                if n == 0:
+                    conn.sendall(answer)  # the tenant, at once; the connection stays open
+                    continue
+                for byte in HEAD:  # the next answer, a byte at a time
+                    if stop.wait(INTERVAL):
+                        return
+                    conn.sendall(bytes([byte]))
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                conn, _ = listener.accept()
+                connections.append(1)
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        port = listener.getsockname()[1]
+        with connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=TIMEOUT) as c:
+            start = time.monotonic()
+            with pytest.raises(OperationTimeout, match=f"timeout={TIMEOUT:g}"):
+                c.streams()
+            elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+    assert elapsed < BOUND, f"streams() with timeout={TIMEOUT} took {elapsed:.1f} s"
+    assert len(connections) == 1  # the slow answer came on the reused connection
