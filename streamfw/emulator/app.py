@@ -276,7 +276,9 @@ class Emulator:
         app = web.Application(client_max_size=MAX_FRAME)
         app[STATE] = self._state
         app[EDGE] = edge
-        app.router.add_route("*", "/{tail:.*}", make_dispatcher(rest.ROUTES, sockets.handle))
+        # Every path, newlines included (``.*`` would leave a %0A path to aiohttp's text 404).
+        everything = r"/{tail:[\s\S]*}"
+        app.router.add_route("*", everything, make_dispatcher(rest.ROUTES, sockets.handle))
         # aiohttp's keep-alive timer also runs from accept until a request head is complete,
         # so it bounds a later request head that never ends as well.
         options: dict[str, Any] = {

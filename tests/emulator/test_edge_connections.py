@@ -223,3 +223,8 @@ def test_a_tls_handshake_has_the_head_deadline(tmp_path: Path) -> None:
 def test_deadlines_must_be_positive_finite_seconds(option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):
         Emulator.start(port=0, **{option: value})
+
+
+def test_a_path_with_a_newline_gets_the_json_envelope(api: Api) -> None:
+    r = api.request("GET", "/_fabric/%0A/_api/streams/a%0Ab/subscriptions")
+    assert r.status_code == 404 and r.json()["error"] is True  # the envelope, not text
