@@ -163,7 +163,9 @@ class Connector:
         """Authenticate and open the WebSocket within ``timeout`` (default: the setting).
 
         One deadline covers the whole connect: the OTP call when ``auth="otp"``, TCP, TLS and
-        the upgrade's answer; a server trickling bytes cannot stretch it.
+        the upgrade's answer; a server trickling bytes cannot stretch it. Each socket operation
+        gets what is left of it (Python applies a socket's timeout to a TLS handshake as a
+        whole), and the watchdog cuts the upgrade's answer off once ``ws.sock`` exists.
         """
         budget = timeout or self.settings.timeout
         with Deadline(budget) as deadline:
@@ -177,10 +179,8 @@ class Connector:
             else:
                 header.append(f"Authorization: {self.settings.authorization}")
             url = self.where + ("?" + urlencode(params) if params else "")
-            # TLS handshakes on the first write, once ``ws.sock`` is set and so watched
-            sslopt = {**self.settings.sslopt, "do_handshake_on_connect": False}
             ws = BufferedWebSocket(
-                sslopt=sslopt,
+                sslopt=self.settings.sslopt,
                 skip_utf8_validation=True,  # we decode with bytes.decode (C speed) ourselves
                 enable_multithread=True,
             )

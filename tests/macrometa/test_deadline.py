@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+import trustme
 from streamfw_macrometa.config import parse
 from streamfw_macrometa.rest import Rest
 from streamfw_macrometa.ws import Connector
@@ -207,3 +209,110 @@ def test_a_kept_alive_connection_is_bounded_too() -> None:
         listener.close()
     assert elapsed < BOUND, f"streams() with timeout={TIMEOUT} took {elapsed:.1f} s"
     assert len(connections) == 1  # the slow answer came on the reused connection
+
+
+class TrickleTLS:
+    """A TLS server behind a relay that passes its bytes on one every ``INTERVAL``: the
+    handshake itself crawls (its certificate alone takes minutes). What bounds it is the socket
+    timeout set to what is left of the deadline: Python applies it to the whole handshake."""
+
+    def __init__(self, ca: trustme.CA) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(self.context)
+        self._stop = threading.Event()
+        self._tls = socket.create_server(("127.0.0.1", 0))
+        self._front = socket.create_server(("127.0.0.1", 0))
+        self.port = self._front.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._spawn(self._accept_tls)
+        self._spawn(self._accept_front)
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accepted(self, listener: socket.socket) -> Iterator[socket.socket]:
+        listener.settimeout(0.1)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn, _ = listener.accept()
+                yield conn
+
+    def _accept_tls(self) -> None:
+        with contextlib.suppress(OSError):
+            for conn in self._accepted(self._tls):
+                self._spawn(self._handshake, conn)
+
+    def _handshake(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(60)
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+    def _accept_front(self) -> None:
+        with contextlib.suppress(OSError):
+            for client in self._accepted(self._front):
+                upstream = socket.create_connection(self._tls.getsockname()[:2])
+                self._spawn(self._relay, client, upstream, 0.0)
+                self._spawn(self._relay, upstream, client, INTERVAL)
+
+    def _relay(self, src: socket.socket, dst: socket.socket, interval: float) -> None:
+        with contextlib.suppress(OSError):
+            src.settimeout(0.1)
+            while not self._stop.is_set():
+                try:
+                    data = src.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                for i in range(len(data)) if interval else [None]:
+                    if i is None:
+                        dst.sendall(data)
+                    elif self._stop.wait(interval):
+                        return
+                    else:
+                        dst.sendall(data[i : i + 1])
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        for listener in (self._tls, self._front):
+            listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def trickle_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TrickleTLS, str]]:
+    ca = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server = TrickleTLS(ca)
+    yield server, str(bundle)
+    server.close()
+
+
+@pytest.mark.parametrize("call", ["rest", "websocket"])
+def test_a_crawling_tls_handshake_is_bounded(
+    call: str, trickle_tls: tuple[TrickleTLS, str]
+) -> None:
+    server, bundle = trickle_tls
+    url = f"macrometa+https://localhost:{server.port}"
+    options = {"api_key": KEY, "timeout": TIMEOUT, "ca_bundle": bundle}
+    start = time.monotonic()
+    with pytest.raises(TransportError, match=f"timeout={TIMEOUT:g}"):
+        if call == "rest":
+            connect(url, **options)
+        else:
+            settings = parse(TransportConfig(url, options), environ={})
+            rest = Rest(settings)
+            try:
+                Connector(settings, rest, settings.ws_url, "producer/x", {}, stream="x").open()
+            finally:
+                rest.close()
+    elapsed = time.monotonic() - start
+    assert elapsed < BOUND, f"{call} with timeout={TIMEOUT} took {elapsed:.1f} s"
