@@ -5,8 +5,9 @@ other test should see that) serving two fabrics: ``_system`` takes the fuzz, ``b
 carries a producer and a consumer exchanging messages the whole time. Every ERROR record the
 emulator's thread logs is kept; tests assert there is none.
 
-Example counts: each test names a modest count for CI; ``STREAMFW_FUZZ_EXAMPLES=N`` runs
-every test with N examples instead (the figures in benchmarks/README.md use 1000).
+Example counts: each test names a modest count for CI (the ``ci`` profile of
+tests/conftest.py; ``dev`` runs half as many); ``STREAMFW_FUZZ_EXAMPLES=N`` runs every test
+with N examples instead (the figures in benchmarks/README.md use 300).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 import websocket
+from hypothesis import settings
 
 from streamfw.emulator import Emulator
 
@@ -33,8 +35,13 @@ FIGURES.update(dict.fromkeys(["REST server errors", "sockets closed unexpectedly
 
 
 def examples(default: int) -> int:
-    """The example count of one test: ``default``, or ``STREAMFW_FUZZ_EXAMPLES``."""
-    return int(os.environ.get("STREAMFW_FUZZ_EXAMPLES") or default)
+    """The example count of one test: ``default`` under the ``ci`` profile (60 examples),
+    scaled with the loaded profile's ``max_examples`` (``dev``: half), or
+    ``STREAMFW_FUZZ_EXAMPLES`` if set."""
+    override = os.environ.get("STREAMFW_FUZZ_EXAMPLES")
+    if override:
+        return int(override)
+    return max(1, default * settings().max_examples // 60)
 
 
 class ErrorLog(logging.Handler):
