@@ -215,16 +215,48 @@ def test_permits_must_be_a_positive_java_int(permits: object) -> None:
         parse_consumer_frame(json.dumps({"type": "permit", "permitMessages": permits}))
 
 
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
-        lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids),
-    )
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+    max_leaves=8,
 )
-def test_any_json_delivery_is_read_or_refused_with_a_frame_error(junk: object) -> None:
-    frames = [json.dumps(junk)]
-    if isinstance(junk, dict):
-        frames.append(json.dumps({**GOOD_DELIVERY, **junk}))
+FIELDS = st.sampled_from(
+    [
+        "messageId",
+        "payload",
+        "properties",
+        "key",
+        "publishTime",
+        "redeliveryCount",
+        "context",
+        "result",
+        "errorMsg",
+        "type",
+        "permitMessages",
+    ]
+)
+
+
+@given(JSON, st.dictionaries(FIELDS, JSON), st.binary(max_size=64))
+def test_every_parser_reads_or_refuses_with_a_frame_error(
+    junk: object, fields: dict[str, object], raw: bytes
+) -> None:
+    """Valid-looking frames with any field swapped for any JSON value, any JSON, any bytes."""
+    good_receipt = {"result": "ok", "messageId": "CAUQBw==", "context": "1"}
+    frames: list[str | bytes] = [
+        json.dumps(junk),
+        json.dumps({**GOOD_DELIVERY, **fields}),
+        json.dumps({**good_receipt, **fields}),
+        json.dumps({"payload": "aGk=", **fields}),
+        raw,
+    ]
+    parsers = [
+        lambda t: parse_delivery("s", t),
+        parse_receipt,
+        parse_publish,
+        parse_consumer_frame,
+    ]
     for frame in frames:
-        with contextlib.suppress(FrameError):
-            parse_delivery("s", frame)
+        for parse in parsers:
+            with contextlib.suppress(FrameError):
+                parse(frame)
