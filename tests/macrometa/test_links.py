@@ -297,3 +297,52 @@ def test_new_limits_are_checked_options(make_client: Callable[..., Client], opti
 
     with pytest.raises(ConfigError, match=option):
         make_client(**{option: 0})
+
+
+def test_a_producer_answered_with_junk_reconnects_then_fails_typed() -> None:
+    """Unreadable receipts: the producer reconnects (to learn its sends' fate), and after
+    reconnect_deadline of nothing but junk it fails with RemoteProtocolError, not a loop."""
+    import time
+
+    from streamfw_macrometa import config
+
+    from streamfw.api import ProducerOptions, TransportConfig
+    from streamfw.errors import RemoteProtocolError
+    from tests.macrometa.test_consumer_frames import Peer, ScriptedServer
+
+    def script(peer: Peer, n: int) -> None:
+        while peer.read_text() is not None:
+            peer.send_frame(b'{"result": 7}')  # a receipt whose result is not a string
+
+    server = ScriptedServer(script)
+    settings = config.parse(
+        TransportConfig(
+            f"macrometa+http://127.0.0.1:{server.port}",
+            {"api_key": KEY, "tenant": "acme", "timeout": 2.0, "reconnect_deadline": 1.0},
+        )
+    )
+    rest = Rest(settings)
+    connector = Connector(
+        settings,
+        rest,
+        settings.ws_url,
+        "producer/persistent/acme/c8global._system/c8globals.s",
+        {},
+        stream="s",
+    )
+    link = MacrometaProducer(connector, StreamRef("s"), ProducerOptions())
+    try:
+        start = time.monotonic()
+        future = link.send(Envelope(b"x"))  # resent after each reconnect, answered with junk
+        with pytest.raises(Exception) as err:
+            future.result(10)
+        assert isinstance(err.value, RemoteProtocolError) or isinstance(
+            err.value.__cause__, RemoteProtocolError
+        ), repr(err.value)
+        assert "unreadable for 1 s" in str(err.value) + str(err.value.__cause__)
+        assert time.monotonic() - start < 6
+        assert server.connections >= 2 and link.protocol_errors >= 2
+    finally:
+        link.close()
+        rest.close()
+        server.close()
