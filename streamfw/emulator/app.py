@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from streamfw.broker import Limits
 from streamfw.emulator import rest, sockets
@@ -65,15 +66,21 @@ class _AccessLogger(AbstractAccessLogger):
 
 
 class _RedactQueries(logging.Filter):
-    """Withhold query strings from aiohttp's own error logs.
+    """Keep secrets and client mistakes out of aiohttp's own error logs.
 
-    aiohttp logs a malformed request line verbatim (with a traceback), and a query string may
-    hold a one-time password.
+    aiohttp logs a malformed request at ERROR, with a traceback that quotes the offending line
+    verbatim: a query string may hold a one-time password, a header an API key. A malformed
+    request is the client's mistake, already answered 4xx: one debug line without the text.
+    Anything else keeps its level, with query strings withheld.
     """
 
     _QUERY = re.compile(r"\?[^\s'\"]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            log.debug("answered a malformed request with %d (%s)", exc.code, type(exc).__name__)
+            return False
         record.msg = self._QUERY.sub("?<withheld>", record.getMessage())
         record.args = ()
         if record.exc_info and not record.exc_text:

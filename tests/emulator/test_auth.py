@@ -214,3 +214,16 @@ def test_non_ascii_credentials_are_401_never_500(emulator: Emulator, value: str)
             r = requests.post(keyed.url + route, json=body, timeout=5)  # JSON escapes \ud800
             assert r.status_code == 401, (route, r.text)
             assert r.json()["errorNum"] == 401
+
+
+def test_a_malformed_header_is_a_quiet_400_that_logs_no_key(
+    caplog: pytest.LogCaptureFixture, emulator: Emulator
+) -> None:
+    """aiohttp logged it at ERROR, quoting the raw header line: a key with a stray byte."""
+    caplog.set_level(logging.DEBUG)
+    head = b"GET /_api/user HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: apikey SECRETC\x01"
+    assert _raw_request(emulator, head) == 400
+    time.sleep(0.05)  # the loop thread logs after answering
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "SECRETC" not in text
