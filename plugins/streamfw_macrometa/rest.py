@@ -117,15 +117,15 @@ class Rest:
                     with deadline.active():
                         status, phrase, raw = self._exchange(method, url, params, deadline, what)
                 except requests.RequestException as exc:
-                    if deadline.expired:
+                    # each socket operation may take what was left: a timeout now is the
+                    # deadline's, even if the watchdog has not fired yet
+                    spent = reason(exc) == "timed out" and deadline.remaining() < 0.05
+                    if deadline.expired or spent:
                         raise _late(what, budget) from exc
                     tls = isinstance(exc, requests.exceptions.SSLError)  # retrying cannot help
                     retry = not tls and (idempotent or is_connect_error(exc))
                     if retry and attempt < attempts and self._wait(attempt, deadline):
                         continue
-                    if reason(exc) == "timed out" and not is_connect_error(exc):
-                        # a read's timeout is what was left of the deadline: it ran out
-                        raise _late(what, budget) from exc
                     raise request_failure(
                         exc,
                         what=what,

@@ -190,7 +190,8 @@ class Connector:
                 ws.connect(url, header=header, suppress_origin=True)  # type: ignore[no-untyped-call]
             except (websocket.WebSocketException, OSError) as exc:
                 # each socket operation may take what is left: its timeout is the deadline's
-                if deadline.expired or isinstance(exc, websocket.WebSocketTimeoutException):
+                timeouts = (websocket.WebSocketTimeoutException, TimeoutError)  # TLS: the latter
+                if deadline.expired or isinstance(exc, timeouts):
                     raise self._late(budget) from exc
                 raise upgrade_failure(
                     exc,
