@@ -57,7 +57,7 @@ FD_HEADROOM = 2 * ACCEPT_BACKLOG + 32
 class Connection:
     """What the limiter knows about one accepted TCP connection."""
 
-    transport: asyncio.Transport
+    transport: asyncio.BaseTransport | None  # None: already gone
     handler: RequestHandler | None = None  # None: not accepted through CountedHandler
     trusted: bool = False
     busy: int = 0  # requests (or a WebSocket session) being handled
@@ -65,7 +65,7 @@ class Connection:
     header_deadline: asyncio.TimerHandle | None = None
 
     def peer(self) -> str:
-        name = self.transport.get_extra_info("peername")
+        name = self.transport.get_extra_info("peername") if self.transport else None
         return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "?"
 
 
@@ -111,8 +111,7 @@ class ConnectionLimiter:
     def request_started(self, request: web.BaseRequest) -> Connection:
         """Note that ``request`` is being handled; its head arrived in time."""
         conn = self._open.get(request.protocol)
-        if conn is None:  # not accepted through CountedHandler: count nothing
-            assert request.transport is not None
+        if conn is None:  # dropped meanwhile, or not accepted through CountedHandler
             conn = Connection(request.transport)
         if conn.header_deadline is not None:
             conn.header_deadline.cancel()
@@ -157,7 +156,8 @@ class ConnectionLimiter:
             conn.peer(),
             why,
         )
-        conn.transport.abort()
+        if isinstance(conn.transport, asyncio.Transport):
+            conn.transport.abort()
 
 
 class CountedHandler(RequestHandler):
