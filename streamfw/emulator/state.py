@@ -172,7 +172,10 @@ class FabricHost:
     def _fire(self) -> None:
         self._timer = None
         self._timer_due = None
-        self.tick()
+        try:
+            self.tick()
+        except Exception:  # a bug of ours: say so; call() has re-armed the timer already
+            log.exception("fabric %s: a broker timer failed", self.name)
 
 
 @attrs.define(eq=False)

@@ -18,7 +18,7 @@ import pytest
 from streamfw.api import StreamRef
 from streamfw.emulator import Emulator
 from streamfw.emulator.sockets import Socket
-from streamfw.emulator.state import FabricHost
+from streamfw.emulator.state import RELEASE_AFTER, FabricHost
 from streamfw.wire import decode_message_id
 from tests.emulator.helpers import Api, ack, nothing, recv, send
 
@@ -170,3 +170,20 @@ def test_clear_backlog_and_acks_trim_the_log(
 
 def decode_topic(topic: str) -> StreamRef:
     return StreamRef(topic.removeprefix("c8globals."))
+
+
+def test_freed_memory_is_handed_back_after_a_large_clear(
+    emulator: Emulator, api: Api, topic: str, name: str
+) -> None:
+    """After RELEASE_AFTER bytes leave the logs, the heap is trimmed (once, a second later)."""
+    host = fabric(emulator)
+    api.consumer(topic, name, receiverQueueSize="1").close()  # a subscription holds them
+    body = b"m" * (1 << 20)
+    for _ in range(RELEASE_AFTER // len(body) + 1):
+        assert api.streams("POST", f"/{topic}/publish", data=body).status_code == 200
+    assert api.streams("POST", f"/clearbacklog/{name}").status_code == 200
+    target = host.broker.freed
+    end = time.monotonic() + 5
+    while host._freed_seen < target and time.monotonic() < end:
+        time.sleep(0.05)
+    assert host._freed_seen >= target
