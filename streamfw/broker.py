@@ -31,8 +31,11 @@ nothing that is in no backlog unless retention is configured). ``max_streams`` a
 ``max_subscriptions`` cap the rest.
 
 Message ids: each stream gets a ledger number from a per-broker-instance counter that starts at
-a random point (``first_ledger``), so ids never repeat across restarts of an emulator, as
-Pulsar's ledger ids never repeat; within one broker a stream's ids are ordered.
+the start time in milliseconds, shifted left 16 bits, plus a random 15-bit number
+(``first_ledger``): ids never repeat across restarts of an emulator, and a later run's ledgers
+are larger, as Pulsar's ledger ids only grow. A reader asked to start after an id of another
+ledger of its stream is positioned as Pulsar positions it: after every message of an older
+ledger (the earliest retained message), before none of a newer one (the end).
 
 Redelivery count rule (a documented deviation from Pulsar, protocol doc section 7.4): a
 message's ``redelivery_count`` grows by one each time it is handed back to its subscription
@@ -47,6 +50,7 @@ import datetime as dt
 import heapq
 import itertools
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -233,7 +237,8 @@ class Broker:
     Args:
         clock: wall-clock seconds (tests inject a manual clock).
         limits: caps on streams, subscriptions and backlog (``Limits()`` by default).
-        first_ledger: the ledger number of the first stream created; default random, so ids
+        first_ledger: the ledger number of the first stream created; default from the wall
+            clock (not ``clock``: a test's manual clock would repeat) and a random part, so ids
             of two broker instances (an emulator and its restart) never alias.
     """
 
@@ -251,7 +256,7 @@ class Broker:
         self._producers: dict[int, _Stream] = {}
         self._ids = itertools.count(1)
         if first_ledger is None:
-            first_ledger = 1 + secrets.randbelow(2**47)
+            first_ledger = (time.time_ns() // 1_000_000 << 16) + secrets.randbelow(2**15)
         elif not isinstance(first_ledger, int) or first_ledger < 0:
             raise ConfigError(f"first_ledger must be a whole number >= 0, got {first_ledger!r}")
         self._ledgers = itertools.count(first_ledger)
@@ -502,9 +507,14 @@ class Broker:
             start = stream.end
         else:
             mid = options.start
-            if mid.stream != ref.name or mid.ledger != stream.ledger:
+            if mid.stream != ref.name:
                 raise LocalProtocolError(f"{mid} is not a message of stream {ref}")
-            start = min(max(mid.entry + 1, stream.base), stream.end)
+            if mid.ledger < stream.ledger:  # from before a restart or a re-creation
+                start = stream.base
+            elif mid.ledger > stream.ledger:
+                start = stream.end
+            else:
+                start = min(max(mid.entry + 1, stream.base), stream.end)
         name = f"reader-{next(self._ids)}"
         sub = stream.subs[name] = _Subscription(name, "exclusive", False, start, start)
         return self._attach(

@@ -152,7 +152,21 @@ def test_acks_are_idempotent_and_trim_the_log(broker: Broker) -> None:
 
 def test_reader_from_a_foreign_id_is_refused(broker: Broker) -> None:
     with pytest.raises(LocalProtocolError, match="not a message of stream"):
-        broker.open_reader(S, ReaderOptions(MessageId("s", 999, 0)))
+        broker.open_reader(S, ReaderOptions(MessageId("other", 999, 0)))
+
+
+def test_a_reader_after_an_id_of_another_ledger_is_positioned_as_pulsar_does(
+    broker: Broker,
+) -> None:
+    """An id from before a restart (older ledger): everything retained is after it."""
+    mid = broker.publish(S, Envelope(b"a"))
+    broker.publish(S, Envelope(b"b"))
+    older = broker.open_reader(S, ReaderOptions(MessageId("s", mid.ledger - 1, 10**6)))
+    newer = broker.open_reader(S, ReaderOptions(MessageId("s", mid.ledger + 1, 0)))
+    got = [(e.consumer, e.delivery.payload) for e in drain(broker) if isinstance(e, Deliver)]
+    assert got == [(older, b"a"), (older, b"b")]
+    broker.publish(S, Envelope(b"c"))
+    assert (newer, b"c", 0) in delivered(broker)
 
 
 def test_unsubscribe_refused_while_others_attached(broker: Broker) -> None:

@@ -249,8 +249,19 @@ def test_reader_earliest_latest_and_after_id(api: Api, topic: str) -> None:
 
 def test_reader_bad_message_id_is_400(api: Api, topic: str) -> None:
     assert refused(api, api.ws_url("reader", topic, messageId="%%")).status_code == 400
-    other = base64.b64encode(b"\x08\xe7\x07\x10\x00").decode()  # ledger 999: not this stream
-    assert refused(api, api.ws_url("reader", topic, messageId=other)).status_code == 400
+
+
+def test_reader_after_an_id_from_before_a_restart_starts_at_the_earliest(
+    api: Api, topic: str
+) -> None:
+    """Ledger 999 is older than any ledger of this run: every retained message is after it."""
+    producer = api.producer(topic)
+    send(producer, b"kept")
+    older = base64.b64encode(b"\x08\xe7\x07\x10\x05").decode()  # ledger 999, entry 5
+    reader = api.reader(topic, messageId=older)
+    assert payload(recv(reader)) == b"kept"
+    reader.close()
+    producer.close()
 
 
 # ----------------------------------------------------------------------- handshake errors
