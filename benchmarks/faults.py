@@ -102,7 +102,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run = Run()
-        self.emu = EmulatorProcess(0, "--auto-create")
+        heartbeat = [] if args.ws_heartbeat is None else ["--ws-heartbeat", str(args.ws_heartbeat)]
+        self.emu = EmulatorProcess(0, "--auto-create", *heartbeat)
         self.proxy = Proxy(self.emu.port)
         self.stream = f"faults{uuid.uuid4().hex[:8]}"
         self.faults: list[Fault] = []
@@ -360,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         default="shared",
         help="subscription type (shared); exclusive: a blackholed consumer holds the"
         " subscription until the server drops it (no killed second consumer then)",
+    )
+    parser.add_argument(
+        "--ws-heartbeat",
+        type=float,
+        help="the emulator's --ws-heartbeat: how soon it drops a silent consumer (its default)",
     )
     parser.add_argument("--victim", nargs=2, metavar=("PORT", "STREAM"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

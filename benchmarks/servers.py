@@ -21,6 +21,15 @@ KEY = "bench.streamfw.emulator"  # tenant "bench"
 _URL = re.compile(r"on (https?://\S+)")
 
 
+KEY_ENV = "STREAMFW_EMULATOR_API_KEY"
+
+
+def _key_env_known() -> bool:
+    import streamfw.emulator.command as command
+
+    return getattr(command, "KEY_ENV", None) == KEY_ENV
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the emulator is restarted on it later)."""
     with socket.socket() as s:
@@ -72,9 +81,13 @@ class EmulatorProcess:
     def start(self, timeout: float = 20.0) -> None:
         """Start (again) on the same port; wait until it answers."""
         argv = [sys.executable, "-m", "streamfw", "emulator", "--port", str(self.port)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The key goes in the environment, where ps does not show it (trees from before
+        # STREAMFW_EMULATOR_API_KEY existed take it on the command line).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", KEY_ENV: KEY}
+        if not _key_env_known():
+            argv += ["--api-key", KEY]
         self.proc = subprocess.Popen(
-            [*argv, "--api-key", KEY, *self.extra],
+            [*argv, *self.extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
