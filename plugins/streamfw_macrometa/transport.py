@@ -37,6 +37,7 @@ from streamfw.api import (
 from streamfw.errors import (
     Closed,
     ConfigError,
+    RemoteProtocolError,
     StreamNotFound,
     SubscriptionNotFound,
     Unsupported,
@@ -58,6 +59,20 @@ _TYPES: dict[str, SubscriptionType] = {
 
 def _flag(stream: StreamRef) -> dict[str, str]:
     return {"global": "false" if stream.local else "true"}
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count(figures: dict[str, Any], key: str, stream: StreamRef) -> int:
+    """A non-negative integer figure (0 when absent); anything else is a protocol error."""
+    value = figures.get(key, 0)
+    if not _is_count(value):
+        raise RemoteProtocolError(
+            f"stats of stream {stream.name!r}: {key} is not a count: {str(value)[:40]!r}"
+        )
+    return int(value)
 
 
 class MacrometaTransport:
@@ -125,31 +140,50 @@ class MacrometaTransport:
 
     def backlog(self, stream: StreamRef) -> int:
         result = self._get(stream, "backlog")
-        if isinstance(result, int):
-            return result
+        if _is_count(result):
+            return int(result)
         if isinstance(result, dict):
             for key in ("messageBacklog", "msgBacklog", "backlog"):
-                if isinstance(result.get(key), int):
+                if _is_count(result.get(key)):
                     return int(result[key])
-        subs = self.stats(stream).get("subscriptions") or {}  # fall back: sum per subscription
-        return sum(int(s.get("msgBacklog", 0)) for s in subs.values())
+        subs = self._subscription_stats(stream)  # fall back: sum per subscription
+        return sum(_count(s, "msgBacklog", stream) for s in subs.values())
 
     def stats(self, stream: StreamRef) -> dict[str, Any]:
         result = self._get(stream, "stats")
         return result if isinstance(result, dict) else {"raw": result}
 
+    def _subscription_stats(self, stream: StreamRef) -> dict[str, dict[str, Any]]:
+        """``stats.subscriptions``: subscription name -> its figures, shape checked."""
+        subs = self.stats(stream).get("subscriptions") or {}
+        if not isinstance(subs, dict) or not all(isinstance(d, dict) for d in subs.values()):
+            raise RemoteProtocolError(
+                f"stats of stream {stream.name!r}: 'subscriptions' is not an object of objects"
+            )
+        return subs
+
     def subscriptions(self, stream: StreamRef) -> list[SubscriptionInfo]:
         names = self._get(stream, "subscriptions")
-        details = self.stats(stream).get("subscriptions") or {}
+        names = names if isinstance(names, list) else []
+        if not all(isinstance(n, str) for n in names):
+            raise RemoteProtocolError(
+                f"subscriptions of stream {stream.name!r}: a name that is not a string"
+            )
+        details = self._subscription_stats(stream)
         infos = []
-        for name in sorted(names if isinstance(names, list) else []):
+        for name in sorted(names):
             d = details.get(name) or {}
+            consumers = d.get("consumers") or []
+            if not isinstance(consumers, list):
+                raise RemoteProtocolError(
+                    f"stats of stream {stream.name!r}: consumers of {name!r} is not a list"
+                )
             infos.append(
                 SubscriptionInfo(
-                    name=str(name),
+                    name=name,
                     type=_TYPES.get(str(d.get("type", "exclusive")).lower(), "exclusive"),
-                    backlog=int(d.get("msgBacklog", 0)),
-                    consumers=len(d.get("consumers") or []),
+                    backlog=_count(d, "msgBacklog", stream),
+                    consumers=len(consumers),
                 )
             )
         return infos

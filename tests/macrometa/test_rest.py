@@ -316,3 +316,30 @@ def test_deeply_nested_answer_is_a_protocol_error() -> None:
         pytest.raises(RemoteProtocolError, match="without a result envelope"),
     ):
         connect(f"macrometa+http://127.0.0.1:{server.port}", api_key=KEY, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("names", "stats", "backlog_reads_it"),
+    [
+        ([{"a": 1}, {"b": 2}], {"subscriptions": {}}, False),  # names that are not strings
+        (["sub"], {"subscriptions": ["sub"]}, True),  # figures that are not an object
+        (["sub"], {"subscriptions": {"sub": 7}}, True),
+        (["sub"], {"subscriptions": {"sub": {"msgBacklog": "many"}}}, True),
+        (["sub"], {"subscriptions": {"sub": {"msgBacklog": True}}}, True),
+        (["sub"], {"subscriptions": {"sub": {"consumers": 3}}}, False),
+    ],
+)
+def test_malformed_subscription_figures_are_protocol_errors(
+    fake: FakeServer, names: Any, stats: Any, backlog_reads_it: bool
+) -> None:
+    """Found by tests/fuzz/test_client_rest.py: these raised TypeError or ValueError."""
+    base = "/_fabric/_system/_api/streams/c8globals.s"
+    fake.answers[("GET", f"{base}/subscriptions")] = [(200, {"result": names})]
+    fake.answers[("GET", f"{base}/stats")] = [(200, {"result": stats})]
+    fake.answers[("GET", f"{base}/backlog")] = [(200, {"result": {"no": "count"}})]
+    with fake_client(fake) as client:
+        with pytest.raises(RemoteProtocolError, match="stream 's'"):
+            client.stream("s").subscriptions()
+        if backlog_reads_it:
+            with pytest.raises(RemoteProtocolError, match="stream 's'"):
+                client.stream("s").backlog()
