@@ -60,7 +60,7 @@ def test_sent_but_unconfirmed_is_outcome_unknown(proxy: Proxy, blackholed: Clien
         assert e.value.future is not None
         stored = e.value.future.result(15)  # resent after the reconnect: it was stored
         assert isinstance(stored, MessageId)
-        assert drain(c) == ["warm-up", "once"]  # a retry here would have written it twice
+        assert sorted(drain(c)) == ["once", "warm-up"]  # a retry would have written it twice
 
 
 def test_no_room_in_the_window_is_not_sent(proxy: Proxy, blackholed: Client) -> None:
