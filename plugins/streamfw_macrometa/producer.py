@@ -10,8 +10,9 @@ receipt was lost with the old connection may be stored twice.
 What a failure says about storage. A send that never got room in the window fails with
 ``NotSent``; one that was never written (the link failed first) with the link's error: neither
 was stored. A send that was written and then failed unconfirmed -- the link gave up or was
-closed, a refusal of the copy resent after a reconnect, a receipt whose id is unreadable --
-fails with ``OutcomeUnknown``: it may have been stored. Futures are marked running at once, so
+closed, a refusal of the copy resent after a reconnect, a ``send-error`` that reports the
+gateway's own send timeout, a receipt whose id is unreadable -- fails with
+``OutcomeUnknown``: it may have been stored. Futures are marked running at once, so
 ``cancel()`` returns False: a message handed to the socket cannot be withdrawn.
 """
 
@@ -36,6 +37,12 @@ from streamfw.errors import (
 )
 from streamfw.message import Envelope, MessageId
 from streamfw_macrometa.ws import Connector, Link
+
+# Pulsar's WebSocket proxy answers ``send-error`` with the message of the exception its own
+# producer raised; a send timeout there (PulsarClientException.TimeoutException) leaves the
+# message possibly persisted: https://pulsar.apache.org/api/client/4.0.x/org/apache/pulsar/
+# client/api/PulsarClientException.TimeoutException.html, apache/pulsar issue #13568.
+TIMEOUT_EXCEPTION = "TimeoutException"
 
 
 @attrs.define
@@ -119,17 +126,22 @@ class MacrometaProducer(Link):
         self._window.release()
         future = entry.future
         if receipt.error is not None:
-            refused = SendError(f"{self.what}: broker refused message: {receipt.error}")
+            refused: StreamError = SendError(
+                f"{self.what}: broker refused message: {receipt.error}"
+            )
             if entry.resent:
-                future.set_exception(
-                    _unknown(
-                        f"{self.what}: broker refused the copy resent after a reconnect"
-                        f" ({receipt.error}); the copy sent before it may have been stored",
-                        refused,
-                    )
+                refused = _unknown(
+                    f"{self.what}: broker refused the copy resent after a reconnect"
+                    f" ({receipt.error}); the copy sent before it may have been stored",
+                    refused,
                 )
-            else:
-                future.set_exception(refused)
+            elif TIMEOUT_EXCEPTION in receipt.error:
+                refused = _unknown(
+                    f"{self.what}: the gateway's producer timed out waiting for the broker"
+                    f" ({receipt.error}); the broker may still store the message",
+                    refused,
+                )
+            future.set_exception(refused)
             return
         try:
             future.set_result(wire.decode_message_id(self._stream.name, receipt.message_id))

@@ -10,11 +10,16 @@ Both outcomes over the emulator, with the producer's path blackholed by the prox
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from streamfw_macrometa import config
+from streamfw_macrometa.producer import MacrometaProducer
+from streamfw_macrometa.rest import Rest
+from streamfw_macrometa.ws import Connector
 
 from streamfw import (
     ConnectionLost,
@@ -22,12 +27,16 @@ from streamfw import (
     NotSent,
     OperationTimeout,
     OutcomeUnknown,
+    SendError,
     SendTimeout,
 )
+from streamfw.api import ProducerOptions, StreamRef, TransportConfig
 from streamfw.client import Client
 from streamfw.consumer import Consumer
+from streamfw.message import Envelope
 from streamfw.testing.contract import unique
 from tests.macrometa.proxy import Proxy
+from tests.macrometa.test_consumer_frames import Peer, ScriptedServer, hold
 
 
 def via(proxy: Proxy) -> str:
@@ -114,3 +123,41 @@ def test_never_written_fails_with_the_link_error(
     error = late.exception(10)
     assert isinstance(error, ConnectionLost) and not isinstance(error, OutcomeUnknown)
     p.close()
+
+
+def test_send_error_receipts_say_whether_the_message_may_be_stored() -> None:
+    """A gateway whose own producer timed out (Pulsar's WebSocket proxy reports the
+    TimeoutException in ``send-error``) may still store the message; another refusal not."""
+    timeout = "org.apache.pulsar.client.api.PulsarClientException$TimeoutException: late"
+    answers = [("send-error:8", timeout), ("send-error:3", "topic is terminated")]
+
+    def script(peer: Peer, n: int) -> None:
+        for result, why in answers:
+            frame = json.loads(peer.read_text() or "{}")
+            peer.send({"result": result, "errorMsg": why, "context": frame.get("context")})
+        hold(peer)
+
+    server = ScriptedServer(script)
+    settings = config.parse(
+        TransportConfig(
+            f"macrometa+http://127.0.0.1:{server.port}",
+            {"api_key": "acme.k.v", "tenant": "acme", "timeout": 2.0},
+        )
+    )
+    rest = Rest(settings)
+    path = "producer/persistent/acme/c8global._system/c8globals.s"
+    link = MacrometaProducer(
+        Connector(settings, rest, settings.ws_url, path, {}, stream="s"),
+        StreamRef("s"),
+        ProducerOptions(),
+    )
+    try:
+        timed_out = link.send(Envelope(b"1")).exception(5)
+        refused = link.send(Envelope(b"2")).exception(5)
+    finally:
+        link.close()
+        rest.close()
+        server.close()
+    assert isinstance(timed_out, OutcomeUnknown), timed_out
+    assert isinstance(timed_out.__cause__, SendError) and "may still store" in str(timed_out)
+    assert isinstance(refused, SendError) and not isinstance(refused, OutcomeUnknown)
