@@ -29,6 +29,7 @@ THREAD = "fuzz-fake-gdn"
 class FakeGdn:
     def __init__(self) -> None:
         self.hostile: list[str | bytes] = []
+        self.forever = False
         self.connections = 0
         self._fresh = True
         self._entries = iter(range(10**9))
@@ -40,9 +41,11 @@ class FakeGdn:
         if not self._started.wait(10):
             raise RuntimeError("fake GDN did not start")
 
-    def script(self, hostile: list[str | bytes]) -> None:
-        """Frames for the next first connection."""
+    def script(self, hostile: list[str | bytes], *, forever: bool = False) -> None:
+        """Frames for the next first connection (``forever``: sent again every 0.1 s on every
+        connection, and never a good delivery: a server that only ever sends junk)."""
         self.hostile = hostile
+        self.forever = forever
         self._fresh = True
 
     def _serve(self) -> None:
@@ -69,12 +72,17 @@ class FakeGdn:
         await ws.prepare(request)
         self.connections += 1
         first, self._fresh = self._fresh, False
-        hostile = self.hostile if first else []
+        hostile = self.hostile if first or self.forever else []
         try:
             if "/consumer/" in request.path:
                 for frame in hostile:
                     await self._send(ws, frame)
-                await ws.send_str(GOOD)
+                while self.forever and not ws.closed:
+                    await asyncio.sleep(0.1)
+                    for frame in hostile:
+                        await self._send(ws, frame)
+                if not self.forever:
+                    await ws.send_str(GOOD)
                 async for _ in ws:  # acks and nacks: read and let go
                     pass
             else:

@@ -102,3 +102,31 @@ def test_a_producer_survives_any_bad_receipt(stream: Stream, fake: FakeGdn) -> N
             producer.close()
 
     check()
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"\xff\xfe", "not json", "[" * 100_000, '{"messageId": 1}', '{"payload": "%%%"}'],
+    ids=["not-utf8", "not-json", "deep", "bad-id", "bad-payload"],
+)
+def test_a_server_sending_only_junk_ends_in_a_typed_error(
+    fuzz_emulator: Emulator, fake: FakeGdn, junk: fs.Frame
+) -> None:
+    """No endless silent reconnect loop: the application hears of it within the deadline."""
+    deadline = 2.0
+    fake.script([junk] * 3, forever=True)
+    with connect(
+        f"macrometa+http://127.0.0.1:{fuzz_emulator.port}",
+        api_key=fuzz_emulator.api_key,
+        ws_url=f"ws://127.0.0.1:{fake.port}",
+        timeout=2.0,
+        reconnect_deadline=deadline,
+    ) as client:
+        stream = client.stream("fzjunk").create(exist_ok=True)
+        consumer = stream.consumer("sub")
+        start = time.monotonic()
+        with pytest.raises(StreamError):
+            while time.monotonic() - start < 30:
+                consumer.receive(1.0)
+        assert time.monotonic() - start < deadline + 15
+        consumer.close()
