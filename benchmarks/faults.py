@@ -263,11 +263,11 @@ class Bench:
         if reader.is_alive():
             hangs.append("the consumer thread did not stop in 5 s")
         self.report(time.monotonic() - begin, hangs if pending or reader.is_alive() else [])
-        for closing in (producer.close, consumer.close, client.close):
-            try:
-                closing()
-            except Exception as exc:
-                print(f"  close: {type(exc).__name__}: {exc}")
+        closer = threading.Thread(target=_close_all, args=(producer, consumer, client), daemon=True)
+        closer.start()
+        closer.join(30)
+        if closer.is_alive():
+            print("  HANG: closing the producer, consumer and client took over 30 s")
         return 0
 
     def everything_arrived(self) -> bool:
@@ -339,6 +339,14 @@ class Bench:
             self.victim.wait(10)
         self.proxy.close()
         self.emu.stop()
+
+
+def _close_all(*things: Any) -> None:
+    for thing in things:
+        try:
+            thing.close()
+        except Exception as exc:
+            print(f"  close: {type(exc).__name__}: {exc}")
 
 
 def _sample(items: list[Any], n: int = 5) -> str:
