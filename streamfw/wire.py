@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -461,9 +462,12 @@ def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
         if value is None:
             return default
         try:
-            return float(value)
+            number = float(value)
         except ValueError as exc:
-            raise ConfigError(f"Invalid {name} {value!r}: not a number") from exc
+            raise ConfigError(f"Invalid {name} {_show(value)}: not a number") from exc
+        if not math.isfinite(number):
+            raise ConfigError(f"Invalid {name} {_show(value)}: not a finite number")
+        return number
 
     queue = int(number("receiverQueueSize", 1000))
     ack_ms = number("ackTimeoutMillis", 0)

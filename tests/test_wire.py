@@ -260,3 +260,18 @@ def test_every_parser_reads_or_refuses_with_a_frame_error(
         for parse in parsers:
             with contextlib.suppress(FrameError):
                 parse(frame)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"receiverQueueSize": "1E400"},
+        {"ackTimeoutMillis": "1e400"},
+        {"negativeAckRedeliveryDelay": "nan"},
+        {"ackTimeoutMillis": "-inf"},
+    ],
+)
+def test_non_finite_consumer_parameters_are_config_errors(query: dict[str, str]) -> None:
+    name = next(iter(query))
+    with pytest.raises(ConfigError, match=f"Invalid {name} .*not a finite number"):
+        consumer_options_from_query(query)
