@@ -157,6 +157,20 @@ def parse_time(text: object) -> dt.datetime:
 # ---------------------------------------------------------------------------------- helpers
 
 
+def load_json(text: str | bytes) -> Any:
+    """Parse JSON from a peer (frame or REST body): a value, or ValueError naming the fault.
+
+    Nesting deeper than ``MAX_DEPTH`` is refused before parsing, so no input can reach the
+    parser's recursion limit.
+    """
+    if _too_deep(text):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except RecursionError as exc:  # a guard only: _too_deep refuses such input first
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+
+
 def _load(text: str | bytes) -> dict[str, Any]:
     """The one JSON entry point for frames, both directions: a dict, or FrameError."""
     if _too_deep(text):
@@ -165,9 +179,8 @@ def _load(text: str | bytes) -> dict[str, Any]:
             ERR_FAILED_TO_DESERIALIZE,
         )
     try:
-        frame = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        # RecursionError: a guard only, _too_deep refuses such frames first.
+        frame = load_json(text)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise FrameError("Failed to de-serialize from JSON", ERR_FAILED_TO_DESERIALIZE) from exc
     if not isinstance(frame, dict):
         raise FrameError(

@@ -8,12 +8,12 @@ error envelopes in ``routing.error_response``.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
+from streamfw import wire
 from streamfw.api import StreamRef
 from streamfw.broker import MAX_SECONDS, BacklogQuotaExceeded, LimitExceeded
 from streamfw.emulator import envelope
@@ -73,7 +73,7 @@ async def user(call: Call) -> web.Response:
 @route("POST", "_open/auth", public=True)
 async def open_auth(call: Call) -> web.Response:
     try:
-        body = json.loads(await call.request.read() or b"{}")
+        body = wire.load_json(await call.request.read() or b"{}")
     except ValueError:
         return envelope.error(400, "body must be a JSON object with email and password")
     if not isinstance(body, dict):
@@ -130,7 +130,7 @@ async def otp(call: Call) -> web.Response:
 @route("POST", "_fabric/{fabric}/_api/key/validate", public=True)
 async def validate_key(call: Call) -> web.Response:
     try:
-        body = json.loads(await call.request.read() or b"{}")
+        body = wire.load_json(await call.request.read() or b"{}")
     except ValueError:
         body = None
     auth = call.state.auth
