@@ -19,7 +19,7 @@ from streamfw.api import (
     SubscriptionInfo,
     TransportConfig,
 )
-from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, ProducerClosed
+from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, Limits, ProducerClosed
 from streamfw.errors import Closed, ConfigError, LocalProtocolError
 from streamfw.message import Delivery, Envelope, MessageId
 
@@ -84,10 +84,10 @@ class _Inbox:
 class _Host:
     """One named broker and the queues of its consumers; every call holds ``lock``."""
 
-    def __init__(self, name: str, clock: Callable[[], float]) -> None:
+    def __init__(self, name: str, clock: Callable[[], float], limits: Limits) -> None:
         self.name = name
         self.clock = clock
-        self.broker = Broker(clock=clock)
+        self.broker = Broker(clock=clock, limits=limits)
         self.lock = _HostLock()
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
@@ -150,13 +150,18 @@ _hosts: dict[str, _Host] = {}
 _hosts_lock = threading.Lock()
 
 
-def _acquire(name: str, clock: Callable[[], float] | None) -> _Host:
+def _acquire(name: str, clock: Callable[[], float] | None, limits: Limits | None) -> _Host:
     with _hosts_lock:
         host = _hosts.get(name)
         if host is None:
-            host = _hosts[name] = _Host(name, clock or time.time)
+            host = _hosts[name] = _Host(name, clock or time.time, limits or Limits())
         elif clock is not None and clock is not host.clock:
             raise ConfigError(f"loopback://{name} is already open with another clock")
+        elif limits is not None and limits != host.broker.limits:
+            # One broker per name: a second client cannot give it other limits silently.
+            raise ConfigError(
+                f"loopback://{name} is already open with {host.broker.limits!r}, not {limits!r}"
+            )
         host.clients += 1
         return host
 
@@ -281,19 +286,28 @@ class LoopbackConsumer:
 class LoopbackTransport:
     """The Transport SPI over a named in-process broker."""
 
-    def __init__(self, name: str = "default", *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        clock: Callable[[], float] | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self.name = name
-        self._host = _acquire(name, clock)
+        self._host = _acquire(name, clock, limits)
         self._closed = False
 
     @classmethod
     def from_config(cls, config: TransportConfig) -> LoopbackTransport:
         parts = urlsplit(config.url)
         name = (parts.netloc + parts.path).strip("/") or "default"
-        unknown = sorted(set(config.options) - {"clock"})
+        unknown = sorted(set(config.options) - {"clock", "limits"})
         if unknown:
             raise ConfigError(f"loopback:// does not take option(s): {', '.join(unknown)}")
-        return cls(name, clock=config.options.get("clock"))
+        limits = config.options.get("limits")
+        if limits is not None and not isinstance(limits, Limits):
+            raise ConfigError(f"limits must be a streamfw.broker.Limits, got {limits!r}")
+        return cls(name, clock=config.options.get("clock"), limits=limits)
 
     @property
     def broker(self) -> Broker:
