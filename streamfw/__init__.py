@@ -10,12 +10,14 @@ from streamfw.api import (
     TransportConfig,
     TransportSpec,
 )
+from streamfw.broker import Limits
 from streamfw.client import Client, Stream, connect
 from streamfw.codec import CodecSpec
 from streamfw.consumer import Consumer
 from streamfw.errors import (
     AlreadyExists,
     AuthError,
+    BacklogQuotaExceeded,
     Closed,
     CodecError,
     ConfigError,
@@ -25,7 +27,9 @@ from streamfw.errors import (
     DecodeError,
     EncodeError,
     InUse,
+    LimitExceeded,
     LocalProtocolError,
+    MessageTooLarge,
     NotFound,
     NotSent,
     OperationTimeout,
@@ -50,6 +54,7 @@ from streamfw.producer import Producer
 __all__ = [
     "AlreadyExists",
     "AuthError",
+    "BacklogQuotaExceeded",
     "Client",
     "Closed",
     "CodecError",
@@ -65,9 +70,12 @@ __all__ = [
     "EncodeError",
     "Envelope",
     "InUse",
+    "LimitExceeded",
+    "Limits",
     "LocalProtocolError",
     "Message",
     "MessageId",
+    "MessageTooLarge",
     "NotFound",
     "NotSent",
     "OperationTimeout",

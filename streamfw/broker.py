@@ -66,11 +66,11 @@ from streamfw.api import (
 )
 from streamfw.errors import (
     AlreadyExists,
+    BacklogQuotaExceeded,
     ConfigError,
-    Conflict,
     InUse,
+    LimitExceeded,
     LocalProtocolError,
-    SendError,
     StreamNotFound,
     SubscriptionBusy,
     SubscriptionNotFound,
@@ -78,14 +78,6 @@ from streamfw.errors import (
 from streamfw.message import Delivery, Envelope, MessageId, Properties
 
 MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
-
-
-class BacklogQuotaExceeded(SendError):
-    """A publish refused because its stream's backlog quota is full (``producer_exception``)."""
-
-
-class LimitExceeded(Conflict):
-    """A stream or subscription refused because its ``Limits`` cap is reached."""
 
 
 def _at_least_one(_: object, attribute: attrs.Attribute[Any], value: int) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from streamfw.errors import ConfigError, DecodeError, EncodeError
+from streamfw.errors import ConfigError, DecodeError, EncodeError, MessageTooLarge
 from streamfw.hookspecs import hookimpl
 
 CODEC_PROPERTY = "streamfw-codec"
@@ -272,8 +272,9 @@ class Pipeline:
         """Return the payload and the tag to send in the ``streamfw-codec`` property.
 
         Raises:
-            EncodeError: the value cannot be encoded, or a stage wrote more than ``max_size``
-                bytes (a consumer with the same limit would refuse it), before anything is sent.
+            EncodeError: the value cannot be encoded.
+            MessageTooLarge: a stage wrote more than ``max_size`` bytes (a consumer with the
+                same limit would refuse it); raised before anything is sent.
         """
         first = _auto_codec_for(value) if self.value == AUTO else self.value
         data = self._registry.stage(first).encode(value)
@@ -289,7 +290,7 @@ class Pipeline:
 
     def _refuse(self, first: str, stage: str, size: int) -> None:
         tag = "+".join((first, *self.stages))
-        raise EncodeError(
+        raise MessageTooLarge(
             f"codec {tag!r}, stage {stage!r}: wrote {size:,} bytes, over max_message_size"
             f" ({self.max_size:,} bytes); nothing was sent"
         )

@@ -5,6 +5,7 @@ StreamError
 ├── ConfigError (ValueError)      an argument or URL that cannot be used
 ├── CodecError (ValueError)
 │   ├── EncodeError               a value the codec cannot write
+│   │   └── MessageTooLarge       over max_message_size or the server's frame limit; not sent
 │   └── DecodeError               a payload the codec cannot read; carries the raw message
 ├── NotFound (LookupError)
 │   ├── StreamNotFound
@@ -12,10 +13,12 @@ StreamError
 ├── AlreadyExists                 a stream created twice
 ├── Conflict
 │   ├── SubscriptionBusy          the exclusive conflict (or a different type attached)
-│   └── InUse                     delete refused while consumers are attached
+│   ├── InUse                     delete refused while consumers are attached
+│   └── LimitExceeded             a stream or subscription over the broker's cap
 ├── AuthError                     key, token or one-time password refused
 ├── Unsupported                   an option this transport cannot honour
 ├── SendError                     the broker refused a published message
+│   └── BacklogQuotaExceeded      the stream's backlog quota is full (retry later)
 ├── ProtocolError
 │   ├── LocalProtocolError        this side asked for something illegal
 │   └── RemoteProtocolError       the peer sent something illegal
@@ -67,6 +70,15 @@ class EncodeError(CodecError):
     """The codec cannot write this value."""
 
 
+class MessageTooLarge(EncodeError):
+    """A message larger than this client or the server accepts; nothing was sent.
+
+    Raised by ``send`` before the message leaves: its payload (or a codec stage's output) is
+    over ``max_message_size``, or its frame is over the transport's limit for what the server
+    accepts (e.g. macrometa's ``max_send_frame_size``).
+    """
+
+
 class DecodeError(CodecError):
     """The codec cannot read this payload.
 
@@ -112,6 +124,10 @@ class InUse(Conflict):
     """Consumers are attached; delete refused unless forced."""
 
 
+class LimitExceeded(Conflict):
+    """A stream or subscription refused because the broker's cap on them is reached."""
+
+
 class AuthError(StreamError):
     """Credentials were refused."""
 
@@ -122,6 +138,14 @@ class Unsupported(StreamError):
 
 class SendError(StreamError):
     """The broker refused a published message."""
+
+
+class BacklogQuotaExceeded(SendError):
+    """The stream's backlog quota is full: the publish was refused (nothing stored).
+
+    Pulsar's ``producer_exception`` backlog policy. Retrying is safe and succeeds once
+    consumers have acknowledged enough of the backlog.
+    """
 
 
 class ProtocolError(StreamError):

@@ -8,14 +8,12 @@ import weakref
 
 import pytest
 
-from streamfw import ConfigError, SendError
+from streamfw import BacklogQuotaExceeded, ConfigError, LimitExceeded, SendError
 from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
 from streamfw.broker import (
     MAX_SECONDS,
-    BacklogQuotaExceeded,
     Broker,
     Deliver,
-    LimitExceeded,
     Limits,
 )
 from streamfw.message import Envelope, MessageId

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import streamfw
-from streamfw.broker import BacklogQuotaExceeded, Limits
+from streamfw import BacklogQuotaExceeded, Limits
 
 
 def test_connect_limits_reach_the_loopback_broker() -> None:

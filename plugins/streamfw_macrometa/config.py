@@ -38,6 +38,10 @@ SECRET_OPTIONS = frozenset({"api_key", "token"})
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # Pulsar's maxMessageSize (5 MiB) base64-encoded is 6.7 MiB; the rest is room for properties.
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+# The largest frame Pulsar's WebSocket proxy reads: webSocketMaxTextFrameSize, 1 MiB by default
+# (conf/websocket.conf). A larger frame makes the server drop the connection, and a resend
+# after the reconnect would drop it again, so the producer refuses such a message up front.
+DEFAULT_MAX_SEND_FRAME_SIZE = 1024 * 1024
 AuthMode = Literal["header", "otp"]
 
 
@@ -108,6 +112,7 @@ class Settings:
     ping_interval: float = 20.0
     busy_deadline: float = 60.0  # how long a reconnect retries 409 (old session still held)
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE  # bytes one received WebSocket message may hold
+    max_send_frame_size: int = DEFAULT_MAX_SEND_FRAME_SIZE  # largest frame the server reads
     extensions: bool = False  # send emulator-only parameters (subscriptionInitialPosition)
 
     @property
@@ -142,6 +147,7 @@ _KNOWN = {
     "ping_interval",
     "busy_deadline",
     "max_frame_size",
+    "max_send_frame_size",
     "extensions",
 }
 
@@ -208,6 +214,9 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         ping_interval=_seconds(options, "ping_interval", 20.0),
         busy_deadline=_seconds(options, "busy_deadline", 60.0),
         max_frame_size=_int(options, "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=1024),
+        max_send_frame_size=_int(
+            options, "max_send_frame_size", DEFAULT_MAX_SEND_FRAME_SIZE, low=1024
+        ),
         extensions=_bool(options, "extensions", False),
     )
 

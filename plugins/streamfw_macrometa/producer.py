@@ -28,7 +28,9 @@ import websocket
 from streamfw import wire
 from streamfw.api import ProducerOptions, StreamRef
 from streamfw.errors import (
+    BacklogQuotaExceeded,
     Closed,
+    MessageTooLarge,
     NotSent,
     OutcomeUnknown,
     SendError,
@@ -43,6 +45,9 @@ from streamfw_macrometa.ws import Connector, Link
 # message possibly persisted: https://pulsar.apache.org/api/client/4.0.x/org/apache/pulsar/
 # client/api/PulsarClientException.TimeoutException.html, apache/pulsar issue #13568.
 TIMEOUT_EXCEPTION = "TimeoutException"
+# The exception Pulsar raises for a publish refused under the producer_exception backlog
+# policy (ProducerBlockedQuotaExceededException / ...Error); the emulator's message names it.
+QUOTA_EXCEPTION = "ProducerBlockedQuotaExceeded"
 
 
 @attrs.define
@@ -85,7 +90,15 @@ class MacrometaProducer(Link):
                     self._window.release()
                     raise
                 context = next(self._contexts)
-                entry = _Pending(wire.publish_frame(envelope, str(context)), future)
+                frame = wire.publish_frame(envelope, str(context))
+                if _size(frame) > self.settings.max_send_frame_size:
+                    self._window.release()
+                    raise MessageTooLarge(
+                        f"{self.what}: not sent: its frame is {_size(frame):,} bytes, over"
+                        f" max_send_frame_size ({self.settings.max_send_frame_size:,} bytes,"
+                        " the largest frame the server reads)"
+                    )
+                entry = _Pending(frame, future)
                 with self._idle:
                     self._pending[context] = entry
                 # if the write fails, the frame stays pending and is resent
@@ -135,6 +148,10 @@ class MacrometaProducer(Link):
                     f" ({receipt.error}); the copy sent before it may have been stored",
                     refused,
                 )
+            elif QUOTA_EXCEPTION in receipt.error:
+                refused = BacklogQuotaExceeded(
+                    f"{self.what}: broker refused message: {receipt.error}"
+                )
             elif TIMEOUT_EXCEPTION in receipt.error:
                 refused = _unknown(
                     f"{self.what}: the gateway's producer timed out waiting for the broker"
@@ -183,3 +200,8 @@ def _unknown(text: str, cause: StreamError) -> OutcomeUnknown:
     error = OutcomeUnknown(text)
     error.__cause__ = cause
     return error
+
+
+def _size(frame: str) -> int:
+    """The frame's size in bytes on the wire (UTF-8); cheap for the usual ASCII frame."""
+    return len(frame) if frame.isascii() else len(frame.encode("utf-8", "surrogatepass"))

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from streamfw import wire
 from streamfw.api import StreamRef
-from streamfw.broker import MAX_SECONDS, BacklogQuotaExceeded, LimitExceeded
+from streamfw.broker import MAX_SECONDS
 from streamfw.emulator import envelope
 from streamfw.emulator.routing import Call, Route, route
-from streamfw.errors import ConfigError, InUse, StreamNotFound
+from streamfw.errors import BacklogQuotaExceeded, ConfigError, InUse, LimitExceeded, StreamNotFound
 from streamfw.message import Envelope
 from streamfw.wire import encode_message_id
 

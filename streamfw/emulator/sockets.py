@@ -31,13 +31,13 @@ import attrs
 from aiohttp import WSMsgType, web
 
 from streamfw.api import ReaderOptions, StreamRef
-from streamfw.broker import LimitExceeded
 from streamfw.emulator import envelope
 from streamfw.emulator.edge import EDGE
 from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 from streamfw.errors import (
     ConfigError,
     InUse,
+    LimitExceeded,
     LocalProtocolError,
     StreamError,
     SubscriptionBusy,
