@@ -412,7 +412,10 @@ class Link:
                 return None
             except StreamError as exc:
                 last = str(exc)
-                limit = busy_deadline if isinstance(exc, SubscriptionBusy) else deadline
+                if isinstance(exc, SubscriptionBusy):
+                    # Kept once seen: a later attempt that merely times out (its budget is
+                    # small near the end) says nothing new about the session still held.
+                    limit = busy_deadline
             else:
                 self._tune(ws)
                 with self.lock:
