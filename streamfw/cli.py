@@ -11,7 +11,7 @@ from typing import Any
 
 import streamfw
 from streamfw import commands
-from streamfw.errors import ConfigError, StreamError
+from streamfw.errors import ConfigError, OutcomeUnknown, StreamError
 from streamfw.plugins import discover
 
 URL_ENV = "STREAMFW_URL"
@@ -117,6 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamfw: {exc}", file=sys.stderr)
         return 2
+    except OutcomeUnknown as exc:
+        print(f"streamfw: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            "streamfw: that message may still be stored: check the stream before sending"
+            " it again, or a retry may store it twice",
+            file=sys.stderr,
+        )
+        return 1
     except StreamError as exc:
         print(f"streamfw: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

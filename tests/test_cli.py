@@ -296,3 +296,18 @@ def test_ctrl_c_detaches_and_leaves_unacked_messages(emulator: Any) -> None:
         with s.consumer("sub") as again:  # the unacked message is there for the next one
             msg = again.receive(5)
             assert msg is not None and msg.value == "kept" and msg.redelivery_count == 1
+
+
+def test_a_send_whose_outcome_is_unknown_says_a_retry_may_duplicate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamfw import SendTimeout, cli
+
+    def stalled(*_: Any) -> int:
+        raise SendTimeout("stream s: sent, but not confirmed within 1 s")
+
+    monkeypatch.setitem(cli._STREAM_COMMANDS, "produce", stalled)
+    assert main(["produce", "s", "--url", "loopback://cli-outcome", "--message", "m"]) == 1
+    err = capsys.readouterr().err
+    assert "SendTimeout: stream s: sent, but not confirmed" in err
+    assert "may still be stored" in err and "store it twice" in err
