@@ -112,6 +112,7 @@ class Emulator:
         self.api_key = ""
         self.tenant = ""
         self.fabrics: tuple[str, ...] = ()
+        self.max_frame_size = MAX_FRAME
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -142,6 +143,7 @@ class Emulator:
         allowed_hosts: Iterable[str] = (),
         public_dev_key: bool = False,
         limits: Limits | None = None,
+        max_frame_size: int = MAX_FRAME,
     ) -> Emulator:
         """Serve on ``host:port`` (0: a free port) and return once listening.
 
@@ -168,13 +170,22 @@ class Emulator:
             public_dev_key: serve the public development key on a non-loopback address
                 (refused otherwise: anyone who can reach the port could use it).
             limits: each fabric's caps on streams, subscriptions and backlog quota
-                (``streamfw.broker.Limits()`` by default; see docs/emulator.md).
+                (``streamfw.Limits()`` by default; see docs/emulator.md).
+            max_frame_size: bytes of the largest WebSocket message (a larger one closes its
+                socket with 1009) and REST body (413) read; default 1 MiB, the default
+                ``webSocketMaxTextFrameSize`` of Pulsar's WebSocket proxy.
         """
         names = tuple(fabrics)
         if not names or any(not f or "/" in f for f in names):
             raise ValueError(f"fabric names must be non-empty and contain no '/': {names!r}")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if isinstance(max_frame_size, bool) or not (
+            isinstance(max_frame_size, int) and max_frame_size >= 1024
+        ):
+            raise ValueError(
+                f"max_frame_size must be a whole number >= 1024, not {max_frame_size!r}"
+            )
         ws_heartbeat = ws_heartbeat or None  # 0 turns pings off, as on the command line
         for option, value in (
             ("header_timeout", header_timeout),
@@ -206,12 +217,14 @@ class Emulator:
             body_timeout,
             ws_heartbeat,
             HostCheck(host, tuple(allowed_hosts)) if loopback else None,
+            max_frame_size,
         )
         context = _ssl_context(tls_cert, tls_key)
         logging.getLogger("aiohttp.server").addFilter(_REDACT)  # idempotent
         emu = cls()
         emu._limits = limits
         emu.tenant, emu.api_key, emu.fabrics = auth.tenant, auth.api_keys[0], names
+        emu.max_frame_size = max_frame_size
         for key in auth.mismatched_keys():
             log.warning(
                 "jsc8 derives tenant %r from one of the API keys, but this emulator "
@@ -280,7 +293,7 @@ class Emulator:
         limit = edge.limiter.max_connections
         self._state = ServerState(auth, fabrics, auto_create, limit)
         self._limiter = edge.limiter
-        app = web.Application(client_max_size=MAX_FRAME)
+        app = web.Application(client_max_size=edge.max_frame)
         app[STATE] = self._state
         app[EDGE] = edge
         # Every path, newlines included (``.*`` would leave a %0A path to aiohttp's text 404).

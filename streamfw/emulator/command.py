@@ -68,6 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create a missing stream when a WebSocket attaches to it (default: answer 404)",
     )
     parser.add_argument(
+        "--max-frame-size",
+        type=int,
+        default=MAX_FRAME,
+        metavar="BYTES",
+        help="largest WebSocket message (larger: the socket is closed with 1009) and REST body"
+        " (larger: 413) read (default: %(default)s, Pulsar's webSocketMaxTextFrameSize)",
+    )
+    parser.add_argument(
         "--max-connections",
         type=int,
         default=MAX_CONNECTIONS,
@@ -159,7 +167,8 @@ def banner(emu: Emulator, development: bool) -> str:
         f"  REST       curl -H 'Authorization: apikey {key}' {emu.url}/_api/user",
         f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}/c8global.{fabric}"
         "/c8globals.<stream>/<subscription>",
-        f"  limits     frames {MAX_FRAME // 1024} KiB, one-time passwords {OTP_LIFETIME:.0f} s,"
+        f"  limits     frames {emu.max_frame_size // 1024} KiB, one-time passwords"
+        f" {OTP_LIFETIME:.0f} s,"
         " single use",
         "  streamfw: docs/macrometa.md   pyC8/jsC8: docs/emulator-sdks.md",
         "Press Ctrl-C to stop.",
@@ -245,6 +254,7 @@ def _serve(
             tls_key=args.tls_key,
             auto_create=args.auto_create,
             max_connections=args.max_connections,
+            max_frame_size=args.max_frame_size,
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
             idle_timeout=args.idle_timeout,

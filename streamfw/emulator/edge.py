@@ -298,6 +298,7 @@ class Edge:
     body_timeout: float
     ws_heartbeat: float | None  # None: never ping
     hosts: HostCheck | None  # None: any Host header (bound to a non-loopback address)
+    max_frame: int  # bytes: the largest WebSocket message and REST body read
 
     def heartbeat(self, segments: list[str]) -> float | None:
         """The ping interval of a WebSocket at ``segments`` (``_ws/ws/v2/<kind>/...``).

@@ -238,7 +238,8 @@ async def handle(
 ) -> web.StreamResponse:
     """Entry point for every path under ``/_ws``."""
     heartbeat = request.app[EDGE].heartbeat(segments)  # no pong in time: the peer is dropped
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=heartbeat, autoping=True)
+    max_frame = request.app[EDGE].max_frame
+    ws = web.WebSocketResponse(max_msg_size=max_frame, heartbeat=heartbeat, autoping=True)
     try:
         _authenticate(request, state)
         kind, fabric, ref, sub = _parse_path(segments, state)

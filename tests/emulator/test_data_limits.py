@@ -15,7 +15,7 @@ import streamfw
 from streamfw import BacklogQuotaExceeded
 from streamfw.broker import MAX_SECONDS, Limits
 from streamfw.emulator import Emulator, command
-from tests.emulator.helpers import Api, ack, recv, refused, send
+from tests.emulator.helpers import Api, ack, close_code, recv, refused, send
 
 HUGE = "9" * 400
 
@@ -159,3 +159,34 @@ def test_the_command_line_sets_the_limits() -> None:
     assert seen == [Limits(max_streams=1, backlog_quota_messages=2)]
     bad = parser.parse_args(["--port", "0", "--max-subscriptions", "0"])
     assert command.run(bad, stop=threading.Event(), out=io.StringIO()) == 2
+
+
+def test_the_frame_limit_is_an_option_for_sockets_and_rest_bodies() -> None:
+    with Emulator.start(host="127.0.0.1", port=0, max_frame_size=4096) as emu:
+        api = Api(emu)
+        topic = api.create(f"frames-{time.monotonic_ns()}")
+        producer = api.producer(topic)
+        assert send(producer, b"x" * 1000)["result"] == "ok"  # 1,336 base64 bytes: fits
+        producer.send(json.dumps({"payload": "eA==" * 1100}))  # 4,400+ bytes: too large
+        assert close_code(producer) == 1009
+        assert api.streams("POST", f"/{topic}/publish", data=b"y" * 4000).status_code == 200
+        assert api.streams("POST", f"/{topic}/publish", data=b"y" * 5000).status_code == 413
+    with pytest.raises(ValueError, match="max_frame_size"):
+        Emulator.start(host="127.0.0.1", port=0, max_frame_size=10)
+
+
+def test_the_command_line_sets_the_frame_limit() -> None:
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["--port", "0", "--max-frame-size", "65536"])
+    seen: list[int] = []
+    out = io.StringIO()
+
+    def ready(emu: Emulator) -> None:
+        seen.append(emu.max_frame_size)
+        stop.set()
+
+    stop = threading.Event()
+    assert command.run(args, stop=stop, ready=ready, out=out) == 0
+    assert seen == [65536]
+    assert "frames 64 KiB" in out.getvalue()
