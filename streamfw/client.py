@@ -190,7 +190,8 @@ class Stream:
         """Open a producer on this stream.
 
         A value whose payload, or the output of any of its codec stages, is larger than the
-        client's ``max_message_size`` is refused with ``MessageTooLarge`` (an ``EncodeError``) before anything is sent.
+        client's ``max_message_size`` is refused with ``MessageTooLarge`` (an ``EncodeError``)
+        before anything is sent.
         """
         pipeline = self._client._pipeline(codec)
         options = ProducerOptions(name, max_pending, send_timeout)
