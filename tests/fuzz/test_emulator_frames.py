@@ -16,7 +16,7 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import websocket
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from streamfw.emulator import Emulator
 from streamfw.message import MessageId
@@ -86,21 +86,39 @@ class Reopen:
 
 
 def test_a_producer_gets_a_receipt_for_any_frame_and_stays_open(api: Api, topic: str) -> None:
+    """And what it accepts (``ok``) reaches a consumer, payload and properties intact."""
     producer = api.producer(topic)
+    consumer = api.consumer(topic, "check", subscriptionType="Shared")
 
     @sockets(120)
     @given(frame=fs.producer_in)
+    @example(frame='{"payload":"aGk=","properties":{"k":"\\ud800"}}')  # FINDINGS.md 6
+    @example(frame='{"payload":"aGk=","context":"\\udfff"}')
+    @example(frame='{"payload":"aGk=","key":"\\ud800"}')
     def check(frame: fs.Frame) -> None:
         FIGURES["producer frames sent"] += 1
         _send(producer, frame)
         receipt = answer(producer)
         assert receipt["result"] == "ok" or receipt["result"].startswith("send-error:"), receipt
+        if receipt["result"] != "ok":
+            return
+        sent = _parsed(frame.decode("utf-8") if isinstance(frame, bytes) else frame)
+        try:
+            got = recv(consumer, 5)
+        except websocket.WebSocketTimeoutException as exc:
+            raise AssertionError(f"accepted {receipt} but never delivered") from exc
+        assert got["messageId"] == receipt["messageId"], got
+        assert got["payload"] == sent["payload"], got
+        assert got.get("properties", {}) == (sent.get("properties") or {}), got
+        consumer.send(json.dumps({"messageId": got["messageId"]}))
 
     try:
         check()
         assert send(producer, b"next")["result"] == "ok"
+        assert payload(recv(consumer, 5)) == b"next"
     finally:
         producer.close()
+        consumer.close()
 
 
 def _probe(ws: websocket.WebSocket, n: int) -> None:
