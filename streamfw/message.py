@@ -8,8 +8,28 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from streamfw.errors import ConfigError
+
 if TYPE_CHECKING:
     from streamfw.api import Acknowledger
+
+
+def check_text(what: str, text: str) -> str:
+    """``text`` if UTF-8 can carry it, else ConfigError naming ``what``.
+
+    Python strings may hold lone surrogates (``"\\ud800"``); no wire format that speaks UTF-8
+    can, so every transport refuses them at the API instead of one storing them and another
+    failing mid-send.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"{what} holds {text[exc.start]!r} at index {exc.start}, a lone surrogate that"
+                " UTF-8 cannot carry"
+            ) from None
+    return text
 
 
 class Properties(Mapping[str, str]):
@@ -22,6 +42,9 @@ class Properties(Mapping[str, str]):
         for k, v in items.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise TypeError(f"message properties must map str to str, got {k!r}: {v!r}")
+            if not (k.isascii() and v.isascii()):
+                check_text("message property name", k)
+                check_text(f"message property {k!r}", v)
         # Sorted, so equal mappings iterate, print and hash alike.
         self._items: dict[str, str] = dict(sorted(items.items()))
         self._hash: int | None = None
@@ -80,7 +103,15 @@ class Envelope:
 
     payload: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
     properties: Properties = attrs.field(factory=Properties, converter=_to_properties)
-    key: str | None = None
+    key: str | None = attrs.field(default=None, validator=lambda _, __, k: _check_key(k))
+
+
+def _check_key(key: object) -> None:
+    if key is None:
+        return
+    if not isinstance(key, str):
+        raise ConfigError(f"a message key must be a str or None, got {type(key).__name__}")
+    check_text("message key", key)
 
 
 @attrs.frozen

@@ -166,22 +166,49 @@ def load_json(text: str | bytes) -> Any:
     if _too_deep(text):
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError as exc:  # a guard only: _too_deep refuses such input first
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+    # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 frame can carry onwards:
+    # stored, it would break every socket it is later written to.
+    escapes = _SURROGATE_ESCAPE if isinstance(text, str) else _SURROGATE_ESCAPE_BYTES
+    if escapes.search(text) and not _utf8_clean(value):  # type: ignore[arg-type]
+        raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), not valid UTF-8")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _utf8_clean(value: Any) -> bool:
+    """Whether every string in a parsed JSON value (keys included) encodes as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _load(text: str | bytes) -> dict[str, Any]:
     """The one JSON entry point for frames, both directions: a dict, or FrameError."""
-    if _too_deep(text):
-        raise FrameError(
-            f"Failed to de-serialize from JSON: nested deeper than {MAX_DEPTH} levels",
-            ERR_FAILED_TO_DESERIALIZE,
-        )
     try:
         frame = load_json(text)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise FrameError("Failed to de-serialize from JSON", ERR_FAILED_TO_DESERIALIZE) from exc
+        # Pulsar's words first; then what was wrong, shortened (it never quotes the input).
+        raise FrameError(
+            f"Failed to de-serialize from JSON: {str(exc)[:120]}", ERR_FAILED_TO_DESERIALIZE
+        ) from exc
     if not isinstance(frame, dict):
         raise FrameError(
             "Failed to de-serialize from JSON: not an object", ERR_FAILED_TO_DESERIALIZE

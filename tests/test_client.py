@@ -15,6 +15,8 @@ import streamfw
 from streamfw import Closed, ConfigError, LocalProtocolError, MessageId
 from streamfw.cli import main
 from streamfw.testing import ManualClock
+from streamfw.testing.contract import unique
+from streamfw.testing.harness import Harness
 
 
 @pytest.fixture
@@ -213,3 +215,25 @@ def test_demo_runs_the_same_scenario_on_the_emulator(
     out = capsys.readouterr().out
     assert "consumer-2  refused:" in out and "Exclusive consumer is already connected" in out
     assert "(redelivery 1) -> ack" in out and "4/4 messages delivered and acked" in out
+
+
+@pytest.mark.parametrize(
+    ("properties", "key", "named"),
+    [
+        ({"k": "\ud800"}, None, "property 'k'"),
+        ({"\udfff": "v"}, None, "property name"),
+        ({}, "a\udbff", "message key"),
+    ],
+)
+def test_text_utf8_cannot_carry_is_refused_at_once_on_every_transport(
+    streamfw_harness: Harness, properties: dict[str, str], key: str | None, named: str
+) -> None:
+    with streamfw_harness.client() as client:
+        stream = client.stream(unique("surrogates")).create()
+        with stream.consumer("sub") as consumer, stream.producer() as producer:
+            with pytest.raises(ConfigError, match=f"{named}.*lone surrogate"):
+                producer.send("v", properties=properties, key=key, timeout=5)
+            producer.send("after", timeout=5)  # nothing was left pending
+            msg = consumer.receive(timeout=5)
+            assert msg is not None and msg.value == "after"
+            msg.ack()

@@ -275,3 +275,25 @@ def test_non_finite_consumer_parameters_are_config_errors(query: dict[str, str])
     name = next(iter(query))
     with pytest.raises(ConfigError, match=f"Invalid {name} .*not a finite number"):
         consumer_options_from_query(query)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"payload":"aGk=","properties":{"k":"\\ud800"}}',
+        '{"payload":"aGk=","properties":{"\\udfff":"v"}}',
+        '{"payload":"aGk=","key":"a\\udbff"}',
+        '{"payload":"aGk=","context":"\\ud800"}',
+    ],
+)
+def test_a_lone_surrogate_escape_is_a_frame_error(frame: str) -> None:
+    # Stored, such a string would break every socket it is later written to as UTF-8.
+    with pytest.raises(FrameError, match="lone surrogate"):
+        parse_publish(frame)
+    with pytest.raises(FrameError, match="lone surrogate"):
+        parse_publish(frame.encode())
+
+
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    envelope, _ = parse_publish('{"payload":"aGk=","properties":{"k":"\\ud83d\\ude00"}}')
+    assert envelope.properties["k"] == "\U0001f600"
