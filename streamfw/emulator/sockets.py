@@ -153,6 +153,15 @@ class Socket:
                 log.info("%s: write failed: %s", self.label, exc)
                 self._abandon()
                 return
+            except Exception:
+                # A frame we cannot write is a bug of ours; a socket nobody writes to any more
+                # would hang its client silently. Close it: the client reconnects and what it
+                # had not acknowledged is redelivered.
+                log.exception("%s: cannot write a frame; closing the socket (1011)", self.label)
+                self._abandon()
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=1011, message=b"internal error")
+                return
             finally:
                 self.queue.task_done()
 

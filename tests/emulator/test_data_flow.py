@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import logging
 import socket
 import time
 import weakref
@@ -20,7 +21,7 @@ from streamfw.emulator import Emulator
 from streamfw.emulator.sockets import Socket
 from streamfw.emulator.state import RELEASE_AFTER, FabricHost
 from streamfw.wire import decode_message_id
-from tests.emulator.helpers import Api, ack, nothing, recv, send
+from tests.emulator.helpers import Api, ack, close_code, nothing, payload, recv, send
 
 SMALL_BUFFER = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)  # fills after a few frames
 
@@ -187,3 +188,19 @@ def test_freed_memory_is_handed_back_after_a_large_clear(
     while host._freed_seen < target and time.monotonic() < end:
         time.sleep(0.05)
     assert host._freed_seen >= target
+
+
+def test_a_frame_the_emulator_cannot_write_closes_the_socket_instead_of_hanging_it(
+    emulator: Emulator, api: Api, topic: str, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write failure of our own making (here: text UTF-8 cannot carry) ends in a close."""
+    consumer = api.consumer(topic, name)
+    sock = socket_of(emulator, name)
+    with caplog.at_level(logging.ERROR, logger="streamfw"):
+        emulator._loop.call_soon_threadsafe(sock.deliver, "\ud800")
+        assert close_code(consumer) == 1011
+    assert any("cannot write a frame" in r.getMessage() for r in caplog.records)
+    again = api.consumer(topic, name)  # the subscription is free again
+    producer = api.producer(topic)
+    assert send(producer, b"after")["result"] == "ok"
+    assert payload(recv(again)) == b"after"
