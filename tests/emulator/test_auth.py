@@ -212,8 +212,11 @@ def test_non_ascii_credentials_are_401_never_500(emulator: Emulator, value: str)
     with Emulator.start(port=0, api_keys=["acme.k.SECRET"]) as keyed:
         for route, body in bodies.items():
             r = requests.post(keyed.url + route, json=body, timeout=5)  # JSON escapes \ud800
-            assert r.status_code == 401, (route, r.text)
-            assert r.json()["errorNum"] == 401
+            # A body escaping a lone surrogate is no text at all: /_open/auth refuses it as
+            # malformed (400); key/validate answers any body it cannot use with 401.
+            want = 400 if route == "/_open/auth" and "\ud800" in value else 401
+            assert r.status_code == want, (route, r.text)
+            assert r.json()["errorNum"] == want
 
 
 def test_a_malformed_header_is_a_quiet_400_that_logs_no_key(
