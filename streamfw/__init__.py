@@ -39,12 +39,15 @@ from streamfw.errors import (
     RemoteProtocolError,
     SendError,
     SendTimeout,
+    ServerError,
+    StreamDeleted,
     StreamError,
     StreamNotFound,
     SubscriptionBusy,
     SubscriptionNotFound,
     TransportError,
     Unsupported,
+    UsageError,
 )
 from streamfw.hookspecs import hookimpl
 from streamfw.message import Delivery, Envelope, Message, MessageId, Properties
@@ -89,7 +92,9 @@ __all__ = [
     "RemoteProtocolError",
     "SendError",
     "SendTimeout",
+    "ServerError",
     "Stream",
+    "StreamDeleted",
     "StreamError",
     "StreamNotFound",
     "StreamRef",
@@ -101,6 +106,7 @@ __all__ = [
     "TransportError",
     "TransportSpec",
     "Unsupported",
+    "UsageError",
     "connect",
     "discover",
     "hookimpl",

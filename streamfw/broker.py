@@ -21,7 +21,9 @@ Flow control is permit-based, as in Pulsar: a consumer starts with ``receiver_qu
 permits, every delivery (first or redelivered) uses one, and the front end gives them back
 with ``grant()`` once it has handed the message over (the emulator when the frame is written to
 the socket, loopback when the application receives it). A consumer that stops reading therefore
-stops getting messages, whatever its ack timeout hands back.
+stops getting messages, whatever its ack timeout hands back. A reader (a non-durable cursor)
+acks nothing, as Pulsar's reader, whose client acks for the application: its cursor moves as
+messages are dispatched, so only its permits bound it, on every front end alike.
 
 Limits (``Limits``): a stream keeps at most ``backlog_quota_messages`` / ``backlog_quota_bytes``
 of messages. A publish beyond that is refused with ``BacklogQuotaExceeded`` while a durable
@@ -815,25 +817,32 @@ class Broker:
         if not sub.consumers:
             return
         outbox = self._outbox
+        reader = not sub.durable
         while True:
             seq = self._next_seq(stream, sub)
             if seq is None:
-                return
+                break
             consumer = self._pick(sub)
             if consumer is None:
-                return
+                break
             if sub.ready and sub.ready[0] == seq:
                 heapq.heappop(sub.ready)
                 sub.ready_set.discard(seq)
             else:
                 sub.read_pos = seq + 1
-            sub.outstanding[seq] = consumer
             consumer.permits -= 1
-            if consumer.ack_timeout:
+            if reader:
+                # A reader acks nothing (Pulsar's reader acks for the application): its
+                # cursor moves as it is served, and only its permits, given back as the
+                # application takes each message, bound what it is sent.
+                sub.mark_delete = seq + 1
+            elif consumer.ack_timeout:
+                sub.outstanding[seq] = consumer
                 timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
                 consumer.in_flight[seq] = timer
                 heapq.heappush(self._timers, timer)
             else:
+                sub.outstanding[seq] = consumer
                 consumer.in_flight[seq] = None
             first = stream.log[seq - stream.base]
             count = sub.redeliveries.get(seq, 0)
@@ -842,6 +851,8 @@ class Broker:
                     consumer.id, attrs.evolve(first, redelivery_count=count) if count else first
                 )
             )
+        if reader:
+            self._trim(stream)  # what the reader held back may go now
 
     @staticmethod
     def _pick(sub: _Subscription) -> _Consumer | None:

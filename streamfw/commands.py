@@ -234,8 +234,8 @@ def consume(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 try:
                     msg = consumer.receive(timeout=args.timeout)
                 except DecodeError as err:
-                    assert err.message is not None
-                    msg, line = err.message, _as_json(err.message, str(err))
+                    assert err.undecodable is not None
+                    msg, line = err.undecodable, _as_json(err.undecodable, str(err))
                     if not args.json:
                         line = f"[{msg.id}] undecodable payload {msg.payload!r}: {err}"
                 else:

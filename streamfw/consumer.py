@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from streamfw.api import ConsumerLink, StreamRef
 from streamfw.codec import Pipeline
@@ -18,7 +18,8 @@ class Consumer:
     malformed, tagged with an unknown or ill-formed codec, larger than ``max_message_size``
     or inflating past it, or making any codec stage raise -- raises ``DecodeError`` carrying
     the message (``value=None``); the consumer stays usable, so catch it, then ack, nack or
-    inspect ``err.message``.
+    inspect ``err.undecodable``. Iteration follows the same rule per message: see
+    ``messages``.
     """
 
     def __init__(
@@ -59,14 +60,22 @@ class Consumer:
             self._closed = True
             self._link.close()
 
-    def __iter__(self) -> Iterator[Message]:
-        while True:
-            try:
-                message = self.receive(None)
-            except Closed:
-                return
-            if message is not None:
-                yield message
+    def messages(
+        self, on_decode_error: Callable[[DecodeError], object] | None = None
+    ) -> MessageIterator:
+        """Iterate over messages until this consumer is closed (``iter(consumer)`` too).
+
+        Args:
+            on_decode_error: called with the ``DecodeError`` of each message that does not
+                decode (ack, nack or park ``err.undecodable`` there); the iteration then goes
+                on with the next message, so one ``for`` loop survives bad payloads. Left
+                ``None``, ``next()`` raises the ``DecodeError`` and the same iterator goes on
+                with the next message when called again.
+        """
+        return MessageIterator(self, on_decode_error)
+
+    def __iter__(self) -> MessageIterator:
+        return MessageIterator(self, None)
 
     def __enter__(self) -> Consumer:
         return self
@@ -88,7 +97,7 @@ class Consumer:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
             raise DecodeError(
-                f"{self._what()}: {d.message_id}: {exc}", message=self._message(d, None)
+                f"{self._what()}: {d.message_id}: {exc}", undecodable=self._message(d, None)
             ) from exc
         return self._message(d, value)
 
@@ -105,3 +114,36 @@ class Consumer:
             self.subscription,
             acker=self._link,
         )
+
+
+class MessageIterator(Iterator[Message]):
+    """Messages of one consumer, one per ``next()``, until the consumer is closed.
+
+    Unlike a generator, it survives an exception: a ``DecodeError`` raised by ``next()`` is
+    about that one message, and the next call takes the next one. Errors other than a
+    ``DecodeError`` (``ConnectionLost``, ``StreamDeleted``, ...) are raised too; the
+    application's own ``close()`` ends the iteration.
+    """
+
+    def __init__(
+        self, consumer: Consumer, on_decode_error: Callable[[DecodeError], object] | None
+    ) -> None:
+        self._consumer = consumer
+        self._on_decode_error = on_decode_error
+
+    def __iter__(self) -> MessageIterator:
+        return self
+
+    def __next__(self) -> Message:
+        while True:
+            try:
+                message = self._consumer.receive(None)
+            except Closed:
+                raise StopIteration from None
+            except DecodeError as exc:
+                if self._on_decode_error is None:
+                    raise
+                self._on_decode_error(exc)
+                continue
+            if message is not None:
+                return message

@@ -2,16 +2,20 @@
 
 StreamError
 ├── PluginError                   plugin missing, duplicated, broken; unknown URL scheme
-├── ConfigError (ValueError)      an argument or URL that cannot be used
+├── UsageError                    the caller's own mistake: retrying the same call cannot help
+│   ├── ConfigError (ValueError)  an argument, option or URL that cannot be used
+│   ├── Closed                    used after its own close() (client, producer, consumer)
+│   └── LocalProtocolError        this side asked for something illegal (also a ProtocolError)
 ├── CodecError (ValueError)
 │   ├── EncodeError               a value the codec cannot write
 │   │   └── MessageTooLarge       over max_message_size or the server's frame limit; not sent
-│   └── DecodeError               a payload the codec cannot read; carries the raw message
+│   └── DecodeError               a payload the codec cannot read; ``undecodable`` is the message
 ├── NotFound (LookupError)
 │   ├── StreamNotFound
+│   │   └── StreamDeleted         the stream went away under an open producer or consumer
 │   └── SubscriptionNotFound
-├── AlreadyExists                 a stream created twice
-├── Conflict
+├── Conflict                      the broker's current state refuses the request
+│   ├── AlreadyExists             a stream created twice
 │   ├── SubscriptionBusy          the exclusive conflict (or a different type attached)
 │   ├── InUse                     delete refused while consumers are attached
 │   └── LimitExceeded             a stream or subscription over the broker's cap
@@ -20,28 +24,37 @@ StreamError
 ├── SendError                     the broker refused a published message
 │   └── BacklogQuotaExceeded      the stream's backlog quota is full (retry later)
 ├── ProtocolError
-│   ├── LocalProtocolError        this side asked for something illegal
+│   ├── LocalProtocolError        (see UsageError)
 │   └── RemoteProtocolError       the peer sent something illegal
-└── TransportError
-    ├── ConnectFailed             could not reach the server (retryable)
-    ├── ConnectionLost            an open connection dropped
+└── TransportError                the connection or the server failed: retrying may help
+    ├── ConnectFailed             could not reach the server
+    ├── ConnectionLost            an open connection dropped (and, for a producer or
+    │                             consumer, could not be re-established: it is closed)
+    ├── ServerError               the server answered 5xx; ``status`` is the HTTP status
     ├── OperationTimeout (TimeoutError)
     │   ├── NotSent               a send timed out before its message left: retrying is safe
     │   └── SendTimeout           sent, unconfirmed at the deadline (also an OutcomeUnknown)
-    ├── OutcomeUnknown            a sent message may be stored: retrying may duplicate it
-    │   └── SendTimeout
-    └── Closed                    the producer, consumer or client was closed
+    └── OutcomeUnknown            a sent message may be stored: retrying may duplicate it
+        └── SendTimeout
+
+``except TransportError`` is the retry point: it never catches ``Closed`` (your own
+``close()``) or any other ``UsageError``. A producer or consumer the transport had to close
+raises what closed it, never ``Closed``: ``ConnectionLost`` when it gave up reconnecting after
+``reconnect_deadline`` (open a new one to retry) and ``StreamDeleted`` when its stream was
+deleted (retrying cannot help until the stream is created again).
 
 Did a failed send store its message? ``OutcomeUnknown`` (``SendTimeout`` included): maybe,
 and a retry may duplicate it. Any other error from ``send``, ``send_async`` or its future
-(``NotSent``, ``SendError``, ``Closed``, ``ConnectionLost``, ``EncodeError``, ...): no, the
-message was not stored and retrying it is safe.
+(``NotSent``, ``SendError``, ``Closed``, ``ConnectionLost``, ``StreamDeleted``,
+``EncodeError``, ...): no, the message was not stored and retrying it is safe.
 
 Messages name the stream and subscription they are about and never contain secrets.
 """
 
 from __future__ import annotations
 
+import warnings
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,7 +71,11 @@ class PluginError(StreamError):
     """A plugin is missing, duplicated or failed to load."""
 
 
-class ConfigError(StreamError, ValueError):
+class UsageError(StreamError):
+    """The caller used the API wrongly; the same call fails the same way if retried."""
+
+
+class ConfigError(UsageError, ValueError):
     """An argument, option or URL that cannot be used as given."""
 
 
@@ -75,20 +92,31 @@ class MessageTooLarge(EncodeError):
 
     Raised by ``send`` before the message leaves: its payload (or a codec stage's output) is
     over ``max_message_size``, or its frame is over the transport's limit for what the server
-    accepts (e.g. macrometa's ``max_send_frame_size``).
+    accepts (a transport option, e.g. ``max_send_frame_size``).
     """
 
 
 class DecodeError(CodecError):
     """The codec cannot read this payload.
 
-    ``message`` is the received message with ``value`` set to ``None``: ack it, nack it or
-    inspect its ``payload``; the consumer keeps going either way.
+    ``undecodable`` is the received message with ``value`` set to ``None`` (``None`` when a
+    codec is used on its own, outside a consumer): ack it, nack it or inspect its
+    ``payload``; the consumer keeps going either way.
     """
 
-    def __init__(self, text: str, *, message: Message | None = None) -> None:
+    def __init__(self, text: str, *, undecodable: Message | None = None) -> None:
         super().__init__(text)
-        self.message = message
+        self.undecodable = undecodable
+
+    @property
+    def message(self) -> Message | None:
+        """Deprecated alias of ``undecodable`` (the name read as the error's text)."""
+        warnings.warn(
+            "DecodeError.message is deprecated; use DecodeError.undecodable",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.undecodable
 
 
 class NotFound(StreamError, LookupError):
@@ -99,16 +127,24 @@ class StreamNotFound(NotFound):
     pass
 
 
+class StreamDeleted(StreamNotFound):
+    """The stream was deleted while this producer or consumer was attached; it is closed.
+
+    Not a ``Closed``: the application did not close it. Retrying cannot help until the stream
+    is created again (and then with a new producer or consumer).
+    """
+
+
 class SubscriptionNotFound(NotFound):
     pass
 
 
-class AlreadyExists(StreamError):
-    """The stream already exists."""
-
-
 class Conflict(StreamError):
     """The request conflicts with the current state of the broker."""
+
+
+class AlreadyExists(Conflict):
+    """The stream already exists."""
 
 
 class SubscriptionBusy(Conflict):
@@ -156,7 +192,7 @@ class ProtocolError(StreamError):
         self.reply = reply
 
 
-class LocalProtocolError(ProtocolError):
+class LocalProtocolError(ProtocolError, UsageError):
     """This side asked for something illegal (acking a message never delivered, ...)."""
 
 
@@ -173,7 +209,22 @@ class ConnectFailed(TransportError):
 
 
 class ConnectionLost(TransportError):
-    """An open connection dropped."""
+    """An open connection dropped.
+
+    A producer or consumer that could not re-establish it within ``reconnect_deadline`` is
+    closed for good and raises this from then on: open a new one to retry.
+    """
+
+
+class ServerError(TransportError):
+    """The server answered with a 5xx status: it failed, the request may be retried.
+
+    ``status`` is the HTTP status (an ``http.HTTPStatus`` when it is a known one).
+    """
+
+    def __init__(self, text: str, *, status: int = HTTPStatus.INTERNAL_SERVER_ERROR) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 class OperationTimeout(TransportError, TimeoutError):
@@ -192,8 +243,9 @@ class OutcomeUnknown(TransportError):
     """A message was sent but not confirmed: the broker may have stored it, or may yet.
 
     Raised for a send that timed out after its message left (``SendTimeout``), and as the
-    failure of an unconfirmed send when its producer gave up reconnecting or was closed (the
-    ``ConnectionLost`` or ``Closed`` that ended it is the ``__cause__``). Retrying may store
+    failure of an unconfirmed send when its producer gave up reconnecting, lost its stream or
+    was closed (the ``ConnectionLost``, ``StreamDeleted`` or ``Closed`` that ended it is the
+    ``__cause__``). Retrying may store
     the message twice: retry only if a duplicate is harmless (or deduplicated downstream),
     otherwise record the value as "maybe sent". ``future`` is the send's future when it may
     still resolve (``SendTimeout``), else ``None``.
@@ -214,5 +266,9 @@ class SendTimeout(OutcomeUnknown, OperationTimeout):
     """
 
 
-class Closed(TransportError):
-    """The client, producer or consumer was closed."""
+class Closed(UsageError):
+    """The client, producer or consumer was used after the application closed it.
+
+    A usage error, not a ``TransportError``: retrying cannot help. What the transport closed
+    raises its own reason instead (``ConnectionLost``, ``StreamDeleted``).
+    """

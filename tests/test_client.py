@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import streamfw
-from streamfw import Closed, ConfigError, LocalProtocolError, MessageId
+from streamfw import Closed, ConfigError, LocalProtocolError, MessageId, StreamDeleted
 from streamfw.cli import main
 from streamfw.testing import ManualClock
 from streamfw.testing.contract import unique
@@ -151,7 +151,7 @@ def test_forced_delete_closes_a_blocked_receive(client: streamfw.Client) -> None
         future = pool.submit(consumer.receive, 10)
         time.sleep(0.05)
         stream.delete(force=True)
-        with pytest.raises(Closed, match="deleted"):
+        with pytest.raises(StreamDeleted, match="deleted"):
             future.result(5)
 
 

@@ -49,8 +49,8 @@ def must_fail(consumer: Consumer, match: str) -> Message:
     """The next message, which must raise DecodeError; returns the message it carries."""
     with pytest.raises(DecodeError, match=match) as err:
         consumer.receive(WAIT)
-    assert err.value.message is not None and err.value.message.value is None
-    return err.value.message
+    assert err.value.undecodable is not None and err.value.undecodable.value is None
+    return err.value.undecodable
 
 
 def test_a_decompression_bomb_is_a_decode_error_to_ack(client: Client, stream: Stream) -> None:
@@ -149,13 +149,50 @@ def test_the_clients_bound_applies_to_its_producers_and_consumers() -> None:
         assert stream.consumer("big", max_message_size=10**9).max_message_size == 10**9
 
 
-def test_iteration_can_resume_after_a_decode_error(client: Client, stream: Stream) -> None:
+def test_the_same_iterator_goes_on_after_a_decode_error(client: Client, stream: Stream) -> None:
     with stream.consumer("sub") as c:
-        write_raw(client, stream, (b"x", "text+json"), (b"after", "text"))
+        write_raw(client, stream, (b"x", "text+json"), (b"after", "text"), (b"{", "json"))
+        messages = iter(c)
         with pytest.raises(DecodeError) as err:
-            next(iter(c))
-        assert err.value.message is not None
-        err.value.message.ack()
-        ok = next(iter(c))  # a new loop over the same consumer takes the next message
+            next(messages)
+        assert err.value.undecodable is not None and err.value.undecodable.payload == b"x"
+        err.value.undecodable.ack()
+        ok = next(messages)  # the same iterator takes the next message
         assert ok.value == "after"
         ok.ack()
+        with pytest.raises(DecodeError):  # and raises again for the next bad one
+            next(messages)
+        c.close()
+        assert list(messages) == []  # the application's own close ends it
+
+
+def test_a_for_loop_survives_decode_errors_with_on_decode_error(
+    client: Client, stream: Stream
+) -> None:
+    with stream.consumer("sub", codec="json") as c:
+        write_raw(client, stream, (b"1", "json"), (b"\xff", "json"), (b"2", None), (b"3", "nope"))
+        write_raw(client, stream, (b"4", "json"))
+        bad: list[bytes] = []
+
+        def park(err: DecodeError) -> None:
+            assert err.undecodable is not None
+            bad.append(err.undecodable.payload)
+            err.undecodable.ack()
+
+        good = []
+        for message in c.messages(on_decode_error=park):
+            good.append(message.value)
+            message.ack()
+            if message.value == 4:
+                break
+    assert good == [1, 2, 4]
+    assert bad == [b"\xff", b"3"]
+
+
+def test_decode_error_message_is_a_deprecated_alias(client: Client, stream: Stream) -> None:
+    with stream.consumer("sub") as c:
+        write_raw(client, stream, (b"x", "text+json"))
+        with pytest.raises(DecodeError) as err:
+            c.receive(WAIT)
+        with pytest.deprecated_call():
+            assert err.value.message is err.value.undecodable

@@ -20,7 +20,7 @@ from streamfw.api import (
     TransportConfig,
 )
 from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, Limits, ProducerClosed
-from streamfw.errors import Closed, ConfigError, LocalProtocolError
+from streamfw.errors import Closed, ConfigError, LocalProtocolError, StreamDeleted
 from streamfw.message import Delivery, Envelope, MessageId
 
 T = TypeVar("T")
@@ -187,7 +187,8 @@ class LoopbackProducer:
                 self._host.settle_acks()
                 reason = self._host.closed_producers.get(self._id)
                 if reason is not None:
-                    raise Closed(f"producer on stream {self._ref} closed: {reason}")
+                    # the broker closes a producer only when its stream is deleted
+                    raise StreamDeleted(f"producer on stream {self._ref} closed: {reason}")
                 mid = self._host.broker.publish(self._ref, envelope)
                 self._host._route()
         except Exception as exc:  # the future carries every failure to the caller
@@ -206,9 +207,12 @@ class LoopbackProducer:
 
 
 class LoopbackConsumer:
-    def __init__(self, host: _Host, ref: StreamRef, open_: Callable[[], int]) -> None:
+    def __init__(
+        self, host: _Host, ref: StreamRef, open_: Callable[[], int], *, reader: bool = False
+    ) -> None:
         self._host = host
         self._ref = ref
+        self._reader = reader  # acks nothing: the broker moves its cursor as it is served
         with host.lock:
             host.settle_acks()
             self._id = open_()
@@ -232,13 +236,18 @@ class LoopbackConsumer:
                     _, delivery = inbox.items.popitem(last=False)
                     if host.broker.grant(self._id):  # handed over (or dropped as stale)
                         host._route()
+                    if self._reader:
+                        return delivery
                     # A copy queued before an ack timeout or a clear-backlog may be stale:
                     # hand out only what the broker still counts as held by this consumer.
                     if host.broker.is_outstanding(self._id, delivery.message_id):
                         self._handed.add(delivery.message_id)
                         return delivery
                 if inbox.closed_reason is not None:
-                    raise Closed(f"consumer on stream {self._ref} closed: {inbox.closed_reason}")
+                    # the broker closes a consumer only when its stream is deleted
+                    raise StreamDeleted(
+                        f"consumer on stream {self._ref} closed: {inbox.closed_reason}"
+                    )
                 if self._closed:
                     raise Closed(f"consumer on stream {self._ref} is closed")
                 wait = None if end is None else end - time.monotonic()
@@ -256,6 +265,8 @@ class LoopbackConsumer:
 
     def ack(self, message_id: MessageId) -> None:
         consumer = self._live()
+        if self._reader:
+            return  # readers do not acknowledge
         if message_id in self._handed:  # known good: defer it to the next locked section
             self._handed.discard(message_id)
             self._host.acks.append((consumer, message_id))
@@ -263,6 +274,9 @@ class LoopbackConsumer:
             self._host.call(self._host.broker.ack, consumer, message_id)
 
     def nack(self, message_id: MessageId) -> None:
+        if self._reader:
+            self._live()
+            return
         self._handed.discard(message_id)
         self._host.call(self._host.broker.nack, self._live(), message_id)
 
@@ -353,7 +367,9 @@ class LoopbackTransport:
 
     def open_reader(self, stream: StreamRef, options: ReaderOptions) -> LoopbackConsumer:
         broker = self._host.broker
-        return LoopbackConsumer(self._host, stream, lambda: broker.open_reader(stream, options))
+        return LoopbackConsumer(
+            self._host, stream, lambda: broker.open_reader(stream, options), reader=True
+        )
 
     def close(self) -> None:
         if not self._closed:

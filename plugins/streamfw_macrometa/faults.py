@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+from http import HTTPStatus
 
 import requests
 import websocket
@@ -26,13 +27,22 @@ from streamfw.errors import (
     InUse,
     OperationTimeout,
     RemoteProtocolError,
+    ServerError,
     StreamError,
     StreamNotFound,
     SubscriptionBusy,
     TransportError,
 )
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# What a retry of an idempotent request may cure: rate limiting and a failing gateway or server.
+RETRYABLE_STATUSES = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 _QUERY = re.compile(r"\?\S*")
 
 
@@ -66,21 +76,31 @@ def error_for_status(
         + (f" ({about})" if about else "")
         + (f": {detail}" if detail else "")
     )
-    if status in (401, 403):
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         return AuthError(text)
-    if status == 404:
+    if status == HTTPStatus.NOT_FOUND:
         return on_404(text)
-    if status == 409:
+    if status == HTTPStatus.CONFLICT:
         if on_409 is SubscriptionBusy:
             return SubscriptionBusy(text, stream=stream, subscription=subscription)
         return on_409(text)
-    if status == 412:
+    if status == HTTPStatus.PRECONDITION_FAILED:
         return InUse(text)
-    if status == 400:
+    if status == HTTPStatus.BAD_REQUEST:
         return ConfigError(text)
-    if status in RETRYABLE_STATUSES or status >= 500:
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return ServerError(text, status=_known(status))
+    if status in RETRYABLE_STATUSES:  # 429: the server is fine, it asks us to slow down
         return TransportError(text)
     return RemoteProtocolError(text)
+
+
+def _known(status: int) -> int:
+    """``status`` as an ``HTTPStatus`` when it is a registered one."""
+    try:
+        return HTTPStatus(status)
+    except ValueError:
+        return status
 
 
 def reason(exc: BaseException) -> str:

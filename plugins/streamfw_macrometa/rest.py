@@ -7,7 +7,8 @@ surely never reached the server (connection refused, DNS failure, connect timeou
 retried whatever its method; a call marked idempotent (GETs) is also retried after a read
 timeout, a dropped connection or a 429/502/503/504 answer. Waits grow exponentially with
 full jitter. When the attempts or the time run out the caller gets ``ConnectFailed`` or
-``OperationTimeout`` naming the method and path tried, never the query string.
+``OperationTimeout`` naming the method and path tried, never the query string; an error
+answer becomes its error in ``faults.error_for_status`` (any 5xx a ``ServerError``).
 
 Bodies are read in chunks and refused (``RemoteProtocolError``) as soon as the announced
 ``Content-Length`` or the bytes read pass ``max_response_bytes``, so a huge answer never
@@ -20,6 +21,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -255,7 +257,7 @@ def _result(
             body = json.loads(raw)
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             body = raw.decode("utf-8", "replace")
-    is_error = status >= 400 or (
+    is_error = status >= HTTPStatus.BAD_REQUEST or (
         isinstance(body, dict) and ("errorNum" in body or body.get("error") is True)
     )
     if is_error:
@@ -263,7 +265,7 @@ def _result(
         detail = phrase
         if isinstance(body, dict):
             detail = str(body.get("errorMessage") or detail)
-            if status < 400 and isinstance(body.get("code"), int):
+            if status < HTTPStatus.BAD_REQUEST and isinstance(body.get("code"), int):
                 code = body["code"]
         elif isinstance(body, str) and body:
             detail = body

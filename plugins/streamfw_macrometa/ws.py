@@ -47,6 +47,7 @@ from streamfw.errors import (
     NotFound,
     OperationTimeout,
     RemoteProtocolError,
+    StreamDeleted,
     StreamError,
     SubscriptionBusy,
     TransportError,
@@ -440,9 +441,10 @@ class Link:
 
     def _fatal(self, exc: StreamError) -> StreamError:
         if isinstance(exc, NotFound):
-            closed = Closed(f"{self.what} closed: the stream no longer exists")
-            closed.__cause__ = exc
-            return closed
+            # Not Closed: that is the application's own close(); this one the server decided.
+            deleted = StreamDeleted(f"{self.what} closed: the stream no longer exists")
+            deleted.__cause__ = exc
+            return deleted
         return exc
 
     def fail(self, error: StreamError) -> None:

@@ -163,9 +163,9 @@ class TransportContract:
             raw.close()
             with pytest.raises(DecodeError) as err:
                 c.receive(WAIT)
-            assert err.value.message is not None
-            assert err.value.message.payload == b"\xff not json"
-            err.value.message.ack()
+            assert err.value.undecodable is not None
+            assert err.value.undecodable.payload == b"\xff not json"
+            err.value.undecodable.ack()
             assert must_receive(c).value == {"ok": True}  # the consumer keeps going
             assert c.receive(harness.settle) is None
 
@@ -350,3 +350,11 @@ class TransportContract:
                 p.send(3)
                 assert must_receive(r).value == 3
         assert stream.subscriptions() == []  # readers leave no durable subscription
+
+    def test_reader_queue_frees_as_the_application_receives(self, stream: Stream) -> None:
+        # A reader acks nothing (Pulsar's reader acks for the application): a message counts
+        # against its receiver queue until the application receives it, never longer.
+        with stream.producer() as p, stream.reader("earliest", receiver_queue_size=2) as r:
+            for i in range(7):
+                p.send(i)
+            assert [must_receive(r).value for _ in range(7)] == list(range(7))

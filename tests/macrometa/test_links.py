@@ -18,6 +18,7 @@ from streamfw.errors import (
     AuthError,
     Closed,
     SendError,
+    StreamDeleted,
     StreamNotFound,
     SubscriptionBusy,
     Unsupported,
@@ -190,9 +191,10 @@ def test_forced_delete_closes_attached_links(make_client: Callable[..., Client])
     c = s.consumer("sub")
     p = s.producer()
     s.delete(force=True)
-    with pytest.raises(Closed, match="no longer exists"):
+    # StreamDeleted, not Closed: the application did not close them
+    with pytest.raises(StreamDeleted, match="no longer exists"):
         c.receive(5)
-    with pytest.raises(Closed):
+    with pytest.raises(StreamDeleted):
         p.send("late", timeout=5)
     c.close()
     p.close()

@@ -7,6 +7,7 @@ import gzip
 import socket
 import time
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from streamfw.errors import (
     ConnectFailed,
     InUse,
     RemoteProtocolError,
+    ServerError,
     StreamNotFound,
     SubscriptionNotFound,
     TransportError,
@@ -155,13 +157,24 @@ def test_headers_paths_and_flags(fake: FakeServer) -> None:
         (403, AuthError),
         (404, StreamNotFound),
         (412, InUse),
-        (500, TransportError),
+        (429, TransportError),
+        (500, ServerError),
+        (503, ServerError),
+        (599, ServerError),
     ],
 )
 def test_status_mapping(fake: FakeServer, status: int, exc: type[Exception]) -> None:
     fake.answers[("DELETE", "/_fabric/_system/_api/streams/c8globals.x")] = [err(status, "why")]
     with fake_client(fake) as client, pytest.raises(exc, match=f"HTTP {status}.*why"):
         client.stream("x").delete()
+
+
+def test_a_5xx_answer_is_a_server_error_carrying_its_status(fake: FakeServer) -> None:
+    fake.answers[("DELETE", "/_fabric/_system/_api/streams/c8globals.x")] = [err(502, "gw")]
+    with fake_client(fake) as client, pytest.raises(ServerError) as e:
+        client.stream("x").delete()
+    assert e.value.status is HTTPStatus.BAD_GATEWAY
+    assert isinstance(e.value, TransportError)  # the retry point catches it
 
 
 def test_error_inside_a_200_envelope_is_an_error(fake: FakeServer) -> None:
