@@ -44,7 +44,7 @@ KEY = "bench.streamfw.emulator"
 
 _SERVE_EMULATOR = f"""
 import sys, time
-from streamfw.emulator import Emulator
+from streamfw_macrometa.emulator import Emulator
 emu = Emulator.start(host="127.0.0.1", port=0, api_keys=[{KEY!r}])
 print(emu.port, flush=True)
 sys.stdin.read()

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         cert.private_key_pem.write_to_path(key_path)
         Path(cert_path).write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
         server = Server(
-            "import sys\nfrom streamfw.emulator import Emulator\n"
+            "import sys\nfrom streamfw_macrometa.emulator import Emulator\n"
             f"emu = Emulator.start(host='127.0.0.1', port=0, api_keys=[{KEY!r}],"
             f" tls_cert={cert_path!r}, tls_key={key_path!r})\n"
             "print(emu.port, flush=True)\nsys.stdin.read()\nemu.stop()\n"

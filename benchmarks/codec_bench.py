@@ -28,7 +28,8 @@ def baseline_roundtrip(value: Any) -> Any:
 
 def run(rounds: int, number: int) -> dict[str, Any]:
     """Interleave the streamfw and baseline round trips; seconds per message, per round."""
-    from streamfw import wire
+    from streamfw_macrometa import wire
+
     from streamfw.codec import CODEC_PROPERTY
     from streamfw.message import Envelope, Properties
     from streamfw.plugins import discover

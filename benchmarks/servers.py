@@ -25,7 +25,7 @@ KEY_ENV = "STREAMFW_EMULATOR_API_KEY"
 
 
 def _key_env_known() -> bool:
-    import streamfw.emulator.command as command
+    import streamfw_macrometa.emulator.command as command
 
     return getattr(command, "KEY_ENV", None) == KEY_ENV
 

@@ -7,8 +7,11 @@ codec pipeline and hands transports plain ``Envelope`` values. A transport plugi
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
+import secrets
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, Literal, Protocol
@@ -46,11 +49,6 @@ class StreamRef:
 
     name: str = attrs.field(validator=_stream_name)
     local: bool = False
-
-    @property
-    def topic(self) -> str:
-        """The topic name GDN uses in most paths (``c8globals.<name>`` / ``c8locals.<name>``)."""
-        return ("c8locals." if self.local else "c8globals.") + self.name
 
     def __str__(self) -> str:
         return self.name + (" (local)" if self.local else "")
@@ -118,6 +116,50 @@ class SubscriptionInfo:
     type: SubscriptionType
     backlog: int
     consumers: int
+
+
+@attrs.frozen
+class ConsumerStats:
+    """One attached consumer: its name and how many messages it holds unacknowledged."""
+
+    name: str
+    unacked: int
+
+
+@attrs.frozen
+class SubscriptionStats:
+    """One durable subscription: type, messages not yet acknowledged, attached consumers."""
+
+    type: SubscriptionType
+    backlog: int  # messages of the stream this subscription has not acknowledged
+    unacked: int  # of those, handed to a consumer and not acknowledged yet
+    consumers: tuple[ConsumerStats, ...]
+
+
+@attrs.frozen
+class StreamStats:
+    """A stream's statistics, as a broker keeps them (a transport may answer in its own shape).
+
+    Attributes:
+        published: messages published to the stream since it was created.
+        storage_size: payload bytes the stream holds.
+        producers: ids of the producers attached.
+        subscriptions: durable subscription name -> its statistics.
+    """
+
+    published: int
+    storage_size: int
+    producers: tuple[int, ...]
+    subscriptions: Mapping[str, SubscriptionStats]
+
+
+def first_ledger_now() -> int:
+    """A broker's first ledger number from the wall clock, for a broker's front end to pass.
+
+    Milliseconds since the epoch shifted left 16 bits, plus a random 15-bit part: ids of two
+    broker instances (a server and its restart) never alias, and a later one's are larger.
+    """
+    return (time.time_ns() // 1_000_000 << 16) + secrets.randbelow(2**15)
 
 
 @attrs.frozen
@@ -189,3 +231,20 @@ class TransportSpec:
     name: str
     factory: Callable[[TransportConfig], Transport]
     summary: str = ""
+
+
+@attrs.frozen
+class CommandSpec:
+    """What a plugin registers to add a ``streamfw NAME`` command to the CLI.
+
+    Attributes:
+        name: the sub-command (``streamfw NAME``).
+        summary: one line for ``streamfw --help``.
+        add_arguments: declares the command's options on its sub-parser.
+        run: runs the parsed command and returns the exit status.
+    """
+
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]

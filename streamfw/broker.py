@@ -33,9 +33,10 @@ nothing that is in no backlog unless retention is configured). ``max_streams`` a
 ``max_subscriptions`` cap the rest.
 
 Message ids: each stream gets a ledger number from a per-broker-instance counter that starts at
-the start time in milliseconds, shifted left 16 bits, plus a random 15-bit number
-(``first_ledger``): ids never repeat across restarts of an emulator, and a later run's ledgers
-are larger, as Pulsar's ledger ids only grow. A reader asked to start after an id of another
+``first_ledger``; front ends pass ``first_ledger_now()`` (the start time in milliseconds,
+shifted left 16 bits, plus a random 15-bit number), so ids never repeat across restarts of an
+emulator, and a later run's ledgers are larger, as Pulsar's ledger ids only grow. The broker
+reads no clock of its own for this. A reader asked to start after an id of another
 ledger of its stream is positioned as Pulsar positions it: after every message of an older
 ledger (the earliest retained message), before none of a newer one (the end).
 
@@ -51,8 +52,6 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
-import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,9 +59,12 @@ import attrs
 
 from streamfw.api import (
     ConsumerOptions,
+    ConsumerStats,
     ReaderOptions,
     StreamRef,
+    StreamStats,
     SubscriptionInfo,
+    SubscriptionStats,
     SubscriptionType,
     check_name,
 )
@@ -231,9 +233,10 @@ class Broker:
     Args:
         clock: wall-clock seconds (tests inject a manual clock).
         limits: caps on streams, subscriptions and backlog (``Limits()`` by default).
-        first_ledger: the ledger number of the first stream created; default from the wall
-            clock (not ``clock``: a test's manual clock would repeat) and a random part, so ids
-            of two broker instances (an emulator and its restart) never alias.
+        first_ledger: the ledger number of the first stream created. A front end passes
+            ``streamfw.api.first_ledger_now()`` (the wall clock, not ``clock``: a test's manual
+            clock would repeat) so that ids of two broker instances (an emulator and its
+            restart) never alias; the broker itself reads no clock. Default 0.
     """
 
     def __init__(
@@ -241,7 +244,7 @@ class Broker:
         *,
         clock: Callable[[], float],
         limits: Limits | None = None,
-        first_ledger: int | None = None,
+        first_ledger: int = 0,
     ) -> None:
         self._clock = clock
         self.limits = limits or Limits()
@@ -249,9 +252,7 @@ class Broker:
         self._consumers: dict[int, _Consumer] = {}
         self._producers: dict[int, _Stream] = {}
         self._ids = itertools.count(1)
-        if first_ledger is None:
-            first_ledger = (time.time_ns() // 1_000_000 << 16) + secrets.randbelow(2**15)
-        elif not isinstance(first_ledger, int) or first_ledger < 0:
+        if not isinstance(first_ledger, int) or first_ledger < 0:
             raise ConfigError(f"first_ledger must be a whole number >= 0, got {first_ledger!r}")
         self._ledgers = itertools.count(first_ledger)
         self._timers: list[_Timer] = []  # a heap by due time
@@ -355,27 +356,24 @@ class Broker:
         if not stream.subs:  # nobody would ever ack them: drop them
             self._drop_below(stream, first_young)
 
-    def stats(self, ref: StreamRef) -> dict[str, Any]:
-        """Pulsar-like topic statistics."""
+    def stats(self, ref: StreamRef) -> StreamStats:
+        """The stream's statistics (durable subscriptions only)."""
         stream = self._stream(ref)
-        return {
-            "msgInCounter": stream.published,
-            "storageSize": stream.size,
-            "publishers": [{"producerId": p} for p in sorted(stream.producers)],
-            "subscriptions": {
-                s.name: {
-                    "type": s.type.capitalize(),
-                    "msgBacklog": s.backlog(stream.end),
-                    "unackedMessages": len(s.outstanding),
-                    "consumers": [
-                        {"consumerName": c.name, "unackedMessages": len(c.in_flight)}
-                        for c in s.consumers
-                    ],
-                }
+        return StreamStats(
+            published=stream.published,
+            storage_size=stream.size,
+            producers=tuple(sorted(stream.producers)),
+            subscriptions={
+                s.name: SubscriptionStats(
+                    type=s.type,
+                    backlog=s.backlog(stream.end),
+                    unacked=len(s.outstanding),
+                    consumers=tuple(ConsumerStats(c.name, len(c.in_flight)) for c in s.consumers),
+                )
                 for s in stream.subs.values()
                 if s.durable
             },
-        }
+        )
 
     # --------------------------------------------------------------------------- publish
 

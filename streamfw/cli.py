@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamfw
 from streamfw import commands
 from streamfw.errors import ConfigError, OutcomeUnknown, StreamError
-from streamfw.plugins import discover
+from streamfw.plugins import installed
 
 URL_ENV = "STREAMFW_URL"
 
@@ -52,17 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=_seconds, default=0.5, help="seconds between messages (default: 0.5)"
     )
 
+    found = installed()
+    schemes = ", ".join(f"{name}://" for name in found.transports()) or "none installed"
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
         default=os.environ.get(URL_ENV),
-        help=f"server URL, e.g. macrometa+http://127.0.0.1:8080 (or ${URL_ENV})",
+        help=f"server URL, SCHEME://...; schemes: {schemes} (or ${URL_ENV})",
     )
     common.add_argument(
         "--api-key",
-        help="API key (default: the transport's variable, e.g. $MACROMETA_API_KEY; never printed)",
+        help="API key (default: the transport's own environment variable; never printed)",
     )
-    common.add_argument("--fabric", help="GDN fabric (default: _system)")
+    common.add_argument(
+        "--fabric", help="the transport's fabric option, as -o fabric=NAME (default: its own)"
+    )
     common.add_argument(
         "-o",
         "--option",
@@ -80,13 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list discovered plugins, transports and codecs")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
-    emulator = sub.add_parser("emulator", help="run a local Macrometa GDN streams emulator")
-    try:
-        from streamfw.emulator.command import add_arguments
-    except ImportError as exc:  # aiohttp missing: say how to get it instead of a traceback
-        emulator.set_defaults(missing=str(exc))
-    else:
-        add_arguments(emulator)
+    for name, spec in found.commands().items():
+        if name in sub.choices:
+            continue  # a plugin cannot shadow a core command
+        command = sub.add_parser(name, help=spec.summary)
+        spec.add_arguments(command)
+        command.set_defaults(plugin_command=spec.run)
     return parser
 
 
@@ -103,16 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in _STREAM_COMMANDS:
             with _connect(args) as client:
                 return _STREAM_COMMANDS[args.command](client, args, sys.stdout)
-        if args.command == "emulator":
-            if getattr(args, "missing", None):
-                print(
-                    "streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'"
-                    f" ({args.missing})",
-                    file=sys.stderr,
-                )
-                return 2
-            from streamfw.emulator.command import run
-
+        run: Callable[[argparse.Namespace], int] | None = getattr(args, "plugin_command", None)
+        if run is not None:
             return run(args)
     except ConfigError as exc:
         print(f"streamfw: {exc}", file=sys.stderr)
@@ -146,8 +141,8 @@ def _connect(args: argparse.Namespace) -> streamfw.Client:
         raise ConfigError(
             f"no server given: pass --url or set ${URL_ENV}. The default loopback:// broker"
             " lives inside one process, so what this command did would vanish when it exits;"
-            " run `streamfw emulator` in another terminal and use"
-            " --url macrometa+http://127.0.0.1:8080"
+            " run a server in another terminal (a plugin may offer one, e.g. `streamfw emulator`;"
+            " see `streamfw --help`) and pass its URL"
         )
     options: dict[str, Any] = dict(args.options)
     if args.api_key:
@@ -158,7 +153,7 @@ def _connect(args: argparse.Namespace) -> streamfw.Client:
 
 
 def _plugins(as_json: bool) -> int:
-    found = discover()
+    found = installed()
     sources = found.transport_sources()
     transports = {
         name: {"plugin": sources[name], "summary": spec.summary}

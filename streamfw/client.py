@@ -28,7 +28,7 @@ from streamfw.codec import (
 from streamfw.consumer import Consumer
 from streamfw.errors import AlreadyExists, Closed, ConfigError
 from streamfw.message import MessageId
-from streamfw.plugins import PluginSet, discover
+from streamfw.plugins import PluginSet, installed
 from streamfw.producer import Producer
 
 
@@ -43,8 +43,9 @@ def connect(
     """Open a client; the URL scheme picks the transport plugin.
 
     Args:
-        url: ``scheme://...``; the scheme names the transport (``loopback``, ``macrometa``).
-        plugins: the plugins to use; by default those installed (``streamfw.discover()``).
+        url: ``scheme://...``; the scheme names the transport (``loopback``, or a plugin's).
+        plugins: the plugins to use; by default those installed, discovered once per process
+            (``streamfw.plugins.installed()``).
         max_message_size: the largest message payload, in bytes, this client sends or
             decodes, and the largest output of any codec stage (so a compressed payload cannot
             inflate past it). Default 5,242,880 (5 MiB), Pulsar's ``maxMessageSize``. A larger
@@ -53,7 +54,7 @@ def connect(
             their own.
         max_codec_stages: the most stages a codec spec, or the ``streamfw-codec`` tag of a
             received message, may name (value codec included). Default 8.
-        **options: go to the transport (e.g. ``api_key=`` for macrometa); never printed.
+        **options: go to the transport (e.g. an ``api_key=``); never printed.
 
     Raises:
         ConfigError: a bad URL or option.
@@ -64,7 +65,7 @@ def connect(
     check_limit("max_message_size", max_message_size)
     check_limit("max_codec_stages", max_codec_stages)
     scheme = urlsplit(url).scheme
-    found = plugins or discover()
+    found = plugins or installed()
     spec = found.transport(scheme)
     transport = spec.factory(TransportConfig(url, options))
     return Client(

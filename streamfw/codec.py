@@ -4,14 +4,14 @@ A pipeline is one *value* codec (a Python value <-> bytes) followed by any numbe
 stages (bytes <-> bytes, e.g. ``zlib``), written ``"json+zlib"``. The names of the stages that
 actually ran travel with the message in the ``streamfw-codec`` property, so a consumer decodes
 what the producer wrote whatever pipeline the consumer was given. A payload without that
-property (written by a plain client such as pyC8) is decoded with the consumer's own pipeline;
+property (written by a client that is not streamfw) is decoded with the consumer's own pipeline;
 the default ``auto`` reads it as text when it is valid UTF-8 and as bytes otherwise.
 
 ``auto`` (the default value codec) is a selector: ``str`` goes out as ``text``, ``bytes`` as
 ``bytes``, everything else as ``json``, and the tag names the codec it picked.
 
-The Macrometa/Pulsar base64 ``{"payload": ...}`` frame is the transport's last stage (see
-``streamfw.wire``); loopback needs none.
+A transport whose frames carry text (a base64 ``{"payload": ...}`` frame, say) adds that
+encoding itself, as its last stage; loopback needs none.
 
 The tag comes from the sender, so decoding trusts nothing in it: a payload, and the output of
 every stage, is bounded by ``max_message_size`` (inflation stops at the bound, so a

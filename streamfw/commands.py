@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import json
 import sys
 import time
@@ -17,7 +18,11 @@ from typing import Any, TextIO
 from streamfw.client import Client, Stream
 from streamfw.errors import ConfigError, DecodeError, StreamNotFound
 from streamfw.message import Message
-from streamfw.wire import format_time
+
+
+def _iso_millis(t: dt.datetime) -> str:
+    """ISO-8601 in UTC to the millisecond, ``Z`` suffix (the form Pulsar's REST answers use)."""
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _status(text: str) -> None:
@@ -201,7 +206,7 @@ def _as_json(msg: Message, error: str | None = None) -> str:
     record.update(
         properties=dict(msg.properties),
         key=msg.key,
-        publishTime=format_time(msg.publish_time),
+        publishTime=_iso_millis(msg.publish_time),
         redeliveryCount=msg.redelivery_count,
     )
     return json.dumps(record, ensure_ascii=False)

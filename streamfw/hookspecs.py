@@ -1,8 +1,8 @@
 """Hook specifications: what a streamfw plugin may implement.
 
 A plugin is a module (or object) registered under the ``streamfw`` entry-point group. It
-implements one or both hooks; each receives a ``register`` callable and calls it once per
-transport or codec stage it provides.
+implements any of the hooks; each receives a ``register`` callable and calls it once per
+transport, codec stage, CLI command or test harness it provides.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from streamfw.api import TransportSpec
+    from streamfw.api import CommandSpec, TransportSpec
     from streamfw.codec import CodecSpec
+    from streamfw.testing.harness import HarnessSpec
 
 hookspec = pluggy.HookspecMarker("streamfw")
 hookimpl = pluggy.HookimplMarker("streamfw")
@@ -28,3 +29,14 @@ def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> N
 @hookspec
 def streamfw_register_codecs(register: Callable[[CodecSpec], None]) -> None:
     """Call ``register`` once for each codec stage this plugin provides."""
+
+
+@hookspec
+def streamfw_register_commands(register: Callable[[CommandSpec], None]) -> None:
+    """Call ``register`` once for each ``streamfw`` CLI command this plugin provides."""
+
+
+@hookspec
+def streamfw_register_harnesses(register: Callable[[HarnessSpec], None]) -> None:
+    """Call ``register`` once for each test harness (a transport to run the contract kit,
+    the state machine and ``streamfw_harness`` tests on) this plugin provides."""

@@ -1,21 +1,31 @@
 """Plugin discovery: built-in codecs plus everything under the ``streamfw`` entry-point group.
 
-No global manager: each caller (the CLI included) builds its own, so tests never clean up.
-A plugin that fails to import is recorded as broken and the others still load.
+``installed()`` discovers once per process and hands out that ``PluginSet`` (``connect()`` and
+the CLI use it); ``installed(refresh=True)`` or ``discover()`` look again, e.g. after a test put
+a new distribution on ``sys.path``. A plugin that fails to import is recorded as broken and
+the others still load. Hooks are called through pluggy's hook relay (``pm.hook``), so hook
+wrappers and tracing see every call.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import sys
+import threading
+import types
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from streamfw import hookspecs
-from streamfw.api import TransportSpec
-from streamfw.codec import CodecRegistry, CodecSpec
+from streamfw.api import CommandSpec, TransportSpec
+from streamfw.codec import CodecRegistry
 from streamfw.errors import PluginError
+
+if TYPE_CHECKING:
+    from streamfw.testing.harness import HarnessSpec
 
 ENTRY_POINT_GROUP = "streamfw"
 BUILTIN_PLUGINS = ("streamfw.codec",)  # core ships its codecs as a plugin
@@ -42,8 +52,7 @@ class PluginSet:
     def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
         self.pm = pm
         self.infos = infos
-        self._transports: dict[str, tuple[TransportSpec, str]] | None = None
-        self._codecs: dict[str, CodecSpec] | None = None
+        self._found: dict[str, dict[str, tuple[Any, str]]] = {}
 
     def transports(self) -> dict[str, TransportSpec]:
         return {name: spec for name, (spec, _) in self._collect_transports().items()}
@@ -53,15 +62,23 @@ class PluginSet:
         return {name: plugin for name, (_, plugin) in self._collect_transports().items()}
 
     def codecs(self) -> CodecRegistry:
-        if self._codecs is None:
-            self._codecs = {}
-            self._collect("streamfw_register_codecs", self._codecs, "codec")
-        return CodecRegistry(self._codecs)
+        found = self._collect("streamfw_register_codecs", "codec")
+        return CodecRegistry({name: spec for name, (spec, _) in found.items()})
+
+    def commands(self) -> dict[str, CommandSpec]:
+        """CLI command name -> what a plugin registered for it."""
+        found = self._collect("streamfw_register_commands", "command")
+        return {name: spec for name, (spec, _) in found.items()}
+
+    def harnesses(self) -> dict[str, HarnessSpec]:
+        """Harness name -> what a plugin registered for it (the pytest plugin's transports)."""
+        found = self._collect("streamfw_register_harnesses", "harness")
+        return {name: spec for name, (spec, _) in found.items()}
 
     def transport(self, scheme: str) -> TransportSpec:
         found = self._collect_transports()
         if scheme in found:
-            return found[scheme][0]
+            return found[scheme][0]  # type: ignore[no-any-return]
         known = ", ".join(f"{n}:// (from {src})" for n, (_, src) in sorted(found.items()))
         broken = [i for i in self.infos if not i.loaded]
         hint = "".join(f"; plugin {i.name!r} failed to load: {i.error}" for i in broken)
@@ -69,29 +86,47 @@ class PluginSet:
             f"no transport for URL scheme {scheme!r}; available: {known or 'none'}{hint}"
         )
 
-    def _collect_transports(self) -> dict[str, tuple[TransportSpec, str]]:
-        if self._transports is None:
-            self._transports = {}
-            self._collect("streamfw_register_transports", self._transports, "transport")
-        return self._transports
+    def _collect_transports(self) -> dict[str, tuple[Any, str]]:
+        return self._collect("streamfw_register_transports", "transport")
 
-    def _collect(self, hook_name: str, found: dict, kind: str) -> None:  # type: ignore[type-arg]
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
-            source = impl.plugin_name
+    def _collect(self, hook_name: str, kind: str) -> dict[str, tuple[Any, str]]:
+        """Call one registration hook once; name -> (spec, plugin), in registration order."""
+        if hook_name in self._found:
+            return self._found[hook_name]
+        by_plugin: dict[str, list[object]] = {}
 
-            def register(spec: object, source: str = source) -> None:
+        def register(spec: object) -> None:
+            source = self._plugin_calling(sys._getframe(1))
+            by_plugin.setdefault(source, []).append(spec)
+
+        getattr(self.pm.hook, hook_name)(register=register)
+        found: dict[str, tuple[Any, str]] = {}
+        for source, specs in reversed(by_plugin.items()):  # pluggy calls the last one first
+            for spec in specs:
                 name = getattr(spec, "name", None)
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"plugin {source!r} registered a {kind} without a name")
                 if name in found:
-                    prev = found[name][1] if kind == "transport" else "another plugin"
                     raise PluginError(
-                        f"plugins {prev!r} and {source!r} both offer a {kind} named {name!r}"
+                        f"plugins {found[name][1]!r} and {source!r} both offer a {kind}"
+                        f" named {name!r}"
                     )
-                found[name] = (spec, source) if kind == "transport" else spec
+                found[name] = (spec, source)
+        self._found[hook_name] = found
+        return found
 
-            impl.function(register=register)
+    def _plugin_calling(self, frame: types.FrameType) -> str:
+        """The registered plugin whose code ``frame`` runs (its module, or its object's)."""
+        module = frame.f_globals.get("__name__", "")
+        best, best_len = "a plugin", -1
+        for name, plugin in self.pm.list_name_plugin():
+            home = getattr(plugin, "__name__", None)
+            if not isinstance(plugin, types.ModuleType):
+                home = type(plugin).__module__
+            mine = isinstance(home, str) and (module == home or module.startswith(home + "."))
+            if mine and isinstance(home, str) and len(home) > best_len:
+                best, best_len = name, len(home)
+        return best
 
 
 def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
@@ -139,3 +174,16 @@ def _own_version() -> str | None:
         return md.version("streamfw")
     except md.PackageNotFoundError:  # running from a source tree
         return None
+
+
+_installed: PluginSet | None = None
+_installed_lock = threading.Lock()
+
+
+def installed(*, refresh: bool = False) -> PluginSet:
+    """The installed plugins, discovered once per process; ``refresh=True`` looks again."""
+    global _installed
+    with _installed_lock:
+        if _installed is None or refresh:
+            _installed = discover()
+        return _installed

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from streamfw import LocalProtocolError, StreamNotFound
-from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
+from streamfw.api import (
+    ConsumerOptions,
+    ConsumerStats,
+    ReaderOptions,
+    StreamRef,
+    StreamStats,
+    first_ledger_now,
+)
 from streamfw.broker import (
     ActiveChanged,
     Broker,
@@ -27,7 +34,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def broker(clock: ManualClock) -> Broker:
-    b = Broker(clock=clock)
+    b = Broker(clock=clock, first_ledger=first_ledger_now())
     b.create_stream(S)
     return b
 
@@ -95,16 +102,16 @@ def test_expire_acks_old_messages_everywhere(broker: Broker, clock: ManualClock)
     assert delivered(broker) == [(c, b"new", 0)]  # the held old one was dropped, room freed
 
 
-def test_stats_look_like_pulsar(broker: Broker) -> None:
+def test_stats_are_a_typed_value(broker: Broker) -> None:
     broker.subscribe(S, "sub", ConsumerOptions(type="shared", consumer_name="c1"))
-    broker.open_producer(S)
+    producer = broker.open_producer(S)
     broker.publish(S, Envelope(b"abc"))
     stats = broker.stats(S)
-    assert stats["msgInCounter"] == 1 and stats["storageSize"] == 3
-    sub = stats["subscriptions"]["sub"]
-    assert sub["type"] == "Shared" and sub["msgBacklog"] == 1
-    assert sub["consumers"] == [{"consumerName": "c1", "unackedMessages": 1}]
-    assert len(stats["publishers"]) == 1
+    assert isinstance(stats, StreamStats)
+    assert (stats.published, stats.storage_size, stats.producers) == (1, 3, (producer,))
+    sub = stats.subscriptions["sub"]
+    assert (sub.type, sub.backlog, sub.unacked) == ("shared", 1, 1)
+    assert sub.consumers == (ConsumerStats("c1", 1),)
 
 
 def test_forced_delete_closes_attached_clients(broker: Broker) -> None:
@@ -147,7 +154,7 @@ def test_acks_are_idempotent_and_trim_the_log(broker: Broker) -> None:
     broker.ack(c, mid)
     broker.ack(c, mid)
     assert broker.backlog(S) == 0
-    assert broker.stats(S)["storageSize"] == 0  # nobody needs it: gone from the log
+    assert broker.stats(S).storage_size == 0  # nobody needs it: gone from the log
 
 
 def test_reader_from_a_foreign_id_is_refused(broker: Broker) -> None:

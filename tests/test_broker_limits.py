@@ -9,7 +9,7 @@ import weakref
 import pytest
 
 from streamfw import BacklogQuotaExceeded, ConfigError, LimitExceeded, SendError
-from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
+from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef, first_ledger_now
 from streamfw.broker import (
     MAX_SECONDS,
     Broker,
@@ -28,7 +28,7 @@ def clock() -> ManualClock:
 
 
 def make(clock: ManualClock, **limits: int) -> Broker:
-    b = Broker(clock=clock, limits=Limits(**limits))
+    b = Broker(clock=clock, limits=Limits(**limits), first_ledger=first_ledger_now())
     b.create_stream(S)
     return b
 
@@ -116,7 +116,8 @@ def test_each_broker_instance_numbers_its_ledgers_afresh(clock: ManualClock) -> 
     """Emulator runs never hand out the same id for the same stream; later runs' are larger."""
     ids = []
     for _ in range(20):
-        broker = Broker(clock=clock)  # the same manual clock: ids must not depend on it
+        # the same manual clock: ids must not depend on it
+        broker = Broker(clock=clock, first_ledger=first_ledger_now())
         broker.create_stream(S)
         ids.append(broker.publish(S, Envelope(b"x")))
         time.sleep(0.002)  # a restart takes longer than this
@@ -168,7 +169,7 @@ def test_without_a_subscription_the_oldest_messages_make_room(clock: ManualClock
     reader = broker.open_reader(S, ReaderOptions("earliest", receiver_queue_size=1))
     for i in range(10):
         broker.publish(S, Envelope(bytes([i])))
-    assert broker.stats(S)["storageSize"] == 3
+    assert broker.stats(S).storage_size == 3
     broker.close_consumer(reader)
     late = broker.subscribe(S, "late", ConsumerOptions(initial_position="earliest"))
     assert [e.delivery.payload for e in broker.events() if isinstance(e, Deliver)][-3:] == [

@@ -59,7 +59,7 @@ def test_streams_and_subscriptions_admin(url: str, capsys: pytest.CaptureFixture
     assert json.loads(out) == [{"name": "s", "type": "exclusive", "backlog": 0, "consumers": 0}]
     assert run(["subscriptions", "delete", "orders", "s", "--url", url], capsys)[0] == 0
     stats = json.loads(run(["streams", "stats", "orders", "--json", "--url", url], capsys)[1])
-    assert stats["msgInCounter"] == 1 and stats["subscriptions"] == {}
+    assert stats["published"] == 1 and stats["subscriptions"] == {}
     assert run(["streams", "delete", "orders", "--url", url], capsys)[0] == 0
     code, _, err = run(["streams", "delete", "orders", "--url", url], capsys)
     assert code == 1 and "StreamNotFound" in err

@@ -206,7 +206,7 @@ def test_unknown_scheme_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> No
 def test_demo_runs_the_same_scenario_on_the_emulator(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streamfw.emulator import Emulator
+    from streamfw_macrometa.emulator import Emulator
 
     with Emulator.start(host="127.0.0.1", port=0) as emulator:  # its own: the demo's names
         monkeypatch.setenv("MACROMETA_API_KEY", emulator.api_key)

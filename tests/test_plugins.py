@@ -136,3 +136,113 @@ def test_plugins_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     loopback = next(p for p in listed["plugins"] if p["name"] == "loopback")
     assert loopback["distribution"] == "streamfw" and loopback["loaded"] is True
     assert listed["transports"]["loopback"]["plugin"] == "loopback"
+
+
+HOOKS_PLUGIN = """
+    import sys
+
+    import pytest
+
+    from streamfw.api import CommandSpec
+    from streamfw.hookspecs import hookimpl
+    from streamfw.testing import HarnessSpec, LoopbackHarness
+
+    def add_arguments(parser):
+        parser.add_argument("--times", type=int, default=1)
+
+    def run(args):
+        print("hello " * args.times, file=sys.stdout)
+        return 7
+
+    @hookimpl
+    def streamfw_register_commands(register):
+        register(CommandSpec("hello", "say hello", add_arguments, run))
+
+    @hookimpl
+    def streamfw_register_harnesses(register):
+        register(HarnessSpec("hello", LoopbackHarness, "loopback under another name"))
+"""
+
+
+def test_a_plugin_adds_a_cli_command(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamfw.cli import main
+    from streamfw.plugins import installed
+
+    install_dist(site, "streamfw-hello", {"hello": "hello_plugin"}, {"hello_plugin": HOOKS_PLUGIN})
+    installed(refresh=True)
+    try:
+        assert main(["hello", "--times", "2"]) == 7
+        assert capsys.readouterr().out.strip() == "hello hello"
+    finally:
+        installed(refresh=True)  # later tests must not see the throwaway plugin
+
+
+def test_a_plugin_adds_a_harness(site: Path) -> None:
+    install_dist(site, "streamfw-hello", {"hello": "hello_plugin"}, {"hello_plugin": HOOKS_PLUGIN})
+    found = discover()
+    harnesses = found.harnesses()
+    assert {"loopback", "macrometa", "gdn", "hello"} <= set(harnesses)
+    harness = harnesses["hello"].factory()
+    try:
+        with harness.client() as client:
+            assert client.stream("s").create().exists()
+    finally:
+        harness.close()
+
+
+def test_the_emulator_command_comes_from_the_macrometa_plugin() -> None:
+    commands = discover().commands()
+    assert list(commands) == ["emulator"]
+    assert commands["emulator"].run.__module__ == "streamfw_macrometa"
+
+
+def test_a_command_cannot_be_registered_twice(site: Path) -> None:
+    source = HOOKS_PLUGIN.replace('CommandSpec("hello"', 'CommandSpec("emulator"')
+    install_dist(site, "streamfw-twice", {"twice": "twice_plugin"}, {"twice_plugin": source})
+    with pytest.raises(PluginError, match="'macrometa' and 'twice' both offer a command"):
+        discover().commands()
+
+
+def test_discovery_runs_once_per_process_unless_asked_again(site: Path) -> None:
+    from streamfw.plugins import installed
+
+    first = installed()
+    assert installed() is first
+    install_dist(site, "streamfw-echo", {"echo": "echo_plugin"}, {"echo_plugin": ECHO_PLUGIN})
+    assert "echo" not in installed().transports()
+    try:
+        fresh = installed(refresh=True)
+        assert fresh is not first and "echo" in fresh.transports()
+        assert installed() is fresh
+    finally:
+        installed(refresh=True)
+
+
+def test_registration_hooks_go_through_the_hook_relay() -> None:
+    """A hook wrapper (tracing, timing) sees every registration call."""
+    seen: list[str] = []
+
+    class Tracer:
+        @streamfw.hookimpl(wrapper=True)
+        def streamfw_register_transports(self, register):  # type: ignore[no-untyped-def]
+            seen.append("transports")
+            return (yield)
+
+    found = discover(extra={"tracer": Tracer()})
+    assert "loopback" in found.transports() and seen == ["transports"]
+
+
+def test_the_emulator_command_without_aiohttp_says_how_to_get_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"  # an import of it now fails
+        "from streamfw.cli import main\n"
+        "sys.exit(main(['emulator']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'" in done.stderr

@@ -10,11 +10,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from streamfw import ConfigError, Envelope, MessageId
-from streamfw.api import ConsumerOptions
-from streamfw.message import Delivery
-from streamfw.wire import (
+from streamfw_macrometa.wire import (
     FrameError,
     consumer_options_from_query,
     consumer_query,
@@ -28,6 +24,10 @@ from streamfw.wire import (
     publish_frame,
     receipt_frame,
 )
+
+from streamfw import ConfigError, Envelope, MessageId
+from streamfw.api import ConsumerOptions
+from streamfw.message import Delivery
 from tests.strategies import properties
 
 ids = st.builds(

@@ -7,10 +7,14 @@ and it lives as long as at least one of them is open. ``loopback://`` is ``loopb
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from streamfw.api import TransportSpec
 from streamfw.hookspecs import hookimpl
 from streamfw_loopback.transport import LoopbackTransport
+
+if TYPE_CHECKING:
+    from streamfw.testing.harness import HarnessSpec
 
 __all__ = ["LoopbackTransport"]
 
@@ -18,3 +22,10 @@ __all__ = ["LoopbackTransport"]
 @hookimpl
 def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> None:
     register(TransportSpec("loopback", LoopbackTransport.from_config, "in-process, no network"))
+
+
+@hookimpl
+def streamfw_register_harnesses(register: Callable[[HarnessSpec], None]) -> None:
+    from streamfw.testing.harness import HarnessSpec, LoopbackHarness
+
+    register(HarnessSpec("loopback", LoopbackHarness, "a fresh in-process broker, manual clock"))

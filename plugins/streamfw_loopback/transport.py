@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import attrs
+
 from streamfw.api import (
     ConsumerOptions,
     ProducerOptions,
@@ -18,6 +20,7 @@ from streamfw.api import (
     StreamRef,
     SubscriptionInfo,
     TransportConfig,
+    first_ledger_now,
 )
 from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, Limits, ProducerClosed
 from streamfw.errors import Closed, ConfigError, LocalProtocolError, StreamDeleted
@@ -87,7 +90,7 @@ class _Host:
     def __init__(self, name: str, clock: Callable[[], float], limits: Limits) -> None:
         self.name = name
         self.clock = clock
-        self.broker = Broker(clock=clock, limits=limits)
+        self.broker = Broker(clock=clock, limits=limits, first_ledger=first_ledger_now())
         self.lock = _HostLock()
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
@@ -343,7 +346,7 @@ class LoopbackTransport:
         return self._host.call(self._host.broker.backlog, stream)
 
     def stats(self, stream: StreamRef) -> dict[str, Any]:
-        return self._host.call(self._host.broker.stats, stream)
+        return attrs.asdict(self._host.call(self._host.broker.stats, stream))
 
     def subscriptions(self, stream: StreamRef) -> list[SubscriptionInfo]:
         return self._host.call(self._host.broker.subscriptions, stream)

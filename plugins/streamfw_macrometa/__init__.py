@@ -3,16 +3,25 @@
 ``streamfw.connect("macrometa://play.paas.macrometa.io", api_key=..., fabric="_system")``.
 The ``macrometa+https://`` and ``macrometa+http://`` schemes reach an exact host (a private
 gateway, or the streamfw emulator). See docs/macrometa.md.
+
+Besides the transports, this plugin contributes the ``streamfw emulator`` command and the
+``macrometa`` (a fresh emulator) and ``gdn`` (a real account) test harnesses.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from streamfw.api import TransportSpec
+from streamfw.api import CommandSpec, TransportSpec
 from streamfw.hookspecs import hookimpl
 from streamfw_macrometa.config import SCHEMES, InsecureTLSWarning, Secret, Settings
 from streamfw_macrometa.transport import MacrometaTransport
+
+if TYPE_CHECKING:
+    from streamfw.testing.harness import HarnessSpec
 
 __all__ = ["InsecureTLSWarning", "MacrometaTransport", "Secret", "Settings"]
 
@@ -27,3 +36,45 @@ _SUMMARIES = {
 def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> None:
     for scheme in SCHEMES:
         register(TransportSpec(scheme, MacrometaTransport.from_config, _SUMMARIES[scheme]))
+
+
+@hookimpl
+def streamfw_register_commands(register: Callable[[CommandSpec], None]) -> None:
+    register(
+        CommandSpec(
+            "emulator",
+            "run a local Macrometa GDN streams emulator",
+            _emulator_arguments,
+            _emulator_run,
+        )
+    )
+
+
+@hookimpl
+def streamfw_register_harnesses(register: Callable[[HarnessSpec], None]) -> None:
+    from streamfw.testing.harness import HarnessSpec
+    from streamfw_macrometa.testing import GDN_KEY_ENV, GDN_URL_ENV, MacrometaHarness, gdn_harness
+
+    register(HarnessSpec("macrometa", MacrometaHarness, "macrometa+http:// on a fresh emulator"))
+    register(HarnessSpec("gdn", gdn_harness, f"a real GDN given ${GDN_URL_ENV} and ${GDN_KEY_ENV}"))
+
+
+def _emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from streamfw_macrometa.emulator.command import add_arguments
+    except ImportError as exc:  # aiohttp missing: say how to get it instead of a traceback
+        parser.set_defaults(missing=str(exc))
+    else:
+        add_arguments(parser)
+
+
+def _emulator_run(args: argparse.Namespace) -> int:
+    if getattr(args, "missing", None):
+        print(
+            f"streamfw emulator needs aiohttp: pip install 'streamfw[emulator]' ({args.missing})",
+            file=sys.stderr,
+        )
+        return 2
+    from streamfw_macrometa.emulator.command import run
+
+    return run(args)

@@ -41,11 +41,11 @@ from typing import TypeVar
 import attrs
 import websocket
 
-from streamfw import wire
 from streamfw.api import StreamRef
 from streamfw.errors import LocalProtocolError, StreamError
 from streamfw.message import Delivery, MessageId
-from streamfw.wire import FrameError
+from streamfw_macrometa import wire
+from streamfw_macrometa.wire import FrameError
 from streamfw_macrometa.ws import Connector, Link
 
 ACK_MEMORY = 100_000  # acked messages remembered; also bounds the handed-out bookkeeping

@@ -25,7 +25,6 @@ import threading
 import attrs
 import websocket
 
-from streamfw import wire
 from streamfw.api import ProducerOptions, StreamRef
 from streamfw.errors import (
     BacklogQuotaExceeded,
@@ -38,6 +37,7 @@ from streamfw.errors import (
     StreamError,
 )
 from streamfw.message import Envelope, MessageId
+from streamfw_macrometa import wire
 from streamfw_macrometa.ws import Connector, Link
 
 # Pulsar's WebSocket proxy answers ``send-error`` with the message of the exception its own

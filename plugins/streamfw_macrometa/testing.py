@@ -1,16 +1,29 @@
-"""``MacrometaHarness``: the transport-independent contract tests, run through the emulator.
+"""Test support for the macrometa transport: harnesses and the ``streamfw_emulator`` fixture.
 
-Each harness starts its own emulator (plain HTTP on 127.0.0.1, a free port) on a
-``ManualClock``; ``advance`` moves that clock and runs the broker's timers at once.
+``MacrometaHarness`` runs the transport-independent contract tests through the emulator: each
+harness starts its own emulator (plain HTTP on 127.0.0.1, a free port) on a ``ManualClock``;
+``advance`` moves that clock and runs the broker's timers at once. ``GdnHarness`` runs them
+against a real GDN account. Both are registered through ``streamfw_register_harnesses``
+(``--streamfw-transports=macrometa,gdn``). This module is also a pytest plugin (entry point
+``pytest11``) giving the session fixture ``streamfw_emulator``: one emulator on 127.0.0.1
+(needs the ``emulator`` extra).
 """
 
 from __future__ import annotations
 
+import os
+import time
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from streamfw.client import Client, connect
-from streamfw.testing.harness import ManualClock
+from streamfw.testing.harness import Harness, ManualClock
+
+GDN_URL_ENV = "STREAMFW_GDN_URL"
+GDN_KEY_ENV = "MACROMETA_API_KEY"
 
 
 class MacrometaHarness:
@@ -20,7 +33,7 @@ class MacrometaHarness:
     settle = 0.2  # a frame crosses loopback TCP twice within this, with a wide margin
 
     def __init__(self, **options: Any) -> None:
-        from streamfw.emulator import Emulator  # the emulator is an optional extra
+        from streamfw_macrometa.emulator import Emulator  # the emulator is an optional extra
 
         self.clock = ManualClock()
         self.emulator = Emulator.start(host="127.0.0.1", port=0, clock=self.clock)
@@ -53,3 +66,42 @@ class MacrometaHarness:
 
     def close(self) -> None:
         self.emulator.stop()
+
+
+class GdnHarness:
+    """A real GDN account. Its clock cannot be moved: ``advance`` waits that long instead."""
+
+    name = "gdn"
+    settle = 2.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def client(self) -> Client:
+        return connect(self.url)  # the key comes from MACROMETA_API_KEY
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        return None
+
+
+def gdn_harness() -> Harness:
+    """A ``GdnHarness`` from the environment; skips, saying what to set, without it."""
+    url, key = os.environ.get(GDN_URL_ENV), os.environ.get(GDN_KEY_ENV)
+    if not url or not key:
+        pytest.skip(
+            f"gdn: set {GDN_URL_ENV} (e.g. macrometa://play.paas.macrometa.io) and"
+            f" {GDN_KEY_ENV} to run this against a real GDN"
+        )
+    return GdnHarness(url)
+
+
+@pytest.fixture(scope="session")
+def streamfw_emulator() -> Iterator[Any]:
+    """One emulator on 127.0.0.1 for the session (``.url``, ``.port``, ``.api_key``)."""
+    from streamfw_macrometa.emulator import Emulator
+
+    with Emulator.start(host="127.0.0.1", port=0) as emulator:
+        yield emulator

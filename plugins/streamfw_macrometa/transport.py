@@ -24,7 +24,6 @@ import threading
 import weakref
 from typing import Any
 
-from streamfw import wire
 from streamfw.api import (
     ConsumerOptions,
     ProducerOptions,
@@ -43,13 +42,12 @@ from streamfw.errors import (
     Unsupported,
 )
 from streamfw.message import MessageId
-from streamfw_macrometa import config
+from streamfw_macrometa import config, wire
 from streamfw_macrometa.consumer import MacrometaConsumer
 from streamfw_macrometa.producer import MacrometaProducer
 from streamfw_macrometa.rest import Rest, loads_maybe
 from streamfw_macrometa.ws import Connector, Link, make_ws_base
 
-_PREFIXES = (("c8globals.", False), ("c8locals.", True))
 _TYPES: dict[str, SubscriptionType] = {
     "exclusive": "exclusive",
     "failover": "failover",
@@ -111,7 +109,7 @@ class MacrometaTransport:
     def delete_stream(self, stream: StreamRef, *, force: bool) -> None:
         self._live().call(
             "DELETE",
-            self._streams(f"/{stream.topic}"),
+            self._streams(f"/{wire.topic_name(stream)}"),
             params={"force": "true"} if force else None,
             stream=stream.name,
         )
@@ -122,17 +120,18 @@ class MacrometaTransport:
         refs = []
         for entry in result if isinstance(result, list) else []:
             topic = entry.get("topic") if isinstance(entry, dict) else None
-            for prefix, is_local in _PREFIXES:
-                if isinstance(topic, str) and topic.startswith(prefix):
-                    with contextlib.suppress(ConfigError):  # a name streamfw cannot address
-                        refs.append(StreamRef(topic[len(prefix) :], is_local))
+            if isinstance(topic, str):
+                with contextlib.suppress(ConfigError):  # a name streamfw cannot address
+                    ref = wire.parse_topic_name(topic)
+                    if ref is not None:
+                        refs.append(ref)
         return sorted(set(refs), key=lambda r: (r.local, r.name))
 
     def _get(self, stream: StreamRef, what: str) -> Any:
         return loads_maybe(
             self._live().call(
                 "GET",
-                self._streams(f"/{stream.topic}/{what}"),
+                self._streams(f"/{wire.topic_name(stream)}/{what}"),
                 params=_flag(stream),
                 stream=stream.name,
             )
@@ -192,7 +191,7 @@ class MacrometaTransport:
         try:
             self._live().call(
                 "DELETE",
-                self._streams(f"/{stream.topic}/subscriptions/{subscription}"),
+                self._streams(f"/{wire.topic_name(stream)}/subscriptions/{subscription}"),
                 params=_flag(stream),
                 stream=stream.name,
                 subscription=subscription,
@@ -208,7 +207,7 @@ class MacrometaTransport:
         if subscription is None:
             rest.call(
                 "POST",
-                self._streams(f"/{stream.topic}/expiry/0"),
+                self._streams(f"/{wire.topic_name(stream)}/expiry/0"),
                 params=_flag(stream),
                 stream=stream.name,
             )
@@ -240,8 +239,8 @@ class MacrometaTransport:
     def _connector(
         self, kind: str, stream: StreamRef, params: dict[str, str], subscription: str = ""
     ) -> Connector:
-        ns = ("c8local." if stream.local else "c8global.") + self.settings.fabric
-        path = f"{kind}/persistent/{self.tenant}/{ns}/{stream.topic}"
+        ns = wire.namespace_name(self.settings.fabric, stream.local)
+        path = f"{kind}/persistent/{self.tenant}/{ns}/{wire.topic_name(stream)}"
         if subscription:
             path += "/" + subscription
         base = make_ws_base(self.settings, stream.local, self._local_dc)

@@ -1,8 +1,8 @@
 """Transport contract tests: subclass ``TransportContract`` and provide a ``harness`` fixture.
 
-Every test talks to the public API only, so the same checks run on loopback, on the macrometa
-transport against the emulator, and on a third-party transport. A test that fails on one
-transport only is a bug there (or a capability to document).
+Every test talks to the public API only, so the same checks run on every transport whose
+plugin registers a harness (``streamfw_register_harnesses``), built-in or third-party. A test
+that fails on one transport only is a bug there (or a capability to document).
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """A harness gives transport-independent tests a broker to talk to and a clock to move.
 
 The contract tests and the hypothesis state machine are written against ``Harness`` only, so
-the same code runs on loopback, on the macrometa transport pointed at the emulator, and on a
-third-party transport whose author writes a harness for it.
+the same code runs on every transport whose plugin registers a ``HarnessSpec`` through the
+``streamfw_register_harnesses`` hook (loopback does; so can a third-party transport).
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Protocol
+
+import attrs
 
 from streamfw.client import Client, connect
 
@@ -46,6 +49,22 @@ class Harness(Protocol):
 
     def close(self) -> None:
         """Release the broker."""
+
+
+@attrs.frozen
+class HarnessSpec:
+    """What a plugin registers so its transport runs the kit: a name and a harness factory.
+
+    Attributes:
+        name: what ``--streamfw-transports`` selects it by.
+        factory: builds a fresh ``Harness`` for one test; it may call ``pytest.skip`` when
+            what it needs (a server, credentials) is not there, saying what to set.
+        summary: one line for ``--help``.
+    """
+
+    name: str
+    factory: Callable[[], Harness]
+    summary: str = ""
 
 
 class LoopbackHarness:

@@ -1,6 +1,6 @@
 """A tiny TCP proxy on 127.0.0.1 that tests and benchmarks can cut, refuse and listen to.
 
-Shared by the macrometa transport tests (``tests/macrometa``) and the fault benchmark
+Shared by the network transports' tests and the fault benchmark
 (``python -m benchmarks.faults``): every way a network can fail a client is one method here.
 """
 

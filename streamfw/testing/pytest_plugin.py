@@ -3,72 +3,31 @@
 Fixtures:
 
 * ``streamfw_client``: a client on a fresh loopback broker, closed after the test;
-* ``streamfw_emulator``: one Macrometa emulator on 127.0.0.1 for the session (needs the
-  ``emulator`` extra);
 * ``streamfw_harness``: a ``Harness`` per selected transport -- each test using it runs once per
-  transport. Select with ``--streamfw-transports=loopback,macrometa`` or the ini option
-  ``streamfw_transports``; ``loopback`` by default. ``macrometa`` runs against a fresh emulator;
-  ``gdn`` runs against a real GDN given ``STREAMFW_GDN_URL`` and ``MACROMETA_API_KEY`` (without
-  them, those tests are skipped and the reason says what to set).
+  transport. Select with ``--streamfw-transports=NAME,...`` or the ini option
+  ``streamfw_transports``; ``loopback`` by default. The names are those of the harnesses that
+  plugins register through the ``streamfw_register_harnesses`` hook (``streamfw plugins`` and
+  ``pytest --help`` list them); a plugin's harness may skip, saying what to set, when what it
+  needs is not there.
+
+Plugins may add fixtures of their own through this same ``pytest11`` group.
 """
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from streamfw.client import Client, connect
-from streamfw.testing.harness import Harness, LoopbackHarness
-
-GDN_URL_ENV = "STREAMFW_GDN_URL"
-GDN_KEY_ENV = "MACROMETA_API_KEY"
+from streamfw.plugins import installed
+from streamfw.testing.harness import Harness, HarnessSpec
 
 
-class GdnHarness:
-    """A real GDN account. Its clock cannot be moved: ``advance`` waits that long instead."""
-
-    name = "gdn"
-    settle = 2.0
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def client(self) -> Client:
-        return connect(self.url)  # the key comes from MACROMETA_API_KEY
-
-    def advance(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def close(self) -> None:
-        return None
-
-
-def _macrometa() -> Harness:
-    from streamfw_macrometa.testing import MacrometaHarness
-
-    return MacrometaHarness()
-
-
-def _gdn() -> Harness:
-    url, key = os.environ.get(GDN_URL_ENV), os.environ.get(GDN_KEY_ENV)
-    if not url or not key:
-        pytest.skip(
-            f"gdn: set {GDN_URL_ENV} (e.g. macrometa://play.paas.macrometa.io) and"
-            f" {GDN_KEY_ENV} to run this against a real GDN"
-        )
-    return GdnHarness(url)
-
-
-HARNESSES: dict[str, Callable[[], Harness]] = {
-    "loopback": LoopbackHarness,
-    "macrometa": _macrometa,
-    "gdn": _gdn,
-}
+def harnesses() -> dict[str, HarnessSpec]:
+    """The harnesses the installed plugins register, by name."""
+    return installed().harnesses()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,7 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--streamfw-transports",
         metavar="NAMES",
-        help=f"comma-separated transports for streamfw_harness ({', '.join(HARNESSES)})",
+        help="comma-separated harnesses for streamfw_harness"
+        f" (installed: {', '.join(harnesses()) or 'none'})",
     )
     parser.addini(
         "streamfw_transports", "transports for streamfw_harness", type="args", default=["loopback"]
@@ -86,10 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def selected_transports(config: pytest.Config) -> list[str]:
     option = config.getoption("--streamfw-transports")
     names = option.split(",") if option else config.getini("streamfw_transports")
-    unknown = [n for n in names if n not in HARNESSES]
+    known = harnesses()
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise pytest.UsageError(
-            f"unknown streamfw transport(s) {', '.join(unknown)}; known: {', '.join(HARNESSES)}"
+            f"unknown streamfw transport(s) {', '.join(unknown)}; known: {', '.join(known)}"
         )
     return list(names)
 
@@ -103,7 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def streamfw_harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    harness = HARNESSES[request.param]()
+    harness = harnesses()[request.param].factory()
     try:
         yield harness
     finally:
@@ -114,11 +75,3 @@ def streamfw_harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 def streamfw_client() -> Iterator[Client]:
     with connect(f"loopback://pytest-{uuid.uuid4().hex[:12]}") as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-def streamfw_emulator() -> Iterator[Any]:
-    from streamfw.emulator import Emulator
-
-    with Emulator.start(host="127.0.0.1", port=0) as emulator:
-        yield emulator

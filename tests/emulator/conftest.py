@@ -6,8 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.emulator.helpers import Api
 
 _names = itertools.count()

@@ -10,8 +10,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import websocket
-
-from streamfw.emulator import Emulator
+from streamfw_macrometa.emulator import Emulator
 
 
 class Api:

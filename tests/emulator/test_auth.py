@@ -9,9 +9,9 @@ import time
 import pytest
 import requests
 import websocket
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.auth import Authenticator, OtpStore, dev_key, tenant_of_key
 
-from streamfw.emulator import Emulator
-from streamfw.emulator.auth import Authenticator, OtpStore, dev_key, tenant_of_key
 from streamfw.testing import ManualClock
 from tests.emulator.helpers import Api, refused, send
 

@@ -15,12 +15,12 @@ import weakref
 from typing import Any
 
 import pytest
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.sockets import Socket
+from streamfw_macrometa.emulator.state import RELEASE_AFTER, FabricHost
+from streamfw_macrometa.wire import decode_message_id
 
 from streamfw.api import StreamRef
-from streamfw.emulator import Emulator
-from streamfw.emulator.sockets import Socket
-from streamfw.emulator.state import RELEASE_AFTER, FabricHost
-from streamfw.wire import decode_message_id
 from tests.emulator.helpers import Api, ack, close_code, nothing, payload, recv, send
 
 SMALL_BUFFER = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)  # fills after a few frames
@@ -162,9 +162,9 @@ def test_clear_backlog_and_acks_trim_the_log(
         ack(consumer, frame)
         received += base64.b64decode(frame["payload"]) != b"p" * 1024  # a cleared one: stale
     end = time.monotonic() + 3
-    while broker.stats(decode_topic(topic))["storageSize"] and time.monotonic() < end:
+    while broker.stats(decode_topic(topic)).storage_size and time.monotonic() < end:
         time.sleep(0.02)  # the last acks are still on their way
-    assert broker.stats(decode_topic(topic))["storageSize"] == 0
+    assert broker.stats(decode_topic(topic)).storage_size == 0
     consumer.close()
     producer.close()
 

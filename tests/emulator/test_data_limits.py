@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from streamfw_macrometa.emulator import Emulator, command
 
 import streamfw
 from streamfw import BacklogQuotaExceeded
 from streamfw.broker import MAX_SECONDS, Limits
-from streamfw.emulator import Emulator, command
 from tests.emulator.helpers import Api, ack, close_code, recv, refused, send
 
 HUGE = "9" * 400

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.edge import FD_HEADROOM
 
-from streamfw.emulator import Emulator
-from streamfw.emulator.edge import FD_HEADROOM
 from tests.emulator.helpers import Api, payload, recv, send
 
 SLOW_AUTH_HEAD = (
@@ -153,8 +153,8 @@ def test_idle_keep_alive_connections_are_closed() -> None:
 _SERVE_AT_256_FILES = """
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-from streamfw.emulator import Emulator
-from streamfw.emulator.edge import FD_HEADROOM
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.edge import FD_HEADROOM
 emu = Emulator.start(port=0, header_timeout=60)
 print(emu.port, emu.max_connections, flush=True)
 sys.stdin.read()

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 import websocket
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.edge import HostCheck, is_loopback
 
-from streamfw.emulator import Emulator
-from streamfw.emulator.edge import HostCheck, is_loopback
 from tests.emulator.helpers import Api
 
 ALLOWED = [

@@ -11,8 +11,8 @@ import time
 
 import pytest
 import websocket
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.emulator.helpers import Api, nothing, payload, recv, refused, send
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.emulator.helpers import Api, ack, payload, recv, send
 
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 import websocket
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from streamfw.testing import ManualClock
 from tests.emulator.helpers import Api, ack, close_code, nothing, payload, recv, refused, send
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 import trustme
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.command import KEY_ENV, add_arguments, api_keys, banner, run
 
-from streamfw.emulator import Emulator
-from streamfw.emulator.command import KEY_ENV, add_arguments, api_keys, banner, run
 from tests.emulator.helpers import Api, recv, send
 
 
@@ -111,7 +111,7 @@ def test_run_reports_a_bad_start(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ctrl_c_and_sigterm_stop_cleanly(sig: signal.Signals) -> None:
     code = (
         "import argparse, sys\n"
-        "from streamfw.emulator.command import add_arguments, run\n"
+        "from streamfw_macrometa.emulator.command import add_arguments, run\n"
         "p = argparse.ArgumentParser(); add_arguments(p)\n"
         "sys.exit(run(p.parse_args(['--port', '0'])))\n"
     )

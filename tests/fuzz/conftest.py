@@ -26,8 +26,7 @@ import pytest
 import requests
 import websocket
 from hypothesis import settings
-
-from streamfw.emulator import Emulator
+from streamfw_macrometa.emulator import Emulator
 
 EMULATOR_THREAD = "streamfw-emulator"
 FIGURES: collections.Counter[str] = collections.Counter()

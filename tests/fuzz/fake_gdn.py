@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from streamfw_macrometa.wire import delivery_frame, encode_message_id
 
 from streamfw.message import Delivery, MessageId
-from streamfw.wire import delivery_frame, encode_message_id
 
 GOOD = delivery_frame(Delivery(MessageId("s", 7, 7), b"ok"))
 THREAD = "fuzz-fake-gdn"

@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 import hypothesis.strategies as st
+from streamfw_macrometa.wire import encode_message_id
 
 from streamfw.message import MessageId
-from streamfw.wire import encode_message_id
 
 Frame = str | bytes
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
+from streamfw_macrometa.emulator import Emulator
 
 from streamfw.client import Client, Stream, connect
-from streamfw.emulator import Emulator
 from streamfw.errors import DecodeError, StreamError
 from tests.fuzz import strategies as fs
 from tests.fuzz.conftest import FIGURES, examples

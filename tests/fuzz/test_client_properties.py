@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from streamfw_macrometa.emulator import Emulator
 
 from streamfw.client import Client, Stream, connect
-from streamfw.emulator import Emulator
 from streamfw.errors import StreamError
 from tests.fuzz.conftest import FIGURES, examples
 

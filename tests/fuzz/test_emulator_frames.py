@@ -17,10 +17,10 @@ import hypothesis.strategies as st
 import pytest
 import websocket
 from hypothesis import HealthCheck, example, given, settings
+from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.wire import encode_message_id
 
-from streamfw.emulator import Emulator
 from streamfw.message import MessageId
-from streamfw.wire import encode_message_id
 from tests.emulator.helpers import Api, close_code, payload, recv, send
 from tests.fuzz import strategies as fs
 from tests.fuzz.conftest import FIGURES, examples

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.emulator.helpers import Api, send
 from tests.fuzz.conftest import FIGURES, examples
 

@@ -10,8 +10,8 @@ import hypothesis.strategies as st
 import pytest
 import requests
 from hypothesis import HealthCheck, assume, given, settings
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.fuzz import strategies as fs
 from tests.fuzz.conftest import FIGURES, examples
 

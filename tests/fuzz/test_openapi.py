@@ -22,8 +22,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from streamfw_macrometa.emulator import Emulator
 
-from streamfw.emulator import Emulator
 from tests.fuzz.conftest import FIGURES, examples
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "emulator-openapi.yaml"

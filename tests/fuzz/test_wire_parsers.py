@@ -1,5 +1,6 @@
-"""The frame parsers of streamfw/wire.py, fed every kind of frame: they return a value or raise
-the protocol error (``FrameError``, a ``RemoteProtocolError``), nothing else, ever.
+"""The frame parsers of plugins/streamfw_macrometa/wire.py, fed every kind of frame: they
+return a value or raise the protocol error (``FrameError``, a ``RemoteProtocolError``),
+nothing else, ever.
 
 Both sides use them: the client reads receipts, deliveries and error frames; the emulator
 reads publish, ack, nack, permit and control frames and the consumer's query parameters.
@@ -13,8 +14,8 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
+from streamfw_macrometa import wire
 
-from streamfw import wire
 from streamfw.errors import ConfigError, RemoteProtocolError
 from streamfw.message import Delivery, MessageId
 from tests.fuzz import strategies as fs

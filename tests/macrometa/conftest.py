@@ -19,7 +19,7 @@ KEY = "acme.example.S3cr3tK3yValue"  # distinctive, so tests can grep for leaks
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Any]:
     """A plain-HTTP emulator for one test module, accepting ``KEY`` (tenant ``acme``)."""
-    from streamfw.emulator import Emulator
+    from streamfw_macrometa.emulator import Emulator
 
     with Emulator.start(host="127.0.0.1", port=0, api_keys=[KEY]) as e:
         yield e

@@ -11,10 +11,11 @@ import json
 import time
 from collections.abc import Callable
 
+from streamfw_macrometa.wire import encode_message_id
+
 from streamfw.client import Client
 from streamfw.message import MessageId
 from streamfw.testing.contract import must_receive, unique
-from streamfw.wire import encode_message_id
 from tests.macrometa.proxy import Proxy
 from tests.macrometa.test_consumer_frames import (
     WAIT,

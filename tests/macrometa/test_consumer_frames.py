@@ -24,12 +24,12 @@ import pytest
 from streamfw_macrometa import config
 from streamfw_macrometa.consumer import MacrometaConsumer
 from streamfw_macrometa.rest import Rest
+from streamfw_macrometa.wire import encode_message_id
 from streamfw_macrometa.ws import Connector
 
 from streamfw.api import StreamRef, TransportConfig
 from streamfw.errors import ConnectionLost, RemoteProtocolError
 from streamfw.message import MessageId
-from streamfw.wire import encode_message_id
 
 KEY = "acme.example.S3cr3tK3yValue"
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

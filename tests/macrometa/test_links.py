@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import pytest
+from streamfw_macrometa import wire
 from streamfw_macrometa.producer import MacrometaProducer
 from streamfw_macrometa.rest import Rest
 from streamfw_macrometa.ws import Connector
@@ -153,7 +154,7 @@ def test_handshake_statuses_map_without_the_precheck(make_client: Callable[..., 
         otp_settings,
         rest,
         otp_settings.ws_url,
-        f"consumer/persistent/acme/c8global._system/{ghost.topic}/sub",
+        f"consumer/persistent/acme/c8global._system/{wire.topic_name(ghost)}/sub",
         {},
         stream=ghost.name,
         subscription="sub",

@@ -30,7 +30,7 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def tls_emu(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from streamfw.emulator import Emulator
+    from streamfw_macrometa.emulator import Emulator
 
     cert = ca.issue_cert("localhost", "127.0.0.1")
     d: Path = tmp_path_factory.mktemp("tls")

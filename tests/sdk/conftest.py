@@ -31,7 +31,7 @@ ROOT = HERE.parent.parent
 CACHE = Path(os.environ.get("STREAMFW_SDK_CACHE", ROOT / ".cache" / "sdk"))
 SETUP_TIMEOUT = 900.0
 # "module:attr" of the emulator class; overridable to debug against another server.
-EMULATOR_FACTORY = os.environ.get("STREAMFW_SDK_EMULATOR", "streamfw.emulator:Emulator")
+EMULATOR_FACTORY = os.environ.get("STREAMFW_SDK_EMULATOR", "streamfw_macrometa.emulator:Emulator")
 
 
 def _sdk_env_ready() -> SdkEnv | None:

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 from streamfw import TransportSpec, hookimpl
+from streamfw.testing import HarnessSpec
 from streamfw_namespace.transport import NamespaceTransport
 
 __all__ = ["NamespaceTransport"]
@@ -15,3 +16,10 @@ def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> N
             "namespace", NamespaceTransport.from_config, "TEAM.<stream> inside another transport"
         )
     )
+
+
+@hookimpl
+def streamfw_register_harnesses(register: Callable[[HarnessSpec], None]) -> None:
+    from streamfw_namespace.testing import NamespaceHarness  # only test runs need it
+
+    register(HarnessSpec("namespace", NamespaceHarness, "namespace://team-a over loopback"))

@@ -1,36 +1,10 @@
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
-import streamfw
-from streamfw.testing import ManualClock
-
-
-class NamespaceHarness:
-    """A fresh shared loopback broker on a manual clock, seen through namespace://team-a."""
-
-    name = "namespace"
-    settle = 0.02
-
-    def __init__(self) -> None:
-        self.clock = ManualClock()
-        self.inner = f"loopback://ns-{uuid.uuid4().hex[:8]}"
-        self._anchor = streamfw.connect(self.inner, clock=self.clock)
-
-    def client(self) -> streamfw.Client:
-        options = {"clock": self.clock}
-        return streamfw.connect("namespace://team-a", inner=self.inner, inner_options=options)
-
-    def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-
-    def close(self) -> None:
-        self._anchor.close()
+from streamfw.testing import Harness
 
 
 @pytest.fixture
-def harness() -> Iterator[NamespaceHarness]:
-    h = NamespaceHarness()
-    yield h
-    h.close()
+def harness(streamfw_harness: Harness) -> Harness:
+    """The kit asks for ``harness``: streamfw's pytest plugin gives one per selected transport
+    (``streamfw_transports`` in pyproject.toml: this plugin's own ``namespace`` harness)."""
+    return streamfw_harness

@@ -14,8 +14,14 @@ def test_subscription_invariants(harness):
 
 
 def test_found_through_its_entry_point():
-    info = {i.name: i for i in streamfw.discover().infos}["namespace"]
+    found = streamfw.discover()
+    info = {i.name: i for i in found.infos}["namespace"]
     assert info.distribution == "streamfw-namespace" and info.loaded
+    assert found.harnesses()["namespace"].summary == "namespace://team-a over loopback"
+
+
+def test_the_kit_runs_on_the_registered_harness(harness):
+    assert harness.name == "namespace"
 
 
 def test_teams_see_only_their_streams(harness):

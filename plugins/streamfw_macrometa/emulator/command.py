@@ -13,9 +13,9 @@ from types import FrameType
 from typing import TextIO
 
 from streamfw.broker import Limits
-from streamfw.emulator.app import MAX_FRAME, Emulator
-from streamfw.emulator.auth import OTP_LIFETIME, tenant_of_key
-from streamfw.emulator.edge import (
+from streamfw_macrometa.emulator.app import MAX_FRAME, Emulator
+from streamfw_macrometa.emulator.auth import OTP_LIFETIME, tenant_of_key
+from streamfw_macrometa.emulator.edge import (
     BODY_TIMEOUT,
     HEADER_TIMEOUT,
     IDLE_TIMEOUT,
@@ -23,6 +23,7 @@ from streamfw.emulator.edge import (
     WS_HEARTBEAT,
     is_loopback,
 )
+from streamfw_macrometa.wire import GLOBAL_TOPIC, namespace_name
 
 log = logging.getLogger("streamfw.emulator")
 
@@ -165,8 +166,8 @@ def banner(emu: Emulator, development: bool) -> str:
             f"  (development key; --api-key-file or {KEY_ENV} sets your own)" if development else ""
         ),
         f"  REST       curl -H 'Authorization: apikey {key}' {emu.url}/_api/user",
-        f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}/c8global.{fabric}"
-        "/c8globals.<stream>/<subscription>",
+        f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}"
+        f"/{namespace_name(fabric, False)}/{GLOBAL_TOPIC}<stream>/<subscription>",
         f"  limits     frames {emu.max_frame_size // 1024} KiB, one-time passwords"
         f" {OTP_LIFETIME:.0f} s,"
         " single use",

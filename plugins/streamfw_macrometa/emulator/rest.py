@@ -13,17 +13,16 @@ from typing import Any
 
 from aiohttp import web
 
-from streamfw import wire
-from streamfw.api import StreamRef
+from streamfw.api import StreamRef, StreamStats
 from streamfw.broker import MAX_SECONDS
-from streamfw.emulator import envelope
-from streamfw.emulator.routing import Call, Route, route
 from streamfw.errors import BacklogQuotaExceeded, ConfigError, InUse, LimitExceeded, StreamNotFound
 from streamfw.message import Envelope
-from streamfw.wire import encode_message_id
+from streamfw_macrometa import wire
+from streamfw_macrometa.emulator import envelope
+from streamfw_macrometa.emulator.routing import Call, Route, route
+from streamfw_macrometa.wire import encode_message_id
 
 STREAM_TYPE = 4  # pyC8 insists on type 4 ("persistent stream") in the list
-_PREFIXES = {"c8globals.": False, "c8locals.": True}
 _STREAMS = "_fabric/{fabric}/_api/streams"
 
 
@@ -38,14 +37,14 @@ def parse_bool(call: Call, name: str) -> bool | None:
 
 
 def parse_topic(topic: str) -> StreamRef:
-    """``c8globals.<name>`` / ``c8locals.<name>`` to a StreamRef (404 for anything else)."""
-    for prefix, local in _PREFIXES.items():
-        if topic.startswith(prefix):
-            return StreamRef(topic[len(prefix) :], local)
-    raise StreamNotFound(
-        f"stream {topic!r} not found: topics are c8globals.<name> or "
-        "c8locals.<name> (collection streams are not emulated)"
-    )
+    """A stream's topic name to a StreamRef (404 for anything else)."""
+    ref = wire.parse_topic_name(topic)
+    if ref is None:
+        raise StreamNotFound(
+            f"stream {topic!r} not found: topics are {wire.TOPIC_FORMS}"
+            " (collection streams are not emulated)"
+        )
+    return ref
 
 
 _DIGITS = re.compile(r"[0-9]{1,10}\Z")  # ASCII only: str.isdigit() also accepts "²"
@@ -150,10 +149,10 @@ def _entry(call: Call, ref: StreamRef) -> dict[str, Any]:
     # No "terminated" key: pyC8 reports a stream as terminated when the key is present at
     # all, whatever its value (tests/sdk/FINDINGS.md F1); streams are never terminated here.
     return {
-        "_key": ref.topic,
-        "_id": f"streams/{ref.topic}",
+        "_key": wire.topic_name(ref),
+        "_id": f"streams/{wire.topic_name(ref)}",
         "_rev": "1",
-        "topic": ref.topic,
+        "topic": wire.topic_name(ref),
         "local": ref.local,
         "db": call.host.name,
         "tenant": call.state.auth.tenant,
@@ -174,15 +173,15 @@ async def create_stream(call: Call) -> web.Response:
     name = call.params["name"]
     is_global = parse_bool(call, "global")
     local = is_global is False
-    for prefix, prefix_local in _PREFIXES.items():
-        if name.startswith(prefix):  # a topic given where a name was expected: be lenient
-            name, local = name[len(prefix) :], prefix_local
+    split = wire.split_topic_name(name)
+    if split is not None:  # a topic given where a name was expected: be lenient
+        name, local = split
     ref = StreamRef(name, local)
     try:
         call.host.call(lambda: call.host.broker.create_stream(ref))
     except LimitExceeded as exc:  # Pulsar: 412 when a namespace holds its maximum of topics
         return envelope.error(412, str(exc))
-    return envelope.ok({"stream-id": ref.topic})
+    return envelope.ok({"stream-id": wire.topic_name(ref)})
 
 
 @route("DELETE", _STREAMS + "/{topic}")
@@ -200,12 +199,11 @@ async def backlog(call: Call) -> web.Response:
     stats = broker.stats(ref)
     return envelope.ok(
         {
-            "topicName": ref.topic,
+            "topicName": wire.topic_name(ref),
             "messageBacklog": broker.backlog(ref),
-            "storageSize": stats["storageSize"],
+            "storageSize": stats.storage_size,
             "cursorDetails": {
-                name: {"cursorBacklog": s["msgBacklog"]}
-                for name, s in stats["subscriptions"].items()
+                name: {"cursorBacklog": s.backlog} for name, s in stats.subscriptions.items()
             },
         }
     )
@@ -213,7 +211,31 @@ async def backlog(call: Call) -> web.Response:
 
 @route("GET", _STREAMS + "/{topic}/stats")
 async def stats(call: Call) -> web.Response:
-    return envelope.ok(call.host.broker.stats(parse_topic(call.params["topic"])))
+    return envelope.ok(pulsar_stats(call.host.broker.stats(parse_topic(call.params["topic"]))))
+
+
+def pulsar_stats(stats: StreamStats) -> dict[str, Any]:
+    """The broker's statistics in the shape of Pulsar's topic stats (what ``/stats`` answers).
+
+    Field names follow Pulsar's ``TopicStats``
+    (https://pulsar.apache.org/docs/next/admin-api-topics/#get-stats).
+    """
+    return {
+        "msgInCounter": stats.published,
+        "storageSize": stats.storage_size,
+        "publishers": [{"producerId": p} for p in stats.producers],
+        "subscriptions": {
+            name: {
+                "type": s.type.capitalize(),
+                "msgBacklog": s.backlog,
+                "unackedMessages": s.unacked,
+                "consumers": [
+                    {"consumerName": c.name, "unackedMessages": c.unacked} for c in s.consumers
+                ],
+            }
+            for name, s in stats.subscriptions.items()
+        },
+    }
 
 
 @route("GET", _STREAMS + "/{topic}/subscriptions")
@@ -244,19 +266,24 @@ async def delete_subscription_everywhere(call: Call) -> web.Response:
     sub = call.params["sub"]
     broker = call.host.broker
     refs = _streams_with(call, sub)
-    busy = [r.topic for r in refs for s in broker.subscriptions(r) if s.name == sub and s.consumers]
+    busy = [
+        wire.topic_name(r)
+        for r in refs
+        for s in broker.subscriptions(r)
+        if s.name == sub and s.consumers
+    ]
     if busy:  # refuse the whole request rather than half of it
         raise InUse(f"subscription {sub!r} has active connected consumers on {busy}")
     for ref in refs:
         call.host.call(lambda ref=ref: broker.delete_subscription(ref, sub))  # type: ignore[misc]
-    return envelope.ok([r.topic for r in refs])
+    return envelope.ok([wire.topic_name(r) for r in refs])
 
 
 async def _clear(call: Call, sub: str | None) -> web.Response:
     refs = _streams_with(call, sub)
     for ref in refs:
         call.host.call(lambda ref=ref: call.host.broker.clear_backlog(ref, sub))  # type: ignore[misc]
-    return envelope.ok([r.topic for r in refs])
+    return envelope.ok([wire.topic_name(r) for r in refs])
 
 
 @route("POST", _STREAMS + "/clearbacklog")

@@ -19,9 +19,6 @@ from urllib.parse import unquote
 import attrs
 from aiohttp import web
 
-from streamfw.emulator import envelope
-from streamfw.emulator.edge import EDGE, Connection, Edge
-from streamfw.emulator.state import FabricHost, ServerState
 from streamfw.errors import (
     AlreadyExists,
     ConfigError,
@@ -30,6 +27,9 @@ from streamfw.errors import (
     NotFound,
     SubscriptionBusy,
 )
+from streamfw_macrometa.emulator import envelope
+from streamfw_macrometa.emulator.edge import EDGE, Connection, Edge
+from streamfw_macrometa.emulator.state import FabricHost, ServerState
 
 log = logging.getLogger("streamfw.emulator")
 STATE: web.AppKey[ServerState] = web.AppKey("streamfw_emulator_state", ServerState)

@@ -1,5 +1,5 @@
 """A local Macrometa GDN streams server for development and tests (``streamfw emulator``)."""
 
-from streamfw.emulator.app import Emulator
+from streamfw_macrometa.emulator.app import Emulator
 
 __all__ = ["Emulator"]

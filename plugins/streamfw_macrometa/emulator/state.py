@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
+from streamfw.api import first_ledger_now
 from streamfw.broker import (
     ActiveChanged,
     Broker,
@@ -25,8 +26,8 @@ from streamfw.broker import (
     Limits,
     ProducerClosed,
 )
-from streamfw.emulator.auth import Authenticator
-from streamfw.wire import delivery_frame
+from streamfw_macrometa.emulator.auth import Authenticator
+from streamfw_macrometa.wire import delivery_frame
 
 T = TypeVar("T")
 log = logging.getLogger("streamfw.emulator")
@@ -95,7 +96,7 @@ class FabricHost:
         limits: Limits | None = None,
     ) -> None:
         self.name = name
-        self.broker = Broker(clock=clock, limits=limits)
+        self.broker = Broker(clock=clock, limits=limits, first_ledger=first_ledger_now())
         self.sessions: dict[int, Session] = {}
         self._clock = clock
         self._loop = loop

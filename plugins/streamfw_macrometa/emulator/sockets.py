@@ -31,9 +31,6 @@ import attrs
 from aiohttp import WSMsgType, web
 
 from streamfw.api import ReaderOptions, StreamRef
-from streamfw.emulator import envelope
-from streamfw.emulator.edge import EDGE
-from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 from streamfw.errors import (
     ConfigError,
     InUse,
@@ -42,16 +39,24 @@ from streamfw.errors import (
     StreamError,
     SubscriptionBusy,
 )
-from streamfw.wire import (
+from streamfw_macrometa.emulator import envelope
+from streamfw_macrometa.emulator.edge import EDGE
+from streamfw_macrometa.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
+from streamfw_macrometa.wire import (
     ERR_FAILED_TO_DESERIALIZE,
     ERR_FAILED_TO_SUBSCRIBE,
     ERR_UNKNOWN,
+    NAMESPACE_FORMS,
+    TOPIC_FORMS,
     FrameError,
     consumer_options_from_query,
     decode_message_id,
     parse_consumer_frame,
     parse_publish,
     receipt_frame,
+    split_namespace_name,
+    split_topic_name,
+    topic_name,
 )
 
 log = logging.getLogger("streamfw.emulator")
@@ -59,8 +64,6 @@ log = logging.getLogger("streamfw.emulator")
 MAX_FRAME = 1024 * 1024  # bytes; Pulsar proxy's default webSocketMaxTextFrameSize
 MAX_QUEUED = 1000  # receipts queued for a producer before we stop reading its frames
 _KINDS = ("producer", "consumer", "reader")
-_NAMESPACES = {"c8global": False, "c8local": True}
-_TOPIC_PREFIXES = {"c8globals.": False, "c8locals.": True}
 _UNSUPPORTED = ("maxRedeliverCount", "deadLetterTopic")
 
 
@@ -185,7 +188,7 @@ def _parse_path(
         )
     kind = segments[3]
     want = 9 if kind == "consumer" else 8
-    if len(segments) == want - 1 and segments[5].split(".")[0] in _NAMESPACES:
+    if len(segments) == want - 1 and split_namespace_name(segments[5]) is not None:
         raise Refused(
             403,
             "Not authorized: the tenant segment is empty "
@@ -202,35 +205,35 @@ def _parse_path(
             f"Not authorized: tenant {segments[5]!r} is not served here "
             f"(this emulator serves tenant {state.auth.tenant!r})",
         )
-    ns_kind, _, fabric_name = segments[6].partition(".")
-    if ns_kind not in _NAMESPACES or not fabric_name:
+    namespace = split_namespace_name(segments[6])
+    if namespace is None or not namespace[0]:
         raise Refused(
             400,
-            f"Invalid query params: namespace {segments[6]!r} is not "
-            "c8global.<fabric> or c8local.<fabric>",
+            f"Invalid query params: namespace {segments[6]!r} is not {NAMESPACE_FORMS}",
         )
+    fabric_name, ns_local = namespace
     fabric = state.fabrics.get(fabric_name)
     if fabric is None:
         raise Refused(404, f"Namespace {segments[6]!r} does not exist")
     topic = segments[7]
-    for prefix, local in _TOPIC_PREFIXES.items():
-        if topic.startswith(prefix):
-            if local != _NAMESPACES[ns_kind]:
-                raise Refused(
-                    400,
-                    f"Invalid query params: topic {topic!r} does not belong "
-                    f"in namespace {segments[6]!r}",
-                )
-            try:
-                ref = StreamRef(topic[len(prefix) :], local)
-            except ConfigError as exc:
-                raise Refused(400, f"Invalid query params: {exc}") from exc
-            return kind, fabric, ref, segments[8] if kind == "consumer" else None
-    raise Refused(
-        404,
-        f"Topic {topic!r} does not exist (topics are c8globals.<name> or "
-        "c8locals.<name>; collection streams are not emulated)",
-    )
+    split = split_topic_name(topic)
+    if split is None:
+        raise Refused(
+            404,
+            f"Topic {topic!r} does not exist (topics are {TOPIC_FORMS};"
+            " collection streams are not emulated)",
+        )
+    name, local = split
+    if local != ns_local:
+        raise Refused(
+            400,
+            f"Invalid query params: topic {topic!r} does not belong in namespace {segments[6]!r}",
+        )
+    try:
+        ref = StreamRef(name, local)
+    except ConfigError as exc:
+        raise Refused(400, f"Invalid query params: {exc}") from exc
+    return kind, fabric, ref, segments[8] if kind == "consumer" else None
 
 
 def _authenticate(request: web.Request, state: ServerState) -> None:
@@ -257,13 +260,15 @@ async def handle(
             raise Refused(400, "expected a WebSocket upgrade request")
         if not fabric.broker.has_stream(ref):
             if not state.auto_create:
-                raise Refused(404, f"Topic {ref.topic} does not exist in fabric {fabric.name}")
+                raise Refused(
+                    404, f"Topic {topic_name(ref)} does not exist in fabric {fabric.name}"
+                )
             try:
                 fabric.call(lambda: fabric.broker.create_stream(ref))
             except LimitExceeded as exc:
                 raise Refused(412, str(exc)) from exc
-            log.info("auto-created stream %s in fabric %s", ref.topic, fabric.name)
-        label = f"{kind} {fabric.name}/{ref.topic}" + (f"/{sub}" if sub else "")
+            log.info("auto-created stream %s in fabric %s", topic_name(ref), fabric.name)
+        label = f"{kind} {fabric.name}/{topic_name(ref)}" + (f"/{sub}" if sub else "")
         sock = Socket(ws, label, request.transport)
         broker_id = fabric.call(lambda: attach(sock))
     except Refused as exc:

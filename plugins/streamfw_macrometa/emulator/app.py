@@ -27,9 +27,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from streamfw.broker import Limits
-from streamfw.emulator import rest, sockets
-from streamfw.emulator.auth import Authenticator, tenant_of_key
-from streamfw.emulator.edge import (
+from streamfw_macrometa.emulator import rest, sockets
+from streamfw_macrometa.emulator.auth import Authenticator, tenant_of_key
+from streamfw_macrometa.emulator.edge import (
     BODY_TIMEOUT,
     EDGE,
     HEADER_TIMEOUT,
@@ -43,8 +43,8 @@ from streamfw.emulator.edge import (
     is_loopback,
     usable_connections,
 )
-from streamfw.emulator.routing import STATE, make_dispatcher
-from streamfw.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
+from streamfw_macrometa.emulator.routing import STATE, make_dispatcher
+from streamfw_macrometa.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 
 log = logging.getLogger("streamfw.emulator")
 

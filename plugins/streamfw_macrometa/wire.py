@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from streamfw.api import ConsumerOptions, SubscriptionType
+from streamfw.api import ConsumerOptions, StreamRef, SubscriptionType
 from streamfw.errors import ConfigError, RemoteProtocolError
 from streamfw.message import Delivery, Envelope, MessageId, Properties
 
@@ -54,6 +54,54 @@ def _show(value: object) -> str:
     """``repr(value)``, cut short: error texts quote what the peer sent, and end up in logs."""
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+# ------------------------------------------------------------------------------ topic names
+
+# GDN names a stream's topic by its scope: ``c8globals.<name>`` (replicated to every region)
+# or ``c8locals.<name>`` (one region), inside the namespace ``c8global.<fabric>`` or
+# ``c8local.<fabric>``. This is the one place that knows these prefixes; client and emulator
+# both build and parse names here.
+GLOBAL_TOPIC = "c8globals."
+LOCAL_TOPIC = "c8locals."
+TOPIC_FORMS = f"{GLOBAL_TOPIC}<name> or {LOCAL_TOPIC}<name>"
+_NAMESPACE_KINDS = {"c8global": False, "c8local": True}
+NAMESPACE_FORMS = "c8global.<fabric> or c8local.<fabric>"
+
+
+def topic_name(stream: StreamRef) -> str:
+    """The topic GDN names ``stream`` by in paths and listings."""
+    return (LOCAL_TOPIC if stream.local else GLOBAL_TOPIC) + stream.name
+
+
+def split_topic_name(topic: str) -> tuple[str, bool] | None:
+    """``topic_name`` undone, unchecked: ``(name, local)``, or None if not a stream topic."""
+    for prefix, local in ((GLOBAL_TOPIC, False), (LOCAL_TOPIC, True)):
+        if topic.startswith(prefix):
+            return topic[len(prefix) :], local
+    return None
+
+
+def parse_topic_name(topic: str) -> StreamRef | None:
+    """``topic_name`` undone: None if ``topic`` is not a stream topic.
+
+    Raises:
+        ConfigError: a stream topic whose name streamfw cannot address.
+    """
+    split = split_topic_name(topic)
+    return None if split is None else StreamRef(*split)
+
+
+def namespace_name(fabric: str, local: bool) -> str:
+    """The namespace of a fabric's global or local topics, as WebSocket paths name it."""
+    return ("c8local." if local else "c8global.") + fabric
+
+
+def split_namespace_name(namespace: str) -> tuple[str, bool] | None:
+    """``namespace_name`` undone: ``(fabric, local)`` (fabric possibly empty), or None."""
+    kind, _, fabric = namespace.partition(".")
+    local = _NAMESPACE_KINDS.get(kind)
+    return None if local is None else (fabric, local)
 
 
 # ------------------------------------------------------------------------------ message ids
