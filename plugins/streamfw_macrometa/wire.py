@@ -1,7 +1,7 @@
 """Macrometa/Pulsar WebSocket JSON frames <-> streamfw values. Pure: no I/O, no state.
 
 Used by both sides: the emulator (server) and the macrometa transport (client). Frame shapes
-follow ../shared/docs/macrometa-streams-protocol.md section 6.4; message ids are Pulsar's
+follow docs/protocol.md section 7 (message ids: 7.6); message ids are Pulsar's
 ``MessageIdData`` protobuf, base64-encoded (field 1 ledger, 2 entry, 3 partition, 4 batch).
 """
 
