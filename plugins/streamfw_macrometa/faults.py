@@ -25,6 +25,7 @@ from streamfw.errors import (
     Conflict,
     ConnectFailed,
     InUse,
+    LimitExceeded,
     OperationTimeout,
     RemoteProtocolError,
     ServerError,
@@ -60,8 +61,14 @@ def error_for_status(
     subscription: str = "",
     on_404: type[StreamError] = StreamNotFound,
     on_409: type[StreamError] = AlreadyExists,
+    on_412: type[StreamError] | None = None,
 ) -> StreamError:
-    """The streamfw error for an HTTP status answered to ``what`` (e.g. ``GET /_api/user``)."""
+    """The streamfw error for an HTTP status answered to ``what`` (e.g. ``GET /_api/user``).
+
+    Pulsar answers 412 both to a delete refused while the stream or subscription is in use and
+    to a create or attach over the namespace's or topic's maximum; only the request tells them
+    apart: by default a ``DELETE`` gets ``InUse``, anything else ``LimitExceeded``.
+    """
     detail = strip_query(" ".join(detail.split()))[:300]
     about = " ".join(
         p
@@ -85,7 +92,9 @@ def error_for_status(
             return SubscriptionBusy(text, stream=stream, subscription=subscription)
         return on_409(text)
     if status == HTTPStatus.PRECONDITION_FAILED:
-        return InUse(text)
+        if on_412 is None:
+            on_412 = InUse if what.startswith("DELETE ") else LimitExceeded
+        return on_412(text)
     if status == HTTPStatus.BAD_REQUEST:
         return ConfigError(text)
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:

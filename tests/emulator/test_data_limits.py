@@ -13,7 +13,7 @@ import pytest
 from streamfw_macrometa.emulator import Emulator, command
 
 import streamfw
-from streamfw import BacklogQuotaExceeded
+from streamfw import BacklogQuotaExceeded, InUse, LimitExceeded
 from streamfw.broker import MAX_SECONDS, Limits
 from tests.emulator.helpers import Api, ack, close_code, recv, refused, send
 
@@ -110,6 +110,28 @@ def test_stream_and_subscription_caps_answer_412(small: Emulator) -> None:
     api.consumer(topic, "one").close()
     error = refused(api, api.ws_url("consumer", topic, "two"))
     assert error.status_code == 412
+
+
+@pytest.mark.parametrize("transport", ["loopback", "macrometa"])
+def test_the_caps_are_the_same_error_on_every_transport(small: Emulator, transport: str) -> None:
+    if transport == "macrometa":
+        url = f"macrometa+http://127.0.0.1:{small.port}"
+        client = streamfw.connect(url, api_key=small.api_key, timeout=5.0)
+    else:
+        client = streamfw.connect(
+            "loopback://caps-test", limits=Limits(max_streams=2, max_subscriptions=1)
+        )
+    with client:
+        first = client.stream("capped-a").create()
+        client.stream("capped-b").create()
+        with pytest.raises(LimitExceeded, match="max_streams"):
+            client.stream("capped-c").create()
+        with first.consumer("one"), pytest.raises(LimitExceeded, match="max_subscriptions"):
+            first.consumer("two")
+        with first.consumer("one"), pytest.raises(InUse):
+            first.delete()  # the other 412: a delete refused while in use
+        first.delete(force=True)
+        client.stream("capped-b").delete(force=True)
 
 
 @pytest.mark.parametrize("transport", ["loopback", "macrometa"])
