@@ -20,8 +20,6 @@ import websocket
 
 from streamfw.errors import (
     AlreadyExists,
-    AuthError,
-    ConfigError,
     Conflict,
     ConnectFailed,
     InUse,
@@ -32,8 +30,8 @@ from streamfw.errors import (
     StreamError,
     StreamNotFound,
     SubscriptionBusy,
-    TransportError,
 )
+from streamfw_macrometa.status import readings
 
 # What a retry of an idempotent request may cure: rate limiting and a failing gateway or server.
 RETRYABLE_STATUSES = frozenset(
@@ -67,7 +65,8 @@ def error_for_status(
 
     Pulsar answers 412 both to a delete refused while the stream or subscription is in use and
     to a create or attach over the namespace's or topic's maximum; only the request tells them
-    apart: by default a ``DELETE`` gets ``InUse``, anything else ``LimitExceeded``.
+    apart: by default a ``DELETE`` gets ``InUse``, anything else ``LimitExceeded``. Which
+    classes a status may become is ``status.TABLE``'s; the ``on_*`` choices pick among them.
     """
     detail = strip_query(" ".join(detail.split()))[:300]
     about = " ".join(
@@ -83,25 +82,21 @@ def error_for_status(
         + (f" ({about})" if about else "")
         + (f": {detail}" if detail else "")
     )
-    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
-        return AuthError(text)
-    if status == HTTPStatus.NOT_FOUND:
-        return on_404(text)
-    if status == HTTPStatus.CONFLICT:
-        if on_409 is SubscriptionBusy:
-            return SubscriptionBusy(text, stream=stream, subscription=subscription)
-        return on_409(text)
-    if status == HTTPStatus.PRECONDITION_FAILED:
-        if on_412 is None:
-            on_412 = InUse if what.startswith("DELETE ") else LimitExceeded
-        return on_412(text)
-    if status == HTTPStatus.BAD_REQUEST:
-        return ConfigError(text)
-    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    choices = readings(status)
+    if not choices:
+        return RemoteProtocolError(text)
+    by_request: dict[int, type[StreamError]] = {
+        HTTPStatus.NOT_FOUND: on_404,
+        HTTPStatus.CONFLICT: on_409,
+        HTTPStatus.PRECONDITION_FAILED: on_412
+        or (InUse if what.startswith("DELETE ") else LimitExceeded),
+    }
+    chosen = by_request.get(status, choices[0])
+    if chosen is SubscriptionBusy:
+        return SubscriptionBusy(text, stream=stream, subscription=subscription)
+    if chosen is ServerError:
         return ServerError(text, status=_known(status))
-    if status in RETRYABLE_STATUSES:  # 429: the server is fine, it asks us to slow down
-        return TransportError(text)
-    return RemoteProtocolError(text)
+    return chosen(text)
 
 
 def _known(status: int) -> int:

@@ -9,13 +9,14 @@ error envelopes in ``routing.error_response``.
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from streamfw.api import StreamRef, StreamStats
 from streamfw.broker import MAX_SECONDS
-from streamfw.errors import BacklogQuotaExceeded, ConfigError, InUse, LimitExceeded, StreamNotFound
+from streamfw.errors import ConfigError, InUse, StreamNotFound
 from streamfw.message import Envelope
 from streamfw_macrometa import wire
 from streamfw_macrometa.emulator import envelope
@@ -74,16 +75,22 @@ async def open_auth(call: Call) -> web.Response:
     try:
         body = wire.load_json(await call.request.read() or b"{}")
     except ValueError:
-        return envelope.error(400, "body must be a JSON object with email and password")
+        return envelope.error(
+            HTTPStatus.BAD_REQUEST, "body must be a JSON object with email and password"
+        )
     if not isinstance(body, dict):
-        return envelope.error(400, "body must be a JSON object with email and password")
+        return envelope.error(
+            HTTPStatus.BAD_REQUEST, "body must be a JSON object with email and password"
+        )
     username = body.get("email") or body.get("username")
     password = body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
-        return envelope.error(400, "email (or username) and password are required")
+        return envelope.error(
+            HTTPStatus.BAD_REQUEST, "email (or username) and password are required"
+        )
     auth = call.state.auth
     if not auth.check_password(password):
-        return envelope.error(401, "Wrong credentials")
+        return envelope.error(HTTPStatus.UNAUTHORIZED, "Wrong credentials")
     return envelope.bare(
         {"jwt": auth.issue_jwt(username), "tenant": auth.tenant, "username": username}
     )
@@ -139,7 +146,7 @@ async def validate_key(call: Call) -> web.Response:
             isinstance(jwt, str) and auth.check_jwt(jwt) is not None
         ):
             return envelope.ok({"tenant": auth.tenant, "user": "root"})
-    return envelope.error(401, "invalid apikey or jwt")
+    return envelope.error(HTTPStatus.UNAUTHORIZED, "invalid apikey or jwt")
 
 
 # ------------------------------------------------------------------------- stream admin
@@ -177,10 +184,9 @@ async def create_stream(call: Call) -> web.Response:
     if split is not None:  # a topic given where a name was expected: be lenient
         name, local = split
     ref = StreamRef(name, local)
-    try:
-        call.host.call(lambda: call.host.broker.create_stream(ref))
-    except LimitExceeded as exc:  # Pulsar: 412 when a namespace holds its maximum of topics
-        return envelope.error(412, str(exc))
+    # LimitExceeded (the namespace holds its maximum of topics) is answered by the dispatcher,
+    # with the status table's 412 as Pulsar does.
+    call.host.call(lambda: call.host.broker.create_stream(ref))
     return envelope.ok({"stream-id": wire.topic_name(ref)})
 
 
@@ -324,10 +330,9 @@ async def expire(call: Call) -> web.Response:
 async def publish(call: Call) -> web.Response:
     ref = parse_topic(call.params["topic"])
     body = await call.request.read()  # raw bytes: GDN sends the text as the message
-    try:
-        mid = call.host.call(lambda: call.host.broker.publish(ref, Envelope(body)))
-    except BacklogQuotaExceeded as exc:  # retry once consumers have caught up
-        return envelope.error(429, str(exc))
+    # BacklogQuotaExceeded is answered by the dispatcher with the status table's 429: retry
+    # once consumers have caught up.
+    mid = call.host.call(lambda: call.host.broker.publish(ref, Envelope(body)))
     return envelope.ok({"messageId": encode_message_id(mid)})
 
 

@@ -14,22 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
 from urllib.parse import unquote
 
 import attrs
 from aiohttp import web
 
-from streamfw.errors import (
-    AlreadyExists,
-    ConfigError,
-    InUse,
-    LocalProtocolError,
-    NotFound,
-    SubscriptionBusy,
-)
+from streamfw.errors import AlreadyExists
 from streamfw_macrometa.emulator import envelope
 from streamfw_macrometa.emulator.edge import EDGE, Connection, Edge
 from streamfw_macrometa.emulator.state import FabricHost, ServerState
+from streamfw_macrometa.status import CLIENT_CLOSED_REQUEST, status_for
 
 log = logging.getLogger("streamfw.emulator")
 STATE: web.AppKey[ServerState] = web.AppKey("streamfw_emulator_state", ServerState)
@@ -90,31 +85,25 @@ def _match(route: Route, segments: Sequence[str]) -> dict[str, str] | None:
 
 def find(
     routes: Sequence[Route], method: str, segments: Sequence[str]
-) -> tuple[Route, dict[str, str]] | int:
+) -> tuple[Route, dict[str, str]] | HTTPStatus:
     """The route and its parameters, or 404 / 405. Literal segments win over placeholders."""
     candidates = [(r, p) for r in routes if (p := _match(r, segments)) is not None]
     candidates.sort(key=lambda rp: [s.startswith("{") for s in rp[0].pattern])
     if not candidates:
-        return 404
+        return HTTPStatus.NOT_FOUND
     for r, p in candidates:
         if r.method == method:
             return r, p
-    return 405
+    return HTTPStatus.METHOD_NOT_ALLOWED
 
 
 def error_response(exc: Exception) -> web.Response | None:
     """The REST error envelope for a broker or argument error, None if not ours."""
-    if isinstance(exc, AlreadyExists):
-        return envelope.error(409, str(exc), envelope.ERRNUM_STREAM_EXISTS)
-    if isinstance(exc, NotFound):
-        return envelope.error(404, str(exc))
-    if isinstance(exc, InUse):
-        return envelope.error(412, str(exc))
-    if isinstance(exc, SubscriptionBusy):
-        return envelope.error(409, str(exc))
-    if isinstance(exc, (ConfigError, LocalProtocolError)):
-        return envelope.error(400, str(exc))
-    return None
+    status = status_for(exc)
+    if status is None:
+        return None
+    errnum = envelope.ERRNUM_STREAM_EXISTS if isinstance(exc, AlreadyExists) else None
+    return envelope.error(status, str(exc), errnum)
 
 
 def make_dispatcher(
@@ -131,7 +120,7 @@ def make_dispatcher(
                 log.warning("refused %s %s: Host header not served", request.method, request.path)
                 return _closing(
                     envelope.error(
-                        403,
+                        HTTPStatus.FORBIDDEN,
                         "this emulator listens on loopback and answers only loopback Host "
                         "names (protection against DNS rebinding; see allowed_hosts)",
                     )
@@ -139,14 +128,18 @@ def make_dispatcher(
             if conn.over_limit:
                 limit = edge.limiter.max_connections
                 log.warning("refused %s %s: %d connections", request.method, request.path, limit)
-                return _closing(envelope.error(503, f"Too many connections (limit {limit})"))
+                return _closing(
+                    envelope.error(
+                        HTTPStatus.SERVICE_UNAVAILABLE, f"Too many connections (limit {limit})"
+                    )
+                )
             return await _dispatch(request, state, edge, conn)
         except ConnectionError as exc:
             if request.transport is not None and not request.transport.is_closing():
                 raise
             # The client went away (mid-body, mid-upgrade): routine, not a server error.
             log.debug("%s %s: client disconnected: %r", request.method, request.path, exc)
-            return web.Response(status=499, reason="Client Closed Request")
+            return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
         finally:
             edge.limiter.request_finished(conn)
 
@@ -159,20 +152,26 @@ def make_dispatcher(
                 conn.trusted = True
             return await websocket(request, state, segments)
         found = find(routes, request.method, segments)
-        if isinstance(found, int):
-            what = "not found" if found == 404 else f"method {request.method} not allowed"
+        if isinstance(found, HTTPStatus):
+            what = (
+                "not found"
+                if found == HTTPStatus.NOT_FOUND
+                else f"method {request.method} not allowed"
+            )
             return envelope.error(found, f"{request.method} {'/' + '/'.join(segments)}: {what}")
         r, params = found
         if state.auth.check_header(request.headers.get("Authorization")):
             conn.trusted = True
         elif not r.public:
-            return envelope.error(401, "not authorized to execute this request")
+            return envelope.error(HTTPStatus.UNAUTHORIZED, "not authorized to execute this request")
         fabric = None
         if "fabric" in params:
             fabric = state.fabrics.get(params["fabric"])
             if fabric is None:
                 return envelope.error(
-                    404, f"fabric {params['fabric']!r} not found", envelope.ERRNUM_FABRIC_NOT_FOUND
+                    HTTPStatus.NOT_FOUND,
+                    f"fabric {params['fabric']!r} not found",
+                    envelope.ERRNUM_FABRIC_NOT_FOUND,
                 )
         try:
             if request.body_exists:
@@ -183,7 +182,8 @@ def make_dispatcher(
                 except asyncio.TimeoutError:
                     return _closing(
                         envelope.error(
-                            408, f"request body not received within {edge.body_timeout:g} s"
+                            HTTPStatus.REQUEST_TIMEOUT,
+                            f"request body not received within {edge.body_timeout:g} s",
                         )
                     )
             # the body is cached now: handlers read it again at no cost

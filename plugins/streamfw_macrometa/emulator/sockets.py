@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import attrs
@@ -42,6 +43,7 @@ from streamfw.errors import (
 from streamfw_macrometa.emulator import envelope
 from streamfw_macrometa.emulator.edge import EDGE
 from streamfw_macrometa.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
+from streamfw_macrometa.status import status_for
 from streamfw_macrometa.wire import (
     ERR_FAILED_TO_DESERIALIZE,
     ERR_FAILED_TO_SUBSCRIBE,
@@ -73,6 +75,11 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+    @classmethod
+    def by_table(cls, exc: StreamError, message: str) -> Refused:
+        """The refusal the status table gives ``exc``; 500 for one the table has no row for."""
+        return cls(status_for(exc) or HTTPStatus.INTERNAL_SERVER_ERROR, message)
 
 
 def error_frame(code: int, text: str, message_id: object = None) -> str:
@@ -182,7 +189,7 @@ def _parse_path(
     """``_ws/ws/v2/<kind>/persistent/<tenant>/<ns>.<fabric>/<topic>[/<sub>]``."""
     if len(segments) < 4 or segments[1:3] != ["ws", "v2"] or segments[3] not in _KINDS:
         raise Refused(
-            404,
+            HTTPStatus.NOT_FOUND,
             "no such WebSocket endpoint: use /_ws/ws/v2/"
             "{producer|consumer|reader}/persistent/<tenant>/<namespace>/<topic>",
         )
@@ -190,49 +197,51 @@ def _parse_path(
     want = 9 if kind == "consumer" else 8
     if len(segments) == want - 1 and split_namespace_name(segments[5]) is not None:
         raise Refused(
-            403,
+            HTTPStatus.FORBIDDEN,
             "Not authorized: the tenant segment is empty "
             f"(this emulator serves tenant {state.auth.tenant!r})",
         )
     if len(segments) != want:
         missing = "subscription name is missing" if kind == "consumer" else "wrong path"
-        raise Refused(400, f"Invalid query params: {missing}")
+        raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {missing}")
     if segments[4] != "persistent":
-        raise Refused(400, "Invalid query params: only persistent topics exist on GDN")
+        raise Refused(
+            HTTPStatus.BAD_REQUEST, "Invalid query params: only persistent topics exist on GDN"
+        )
     if segments[5] != state.auth.tenant:
         raise Refused(
-            403,
+            HTTPStatus.FORBIDDEN,
             f"Not authorized: tenant {segments[5]!r} is not served here "
             f"(this emulator serves tenant {state.auth.tenant!r})",
         )
     namespace = split_namespace_name(segments[6])
     if namespace is None or not namespace[0]:
         raise Refused(
-            400,
+            HTTPStatus.BAD_REQUEST,
             f"Invalid query params: namespace {segments[6]!r} is not {NAMESPACE_FORMS}",
         )
     fabric_name, ns_local = namespace
     fabric = state.fabrics.get(fabric_name)
     if fabric is None:
-        raise Refused(404, f"Namespace {segments[6]!r} does not exist")
+        raise Refused(HTTPStatus.NOT_FOUND, f"Namespace {segments[6]!r} does not exist")
     topic = segments[7]
     split = split_topic_name(topic)
     if split is None:
         raise Refused(
-            404,
+            HTTPStatus.NOT_FOUND,
             f"Topic {topic!r} does not exist (topics are {TOPIC_FORMS};"
             " collection streams are not emulated)",
         )
     name, local = split
     if local != ns_local:
         raise Refused(
-            400,
+            HTTPStatus.BAD_REQUEST,
             f"Invalid query params: topic {topic!r} does not belong in namespace {segments[6]!r}",
         )
     try:
         ref = StreamRef(name, local)
     except ConfigError as exc:
-        raise Refused(400, f"Invalid query params: {exc}") from exc
+        raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
     return kind, fabric, ref, segments[8] if kind == "consumer" else None
 
 
@@ -242,7 +251,7 @@ def _authenticate(request: web.Request, state: ServerState) -> None:
     otp = request.query.get("otp")
     if otp and state.auth.otps.redeem(otp):
         return
-    raise Refused(401, "Failed to authenticate")
+    raise Refused(HTTPStatus.UNAUTHORIZED, "Failed to authenticate")
 
 
 async def handle(
@@ -257,16 +266,17 @@ async def handle(
         kind, fabric, ref, sub = _parse_path(segments, state)
         attach = _attacher(kind, request, fabric, ref, sub)  # parses the query: 400
         if not ws.can_prepare(request).ok:
-            raise Refused(400, "expected a WebSocket upgrade request")
+            raise Refused(HTTPStatus.BAD_REQUEST, "expected a WebSocket upgrade request")
         if not fabric.broker.has_stream(ref):
             if not state.auto_create:
                 raise Refused(
-                    404, f"Topic {topic_name(ref)} does not exist in fabric {fabric.name}"
+                    HTTPStatus.NOT_FOUND,
+                    f"Topic {topic_name(ref)} does not exist in fabric {fabric.name}",
                 )
             try:
                 fabric.call(lambda: fabric.broker.create_stream(ref))
             except LimitExceeded as exc:
-                raise Refused(412, str(exc)) from exc
+                raise Refused.by_table(exc, str(exc)) from exc
             log.info("auto-created stream %s in fabric %s", topic_name(ref), fabric.name)
         label = f"{kind} {fabric.name}/{topic_name(ref)}" + (f"/{sub}" if sub else "")
         sock = Socket(ws, label, request.transport)
@@ -289,13 +299,15 @@ def _attacher(
         assert sub is not None
         for name in _UNSUPPORTED:
             if name in query:
-                raise Refused(400, f"Invalid query params: {name} is not emulated")
+                raise Refused(
+                    HTTPStatus.BAD_REQUEST, f"Invalid query params: {name} is not emulated"
+                )
         if query.get("pullMode", "false").lower() == "true":
-            raise Refused(400, "Invalid query params: pullMode is not emulated")
+            raise Refused(HTTPStatus.BAD_REQUEST, "Invalid query params: pullMode is not emulated")
         try:
             options = consumer_options_from_query(query)
         except (ValueError, OverflowError) as exc:  # ConfigError, or int() of an infinity
-            raise Refused(400, f"Invalid query params: {exc}") from exc
+            raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
         open_ = lambda: broker.subscribe(ref, sub, options)  # noqa: E731
     else:
         raw = query.get("messageId", "latest")
@@ -306,18 +318,16 @@ def _attacher(
                 start=start, receiver_queue_size=size, reader_name=query.get("readerName") or None
             )
         except (FrameError, ValueError) as exc:
-            raise Refused(400, f"Invalid query params: {exc}") from exc
+            raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
         open_ = lambda: broker.open_reader(ref, options_r)  # noqa: E731
 
     def attach(sock: Socket) -> int:
         try:
             broker_id = open_()
-        except SubscriptionBusy as exc:
-            raise Refused(409, f"Failed to subscribe: {exc}") from exc
-        except LimitExceeded as exc:
-            raise Refused(412, f"Failed to subscribe: {exc}") from exc
+        except (SubscriptionBusy, LimitExceeded) as exc:
+            raise Refused.by_table(exc, f"Failed to subscribe: {exc}") from exc
         except (ConfigError, LocalProtocolError) as exc:
-            raise Refused(400, f"Invalid query params: {exc}") from exc
+            raise Refused.by_table(exc, f"Invalid query params: {exc}") from exc
         fabric.sessions[broker_id] = sock  # before call() routes the first deliveries
         if kind != "producer":
             sock.on_written = lambda: fabric.call(lambda: broker.grant(broker_id))
