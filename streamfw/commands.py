@@ -248,8 +248,10 @@ def consume(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                         _status(f"no message for {args.timeout} s; stopping")
                         break
                     line = _as_json(msg) if args.json else _as_text(msg)
-                print(line, file=out, flush=True)
+                # Counted before it is shown: a Ctrl-C landing right after the print must not
+                # report one message fewer than the user saw.
                 received += 1
+                print(line, file=out, flush=True)
                 if not args.no_ack:
                     msg.ack()
     except KeyboardInterrupt:
