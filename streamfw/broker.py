@@ -40,7 +40,7 @@ reads no clock of its own for this. A reader asked to start after an id of anoth
 ledger of its stream is positioned as Pulsar positions it: after every message of an older
 ledger (the earliest retained message), before none of a newer one (the end).
 
-Redelivery count rule (a documented deviation from Pulsar, protocol doc section 7.4): a
+Redelivery count rule (a documented deviation from Pulsar, docs/protocol.md §9.4): a
 message's ``redelivery_count`` grows by one each time it is handed back to its subscription
 unacknowledged -- nack, ack timeout, or the consumer holding it going away -- on every
 subscription type. Pulsar reports 0 on Exclusive/Failover and ignores disconnects; ours tells

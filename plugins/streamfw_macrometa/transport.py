@@ -1,6 +1,6 @@
 """``MacrometaTransport``: the Transport SPI over GDN's REST admin API and WebSocket streams.
 
-REST routes (protocol doc section 5; ``…`` = ``/_fabric/<fabric>/_api/streams``):
+REST routes (docs/protocol.md §5; ``…`` = ``/_fabric/<fabric>/_api/streams``):
 
 ============================  ==================================================
 create_stream                 ``POST …/<name>?global=true|false``  (409 AlreadyExists)

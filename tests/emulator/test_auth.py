@@ -1,4 +1,4 @@
-"""Credentials (protocol doc section 3): keys, tenants, JWTs, one-time passwords, log hygiene."""
+"""Credentials (docs/protocol.md §3): keys, tenants, JWTs, one-time passwords, log hygiene."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST routes (protocol doc section 5): envelopes, stream admin, error statuses."""
+"""REST routes (docs/protocol.md §5): envelopes, stream admin, error statuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WebSocket routes (protocol doc section 6) and delivery rules (section 7), over real sockets."""
+"""WebSocket routes and frames (docs/protocol.md §6-§7) and delivery rules (§9), real sockets."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Pure bookkeeping: no sockets, no logging. Time comes from the injected clock so 
 can expire one-time passwords without sleeping.
 
 The emulator serves exactly one tenant. jsc8 never asks the server which tenant a key
-belongs to: it cuts the last two dot-separated parts off the key (protocol doc section 3.2).
+belongs to: it cuts the last two dot-separated parts off the key (docs/protocol.md §3.2).
 ``tenant_of_key`` does the same, and ``/_api/user`` answers that tenant, so both SDKs build
 the same WebSocket paths.
 """

@@ -1,4 +1,4 @@
-"""JSON answers in the shapes both SDKs accept (protocol doc section 4).
+"""JSON answers in the shapes both SDKs accept (docs/protocol.md §4).
 
 Success bodies never carry ``errorNum``: pyC8 treats any body holding it as a failure and
 jsc8 rejects a body with all four error keys even under status 200.
