@@ -1,10 +1,11 @@
 """WebSocket routes of protocol doc section 6: producer, consumer and reader.
 
 How it works. Everything that can be refused is checked *before* the upgrade and answered
-with Pulsar's HTTP status (section 6.5): path (400), credentials (401), tenant (403), fabric
-or stream (404), query parameters (400), and finally the broker attach itself, whose
-``SubscriptionBusy`` becomes the 409 of the exclusive conflict. Only then is the upgrade
-answered with 101.
+with Pulsar's HTTP status (docs/protocol.md section 8.1): path (400), credentials (401),
+tenant (403), fabric or stream (404), query parameters (400), and finally the broker attach
+itself, whose errors get their status from the one table in ``status.py`` (``SubscriptionBusy``
+the 409 of the exclusive conflict, ``LimitExceeded`` a 412). Only then is the upgrade answered
+with 101.
 
 Frames for a socket go through its ``Socket`` queue and one writer task, because deliveries
 are caused by *other* connections' broker calls, in plain (non-async) code. The queue stays
