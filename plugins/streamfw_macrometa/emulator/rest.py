@@ -1,4 +1,4 @@
-"""REST routes of protocol doc section 5: discovery, credentials and stream admin.
+"""REST routes of docs/protocol.md §5: discovery, credentials and stream admin.
 
 Each handler is a thin translation: parse the path and query, call the fabric's broker
 through ``FabricHost.call`` (which routes the events a call may cause, e.g. deliveries after

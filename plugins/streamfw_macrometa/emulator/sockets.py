@@ -1,4 +1,4 @@
-"""WebSocket routes of protocol doc section 6: producer, consumer and reader.
+"""WebSocket routes of docs/protocol.md §6-§7: producer, consumer and reader.
 
 How it works. Everything that can be refused is checked *before* the upgrade and answered
 with Pulsar's HTTP status (docs/protocol.md section 8.1): path (400), credentials (401),
