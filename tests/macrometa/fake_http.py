@@ -67,12 +67,14 @@ class FakeServer:
 class RawServer:
     """Reads each request's head, then lets ``respond(conn)`` write whatever it likes.
 
-    ``sent`` counts the bytes ``respond`` reported writing (through ``count``).
+    ``sent`` counts the bytes ``respond`` reported writing (through ``count``); ``requests``
+    holds each request's first line.
     """
 
     def __init__(self, respond: Callable[[RawServer, socket.socket], None]) -> None:
         self.respond = respond
         self.sent = 0
+        self.requests: list[bytes] = []
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)  # closing a listener does not wake accept() on Linux
@@ -83,6 +85,10 @@ class RawServer:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    def wait_stopped(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True at once if the server is closing."""
+        return self._stop.wait(seconds)
 
     def count(self, n: int) -> None:
         self.sent += n
@@ -108,6 +114,7 @@ class RawServer:
                 if not chunk:
                     return
                 head += chunk
+            self.requests.append(head.split(b"\r\n", 1)[0])
             self.respond(self, conn)
 
     def close(self) -> None:

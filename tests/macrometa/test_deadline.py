@@ -27,6 +27,7 @@ from streamfw import ConnectFailed, OperationTimeout, connect
 from streamfw.api import TransportConfig
 from streamfw.errors import TransportError
 from tests.macrometa.conftest import KEY
+from tests.macrometa.fake_http import RawServer
 
 TIMEOUT = 1.0
 INTERVAL = 0.25  # seconds between bytes: each read is quick, the whole never ends
@@ -39,65 +40,29 @@ UPGRADE = (
 )
 
 
-class SlowLoris:
+def slow_loris(prefix: bytes, trickle: bytes) -> RawServer:
     """Answers every request ``prefix`` at once, then ``trickle`` a byte every ``INTERVAL``."""
 
-    def __init__(self, prefix: bytes, trickle: bytes) -> None:
-        self.prefix, self.trickle = prefix, trickle
-        self.requests: list[bytes] = []
-        self._stop = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self) -> None:
-        self._server.settimeout(0.1)  # closing a listener does not wake accept() on Linux
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def respond(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(prefix)
+        for i in range(len(trickle)):
+            if server.wait_stopped(INTERVAL):
                 return
-            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(worker)
-            worker.start()
+            conn.sendall(trickle[i : i + 1])
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            conn.settimeout(0.2)
-            request = b""
-            while b"\r\n\r\n" not in request and not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-            self.requests.append(request.split(b"\r\n", 1)[0])
-            conn.sendall(self.prefix)
-            for i in range(len(self.trickle)):
-                if self._stop.wait(INTERVAL):
-                    return
-                conn.sendall(self.trickle[i : i + 1])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._server.close()
-        for t in self._threads:
-            t.join(5)
+    return RawServer(respond)
 
 
 @contextlib.contextmanager
-def slow(prefix: bytes, trickle: bytes) -> Iterator[SlowLoris]:
-    server = SlowLoris(prefix, trickle)
+def slow(prefix: bytes, trickle: bytes) -> Iterator[RawServer]:
+    server = slow_loris(prefix, trickle)
     try:
         yield server
     finally:
         server.close()
 
 
-def url(server: SlowLoris) -> str:
+def url(server: RawServer) -> str:
     return f"macrometa+http://127.0.0.1:{server.port}"
 
 
@@ -117,7 +82,7 @@ def test_connect_is_bounded_by_timeout(prefix: bytes, trickle: bytes) -> None:
     assert server.requests[0].startswith(b"GET /_api/user")
 
 
-def _connector(server: SlowLoris, auth: str) -> Connector:
+def _connector(server: RawServer, auth: str) -> Connector:
     settings = parse(
         TransportConfig(url(server), {"api_key": KEY, "auth": auth, "timeout": TIMEOUT}),
         environ={},
