@@ -22,11 +22,13 @@ from streamfw_macrometa.wire import (
     parse_publish,
     parse_receipt,
     publish_frame,
+    reader_options_from_query,
+    reader_query,
     receipt_frame,
 )
 
 from streamfw import ConfigError, Envelope, MessageId
-from streamfw.api import ConsumerOptions
+from streamfw.api import ConsumerOptions, ReaderOptions
 from streamfw.message import Delivery
 from tests.strategies import properties
 
@@ -297,3 +299,25 @@ def test_a_lone_surrogate_escape_is_a_frame_error(frame: str) -> None:
 def test_an_escaped_surrogate_pair_is_one_character() -> None:
     envelope, _ = parse_publish('{"payload":"aGk=","properties":{"k":"\\ud83d\\ude00"}}')
     assert envelope.properties["k"] == "\U0001f600"
+
+
+@given(
+    start=st.sampled_from(["earliest", "latest"]) | ids,
+    size=st.integers(1, 1000),
+    name=st.none() | st.text("abc-_", min_size=1, max_size=8),
+)
+def test_reader_query_round_trips(start: str | MessageId, size: int, name: str | None) -> None:
+    options = ReaderOptions(start=start, receiver_queue_size=size, reader_name=name)  # type: ignore[arg-type]
+    query = reader_query("s", options)
+    assert reader_options_from_query("s", query) == options
+
+
+def test_reader_query_refuses_what_it_cannot_use() -> None:
+    with pytest.raises(ConfigError, match="not a message of stream"):
+        reader_query("other", ReaderOptions(start=MessageId("s", 1, 2)))
+    with pytest.raises(FrameError):
+        reader_options_from_query("s", {"messageId": "not-an-id"})
+    with pytest.raises(ConfigError, match="receiverQueueSize"):
+        reader_options_from_query("s", {"receiverQueueSize": "1e400"})
+    clamped = reader_options_from_query("s", {"receiverQueueSize": "5000"})
+    assert clamped.receiver_queue_size == 1000  # Pulsar's proxy caps it

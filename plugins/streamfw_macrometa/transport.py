@@ -41,7 +41,6 @@ from streamfw.errors import (
     SubscriptionNotFound,
     Unsupported,
 )
-from streamfw.message import MessageId
 from streamfw_macrometa import config, wire
 from streamfw_macrometa.consumer import MacrometaConsumer
 from streamfw_macrometa.producer import MacrometaProducer
@@ -304,16 +303,7 @@ class MacrometaTransport:
 
     def open_reader(self, stream: StreamRef, options: ReaderOptions) -> MacrometaConsumer:
         self._require(stream)
-        start = options.start
-        if isinstance(start, MessageId):
-            if start.stream != stream.name:
-                raise ConfigError(f"{start} is not a message of stream {stream}")
-            position = wire.encode_message_id(start)
-        else:
-            position = start
-        params = {"receiverQueueSize": str(options.receiver_queue_size), "messageId": position}
-        if options.reader_name:
-            params["readerName"] = options.reader_name
+        params = wire.reader_query(stream.name, options)
         link = MacrometaConsumer(self._connector("reader", stream, params), stream, None)
         self._track(link)
         return link

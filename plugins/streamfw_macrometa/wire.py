@@ -14,11 +14,11 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from streamfw.api import ConsumerOptions, StreamRef, SubscriptionType
+from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef, SubscriptionType
 from streamfw.errors import ConfigError, RemoteProtocolError
 from streamfw.message import Delivery, Envelope, MessageId, Properties
 
@@ -537,6 +537,55 @@ def consumer_query(options: ConsumerOptions) -> dict[str, str]:
     return query
 
 
+def _query_number(query: Mapping[str, str], name: str, default: float) -> float:
+    value = query.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ConfigError(f"Invalid {name} {_show(value)}: not a number") from exc
+    if not math.isfinite(number):
+        raise ConfigError(f"Invalid {name} {_show(value)}: not a finite number")
+    return number
+
+
+def _queue_size(query: Mapping[str, str]) -> int:
+    """``receiverQueueSize``, clamped to 1..1000 as Pulsar's WebSocket proxy does."""
+    return min(max(int(_query_number(query, "receiverQueueSize", 1000)), 1), 1000)
+
+
+_POSITIONS: dict[str, Literal["earliest", "latest"]] = {"earliest": "earliest", "latest": "latest"}
+
+
+def reader_query(stream: str, options: ReaderOptions) -> dict[str, str]:
+    """The WebSocket query parameters for a reader of ``stream``."""
+    start = options.start
+    if isinstance(start, MessageId):
+        if start.stream != stream:
+            raise ConfigError(f"{start} is not a message of stream {stream!r}")
+        position = encode_message_id(start)
+    else:
+        position = start
+    query = {"receiverQueueSize": str(options.receiver_queue_size), "messageId": position}
+    if options.reader_name:
+        query["readerName"] = options.reader_name
+    return query
+
+
+def reader_options_from_query(stream: str, query: Mapping[str, str]) -> ReaderOptions:
+    """Parse reader query parameters; raise ConfigError (or FrameError for an id) naming it."""
+    raw = query.get("messageId", "latest")
+    start: Literal["earliest", "latest"] | MessageId = (
+        _POSITIONS[raw] if raw in _POSITIONS else decode_message_id(stream, raw)
+    )
+    return ReaderOptions(
+        start=start,
+        receiver_queue_size=_queue_size(query),
+        reader_name=query.get("readerName") or None,
+    )
+
+
 def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
     """Parse consumer query parameters as Pulsar does; raise ConfigError naming the bad one."""
     raw_type = query.get("subscriptionType", "Exclusive")
@@ -545,28 +594,15 @@ def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
         raise ConfigError(f"Invalid subscriptionType {raw_type!r}")
     typed: SubscriptionType = sub_type  # type: ignore[assignment]
 
-    def number(name: str, default: float) -> float:
-        value = query.get(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError as exc:
-            raise ConfigError(f"Invalid {name} {_show(value)}: not a number") from exc
-        if not math.isfinite(number):
-            raise ConfigError(f"Invalid {name} {_show(value)}: not a finite number")
-        return number
-
-    queue = int(number("receiverQueueSize", 1000))
-    ack_ms = number("ackTimeoutMillis", 0)
+    ack_ms = _query_number(query, "ackTimeoutMillis", 0)
     position = query.get("subscriptionInitialPosition", "Latest").lower()
     if position not in ("latest", "earliest"):
         raise ConfigError(f"Invalid subscriptionInitialPosition {position!r}")
     return ConsumerOptions(
         type=typed,
         initial_position=position,  # type: ignore[arg-type]
-        receiver_queue_size=min(max(queue, 1), 1000),
+        receiver_queue_size=_queue_size(query),
         consumer_name=query.get("consumerName") or None,
         ack_timeout=ack_ms / 1000 if ack_ms > 0 else None,
-        nack_delay=number("negativeAckRedeliveryDelay", 60000) / 1000,
+        nack_delay=_query_number(query, "negativeAckRedeliveryDelay", 60000) / 1000,
     )

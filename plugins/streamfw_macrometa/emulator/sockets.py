@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 from aiohttp import WSMsgType, web
 
-from streamfw.api import ReaderOptions, StreamRef
+from streamfw.api import StreamRef
 from streamfw.errors import (
     ConfigError,
     InUse,
@@ -56,6 +56,7 @@ from streamfw_macrometa.wire import (
     decode_message_id,
     parse_consumer_frame,
     parse_publish,
+    reader_options_from_query,
     receipt_frame,
     split_namespace_name,
     split_topic_name,
@@ -311,13 +312,8 @@ def _attacher(
             raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
         open_ = lambda: broker.subscribe(ref, sub, options)  # noqa: E731
     else:
-        raw = query.get("messageId", "latest")
         try:
-            start: Any = raw if raw in ("earliest", "latest") else decode_message_id(ref.name, raw)
-            size = min(max(int(query.get("receiverQueueSize", "1000")), 1), 1000)
-            options_r = ReaderOptions(
-                start=start, receiver_queue_size=size, reader_name=query.get("readerName") or None
-            )
+            options_r = reader_options_from_query(ref.name, query)
         except (FrameError, ValueError) as exc:
             raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
         open_ = lambda: broker.open_reader(ref, options_r)  # noqa: E731
