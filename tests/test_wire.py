@@ -321,3 +321,20 @@ def test_reader_query_refuses_what_it_cannot_use() -> None:
         reader_options_from_query("s", {"receiverQueueSize": "1e400"})
     clamped = reader_options_from_query("s", {"receiverQueueSize": "5000"})
     assert clamped.receiver_queue_size == 1000  # Pulsar's proxy caps it
+
+
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["messageId", "receiverQueueSize", "readerName"]),
+        st.text(max_size=40)
+        | st.sampled_from(["1e400", "-1e400", "nan", "inf", "\ud800", "[" * 64, "earliest"])
+        | st.integers(-(10**400), 10**400).map(str),
+    )
+)
+def test_reader_query_parameters_fail_only_as_typed_errors(query: dict[str, str]) -> None:
+    try:
+        options = reader_options_from_query("s", query)
+    except (ConfigError, FrameError) as exc:
+        assert str(exc)
+        return
+    assert 1 <= options.receiver_queue_size <= 1000
