@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 import requests
 import websocket
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from streamfw_macrometa.emulator import Emulator
+
+from tests.emulator.helpers import Api
 
 EMULATOR_THREAD = "streamfw-emulator"
 FIGURES: collections.Counter[str] = collections.Counter()
@@ -41,6 +43,16 @@ def examples(default: int) -> int:
     if override:
         return int(override)
     return max(1, default * settings().max_examples // 60)
+
+
+def over_sockets(n: int) -> settings:
+    """Settings of a test that talks to the emulator: ``n`` examples (see ``examples``), no
+    deadline (a busy machine), function-scoped fixtures shared by every example."""
+    return settings(
+        max_examples=examples(n),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 class ErrorLog(logging.Handler):
@@ -62,6 +74,14 @@ class ErrorLog(logging.Handler):
 def fuzz_emulator() -> Iterator[Emulator]:
     with Emulator.start(host="127.0.0.1", port=0, fabrics=("_system", "bystander")) as emu:
         yield emu
+
+
+@pytest.fixture
+def api(fuzz_emulator: Emulator) -> Iterator[Api]:
+    """An ``Api`` on the fuzz emulator, its HTTP session closed afterwards."""
+    a = Api(fuzz_emulator)
+    yield a
+    a.session.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,38 +10,20 @@ socket, a 5xx on the upgrade, an ERROR in the emulator's log, a disturbed bystan
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import hypothesis.strategies as st
 import pytest
 import websocket
-from hypothesis import HealthCheck, example, given, settings
-from streamfw_macrometa.emulator import Emulator
+from hypothesis import example, given
 from streamfw_macrometa.wire import encode_message_id
 
 from streamfw.message import MessageId
 from tests.emulator.helpers import Api, close_code, payload, recv, send
 from tests.fuzz import strategies as fs
-from tests.fuzz.conftest import FIGURES, examples
+from tests.fuzz.conftest import FIGURES, over_sockets
 
 pytestmark = pytest.mark.usefixtures("clean")
-
-
-def sockets(n: int) -> settings:
-    """Settings of a socket test: ``n`` examples by default, no deadline (a busy machine)."""
-    return settings(
-        max_examples=examples(n),
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-
-
-@pytest.fixture
-def api(fuzz_emulator: Emulator) -> Iterator[Api]:
-    a = Api(fuzz_emulator)
-    yield a
-    a.session.close()
 
 
 @pytest.fixture
@@ -90,7 +72,7 @@ def test_a_producer_gets_a_receipt_for_any_frame_and_stays_open(api: Api, topic:
     producer = api.producer(topic)
     consumer = api.consumer(topic, "check", subscriptionType="Shared")
 
-    @sockets(120)
+    @over_sockets(120)
     @given(frame=fs.producer_in)
     @example(frame='{"payload":"aGk=","properties":{"k":"\\ud800"}}')  # FINDINGS.md 6
     @example(frame='{"payload":"aGk=","context":"\\udfff"}')
@@ -154,7 +136,7 @@ def test_a_consumer_or_reader_answers_any_frame_and_stays_open(
     socket = Reopen(make)
     count = iter(range(10**9))
 
-    @sockets(150)
+    @over_sockets(150)
     @given(frame=fs.consumer_in.filter(_harmless))
     def check(frame: fs.Frame) -> None:
         FIGURES[f"{kind} frames sent"] += 1
@@ -173,7 +155,7 @@ def test_a_consumer_or_reader_answers_any_frame_and_stays_open(
         socket.ws.close()
 
 
-@sockets(4)
+@over_sockets(4)
 @given(size=fs.oversized)
 def test_an_oversized_frame_closes_only_its_socket(api: Api, topic: str, size: int) -> None:
     """Closed with 1009; the client may see a reset instead (-1): the server closed while
@@ -190,7 +172,7 @@ def test_an_oversized_frame_closes_only_its_socket(api: Api, topic: str, size: i
     again.close()
 
 
-@sockets(10)
+@over_sockets(10)
 @given(frame=fs.not_utf8)
 def test_a_text_frame_that_is_not_utf8_closes_only_its_socket_with_1007(
     api: Api, topic: str, frame: bytes
@@ -217,7 +199,7 @@ QUERY_NAMES = [
 ]
 
 
-@sockets(80)
+@over_sockets(80)
 @given(
     kind=st.sampled_from(["consumer", "reader", "producer"]),
     query=st.dictionaries(

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
-from streamfw_macrometa.emulator import Emulator
+from hypothesis import given
 
 from tests.emulator.helpers import Api, send
-from tests.fuzz.conftest import FIGURES, examples
+from tests.fuzz.conftest import FIGURES, over_sockets
 
 pytestmark = pytest.mark.usefixtures("clean")
 
@@ -49,22 +47,11 @@ frames = st.builds(
 
 
 @pytest.fixture
-def api(fuzz_emulator: Emulator) -> Iterator[Api]:
-    a = Api(fuzz_emulator)
-    yield a
-    a.session.close()
-
-
-@pytest.fixture
 def topic(api: Api) -> str:
     return api.create(f"fzraw{id(api)}")
 
 
-@settings(
-    max_examples=examples(60),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@over_sockets(60)
 @given(raw=st.lists(frames, min_size=1, max_size=3), kind=st.sampled_from(["producer", "consumer"]))
 def test_any_raw_framing_is_survived(api: Api, topic: str, raw: list[bytes], kind: str) -> None:
     if kind == "producer":

@@ -9,22 +9,14 @@ from collections.abc import Iterator
 import hypothesis.strategies as st
 import pytest
 import requests
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from streamfw_macrometa.emulator import Emulator
 
 from tests.fuzz import strategies as fs
-from tests.fuzz.conftest import FIGURES, examples
+from tests.fuzz.conftest import FIGURES, over_sockets
 
 pytestmark = pytest.mark.usefixtures("clean")
 STREAMS = "/_fabric/_system/_api/streams"
-
-
-def rest(n: int) -> settings:
-    return settings(
-        max_examples=examples(n),
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 class Rest:
@@ -72,21 +64,21 @@ def topic(call: Rest) -> str:
     return f"c8globals.{name}"
 
 
-@rest(150)
+@over_sockets(150)
 @given(body=fs.auth_bodies)
 def test_open_auth_answers_any_body_with_200_400_or_401(call: Rest, body: bytes) -> None:
     r = call("POST", "/_open/auth", auth=False, data=body)
     assert r.status_code in (200, 400, 401), r.text
 
 
-@rest(150)
+@over_sockets(150)
 @given(body=fs.validate_bodies)
 def test_key_validate_answers_any_body_with_200_400_or_401(call: Rest, body: bytes) -> None:
     r = call("POST", "/_fabric/_system/_api/key/validate", auth=False, data=body)
     assert r.status_code in (200, 400, 401), r.text
 
 
-@rest(80)
+@over_sockets(80)
 @given(value=fs.auth_headers, path=st.sampled_from(["/_api/user", STREAMS, "/apid/otp"]))
 def test_any_authorization_header_is_200_or_401(call: Rest, value: bytes, path: str) -> None:
     """Control characters make the request invalid HTTP: aiohttp answers a plain 400 itself
@@ -98,7 +90,7 @@ def test_any_authorization_header_is_200_or_401(call: Rest, value: bytes, path: 
     assert r.status_code in ((200, 401) if valid_http else (400,)), r.text
 
 
-@rest(80)
+@over_sockets(80)
 @given(body=fs.publish_bodies)
 def test_rest_publish_takes_any_body(call: Rest, topic: str, body: bytes) -> None:
     r = call("POST", f"{STREAMS}/{topic}/publish", data=body)
@@ -127,7 +119,7 @@ ROUTES = [
 ]
 
 
-@rest(200)
+@over_sockets(200)
 @given(
     route=st.sampled_from(ROUTES),
     segment=fs.segments,
