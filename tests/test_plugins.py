@@ -246,3 +246,23 @@ def test_the_emulator_command_without_aiohttp_says_how_to_get_it() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "streamfw emulator needs aiohttp: pip install 'streamfw[emulator]'" in done.stderr
+
+
+JUNK_PLUGIN = """
+    from streamfw.hookspecs import hookimpl
+
+    class Named:
+        name = VALUE
+
+    @hookimpl
+    def streamfw_register_commands(register):
+        register(Named())
+"""
+
+
+@pytest.mark.parametrize("value", ["''", "42", "None", "b'x'"])
+def test_a_registration_without_a_usable_name_is_a_plugin_error(site: Path, value: str) -> None:
+    source = JUNK_PLUGIN.replace("VALUE", value)
+    install_dist(site, "streamfw-junk", {"junk": "junk_plugin"}, {"junk_plugin": source})
+    with pytest.raises(PluginError, match="plugin 'junk' registered a command without a name"):
+        discover().commands()
