@@ -14,7 +14,7 @@ import socketserver
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 CHUNK = 1 << 20
 _WS_MAGIC = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -55,29 +55,19 @@ def big_ws_frame(conn: socket.socket, size: int) -> None:
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + _ws_accept(head) + b"\r\n\r\n"
     )
-    prefix = b'{"messageId":"CAEQADAA","payload":"'
-    suffix = b'"}'
-    filler = size - len(prefix) - len(suffix)
-    conn.sendall(bytes([0x81, 127]) + size.to_bytes(8, "big") + prefix)
-    for chunk in _filler(filler, b"A"):
-        conn.sendall(chunk)
-    conn.sendall(suffix)
-    _hold(conn)
+    frame_head = bytes([0x81, 127]) + size.to_bytes(8, "big")
+    _send_padded(conn, frame_head, b'{"messageId":"CAEQADAA","payload":"', b'"}', size, b"A")
 
 
 def big_http_body(conn: socket.socket, size: int) -> None:
     """Answer any request with a JSON body of ``size`` bytes (announced in Content-Length)."""
     _read_head(conn)
-    prefix = b'{"error":false,"code":200,"result":[{"tenant":"'
-    suffix = b'","user":"root"}]}'
-    conn.sendall(
+    http_head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + prefix
+        b"Content-Length: " + str(size).encode() + b"\r\n\r\n"
     )
-    for chunk in _filler(size - len(prefix) - len(suffix), b"a"):
-        conn.sendall(chunk)
-    conn.sendall(suffix)
-    _hold(conn)
+    prefix = b'{"error":false,"code":200,"result":[{"tenant":"'
+    _send_padded(conn, http_head, prefix, b'","user":"root"}]}', size, b"a")
 
 
 def trickle(conn: socket.socket, size: int) -> None:
@@ -95,11 +85,19 @@ def trickle(conn: socket.socket, size: int) -> None:
         time.sleep(1.0)
 
 
-def _filler(n: int, byte: bytes) -> Iterator[bytes]:
+def _send_padded(
+    conn: socket.socket, head: bytes, prefix: bytes, suffix: bytes, size: int, byte: bytes
+) -> None:
+    """Send ``head``, then ``size`` bytes of JSON (``prefix``, ``byte`` repeated, ``suffix``)
+    streamed a chunk at a time, then hold the connection open until the peer leaves."""
+    conn.sendall(head + prefix)
     block = byte * CHUNK
+    n = size - len(prefix) - len(suffix)
     while n > 0:
-        yield block[: min(n, CHUNK)]
+        conn.sendall(block[: min(n, CHUNK)])
         n -= CHUNK
+    conn.sendall(suffix)
+    _hold(conn)
 
 
 def _hold(conn: socket.socket) -> None:
