@@ -108,12 +108,9 @@ class RawServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             conn.settimeout(5)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
+            head = read_head(conn)
+            if head is None:
+                return
             self.requests.append(head.split(b"\r\n", 1)[0])
             self.respond(self, conn)
 
@@ -122,3 +119,15 @@ class RawServer:
         self._listener.close()
         for t in self._threads:
             t.join(5)
+
+
+def read_head(conn: socket.socket) -> bytes | None:
+    """The next request's head (up to its blank line, perhaps a little more); None when the
+    peer closes first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        head += chunk
+    return head

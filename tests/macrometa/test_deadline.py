@@ -27,7 +27,7 @@ from streamfw import ConnectFailed, OperationTimeout, connect
 from streamfw.api import TransportConfig
 from streamfw.errors import TransportError
 from tests.macrometa.conftest import KEY
-from tests.macrometa.fake_http import RawServer
+from tests.macrometa.fake_http import RawServer, read_head
 
 TIMEOUT = 1.0
 INTERVAL = 0.25  # seconds between bytes: each read is quick, the whole never ends
@@ -129,49 +129,25 @@ def test_a_kept_alive_connection_is_bounded_too() -> None:
     user = b'{"error":false,"code":200,"result":[{"tenant":"acme"}]}'
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(user), user)
     connections: list[int] = []
-    stop = threading.Event()
 
-    def serve(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            conn.settimeout(5)
-            for n in range(2):
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                if n == 0:
-                    conn.sendall(answer)  # the tenant, at once; the connection stays open
-                    continue
-                for byte in HEAD:  # the next answer, a byte at a time
-                    if stop.wait(INTERVAL):
-                        return
-                    conn.sendall(bytes([byte]))
+    def respond(server: RawServer, conn: socket.socket) -> None:
+        connections.append(1)
+        conn.sendall(answer)  # the tenant, at once; the connection stays open
+        if read_head(conn) is None:
+            return
+        for byte in HEAD:  # the next answer, a byte at a time
+            if server.wait_stopped(INTERVAL):
+                return
+            conn.sendall(bytes([byte]))
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                conn, _ = listener.accept()
-                connections.append(1)
-                threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
-        port = listener.getsockname()[1]
-        with connect(f"macrometa+http://127.0.0.1:{port}", api_key=KEY, timeout=TIMEOUT) as c:
-            start = time.monotonic()
-            with pytest.raises(OperationTimeout, match=f"timeout={TIMEOUT:g}"):
-                c.streams()
-            elapsed = time.monotonic() - start
-    finally:
-        stop.set()
-        acceptor.join(5)
-        listener.close()
+    with (
+        contextlib.closing(RawServer(respond)) as server,
+        connect(url(server), api_key=KEY, timeout=TIMEOUT) as c,
+    ):
+        start = time.monotonic()
+        with pytest.raises(OperationTimeout, match=f"timeout={TIMEOUT:g}"):
+            c.streams()
+        elapsed = time.monotonic() - start
     assert elapsed < BOUND, f"streams() with timeout={TIMEOUT} took {elapsed:.1f} s"
     assert len(connections) == 1  # the slow answer came on the reused connection
 
