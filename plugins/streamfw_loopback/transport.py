@@ -87,7 +87,7 @@ class _Inbox:
 class _Host:
     """One named broker and the queues of its consumers; every call holds ``lock``."""
 
-    def __init__(self, name: str, clock: Callable[[], float], limits: Limits) -> None:
+    def __init__(self, name: str, clock: Callable[[], float], limits: Limits | None) -> None:
         self.name = name
         self.clock = clock
         self.broker = Broker(clock=clock, limits=limits, first_ledger=first_ledger_now())
@@ -157,7 +157,7 @@ def _acquire(name: str, clock: Callable[[], float] | None, limits: Limits | None
     with _hosts_lock:
         host = _hosts.get(name)
         if host is None:
-            host = _hosts[name] = _Host(name, clock or time.time, limits or Limits())
+            host = _hosts[name] = _Host(name, clock or time.time, limits)
         elif clock is not None and clock is not host.clock:
             raise ConfigError(f"loopback://{name} is already open with another clock")
         elif limits is not None and limits != host.broker.limits:
