@@ -217,3 +217,12 @@ auth_headers = st.one_of(
     st.text(max_size=30).map(lambda s: b"bearer " + s.encode("utf-8", "surrogatepass")),
     st.sampled_from([b"apikey \xff\xfe", b"bearer \xc3\x28", b"apikey ", b"", b"apikey\t"]),
 )
+# The consumer's WebSocket query parameters (wire.consumer_options_from_query reads them).
+CONSUMER_QUERY_NAMES = [
+    "subscriptionType",
+    "receiverQueueSize",
+    "ackTimeoutMillis",
+    "negativeAckRedeliveryDelay",
+    "subscriptionInitialPosition",
+    "consumerName",
+]

@@ -186,17 +186,7 @@ def test_a_text_frame_that_is_not_utf8_closes_only_its_socket_with_1007(
         producer.close()
 
 
-QUERY_NAMES = [
-    "subscriptionType",
-    "receiverQueueSize",
-    "ackTimeoutMillis",
-    "negativeAckRedeliveryDelay",
-    "subscriptionInitialPosition",
-    "consumerName",
-    "messageId",
-    "readerName",
-    "otp",
-]
+QUERY_NAMES = [*fs.CONSUMER_QUERY_NAMES, "messageId", "readerName", "otp"]
 
 
 @over_sockets(80)

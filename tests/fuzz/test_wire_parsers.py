@@ -53,16 +53,7 @@ def test_a_parser_raises_only_the_protocol_error(name: str) -> None:
 @settings(max_examples=examples(150))
 @given(
     query=st.dictionaries(
-        st.sampled_from(
-            [
-                "subscriptionType",
-                "receiverQueueSize",
-                "ackTimeoutMillis",
-                "negativeAckRedeliveryDelay",
-                "subscriptionInitialPosition",
-                "consumerName",
-            ]
-        ),
+        st.sampled_from(fs.CONSUMER_QUERY_NAMES),
         st.text(max_size=12) | fs.RAW_VALUES | st.integers(-(10**400), 10**400).map(str),
     )
 )
