@@ -166,7 +166,8 @@ class Connector:
         One deadline covers the whole connect: the OTP call when ``auth="otp"``, TCP, TLS and
         the upgrade's answer; a server trickling bytes cannot stretch it. Each socket operation
         gets what is left of it (Python applies a socket's timeout to a TLS handshake as a
-        whole), and the watchdog cuts the upgrade's answer off once ``ws.sock`` exists.
+        whole), and the watchdog cuts the upgrade's answer off once ``ws.sock`` exists. The
+        socket comes back with its read limits set, for every caller alike.
         """
         budget = timeout or self.settings.timeout
         with Deadline(budget) as deadline:
@@ -204,7 +205,10 @@ class Connector:
         if deadline.expired:  # connected just as the watchdog shut the socket down
             ws.shutdown()  # type: ignore[no-untyped-call]
             raise self._late(budget)
-        ws.settimeout(min(self.settings.timeout, self.settings.ping_interval / 2))
+        # The read limits: the frame bound, and a tick short enough that the reader's pings
+        # and dead-peer check run close to their times.
+        ws.max_frame_size = self.settings.max_frame_size
+        ws.settimeout(min(self.settings.timeout, self.settings.ping_interval) / 4)
         return ws
 
     def _late(self, budget: float, stage: str = "") -> OperationTimeout:
@@ -230,7 +234,7 @@ class Link:
         self._bad_first: float | None = None  # first unreadable frame since a readable one
         self._bad_last = 0.0
         self._wake = threading.Event()
-        self.ws: websocket.WebSocket | None = self._tune(connector.open())  # errors raise
+        self.ws: websocket.WebSocket | None = connector.open()  # errors raise
         self._thread = threading.Thread(target=self._run, name=f"macrometa {what}", daemon=True)
 
     def start(self) -> None:
@@ -307,14 +311,6 @@ class Link:
                 ws, self.ws = self.ws, None
             if ws is not None:
                 _drop(ws)
-
-    def _tune(self, ws: websocket.WebSocket) -> websocket.WebSocket:
-        """Apply the read limits to a new socket: the frame bound and the idle-check tick."""
-        if isinstance(ws, BufferedWebSocket):
-            ws.max_frame_size = self.settings.max_frame_size
-        # Wake often enough that pings and the dead-peer check run close to their times.
-        ws.settimeout(min(self.settings.timeout, self.settings.ping_interval) / 4)
-        return ws
 
     def _read_loop(self) -> None:
         ws = self.ws
@@ -418,7 +414,6 @@ class Link:
                     # small near the end) says nothing new about the session still held.
                     limit = busy_deadline
             else:
-                self._tune(ws)
                 with self.lock:
                     if self.closed:
                         _drop(ws)
