@@ -320,10 +320,9 @@ class Pipeline:
             first, stages = self.value, self.stages
         else:
             first, stages = registry.parse_tag(tag, self.max_stages)
-        where = self._where(tag)
         data = payload
         for name in reversed(stages):
-            data = self._inflate(where, name, data)
+            data = self._inflate(tag, name, data)
         if first == AUTO:
             try:
                 return data.decode("utf-8")
@@ -332,29 +331,35 @@ class Pipeline:
         try:
             return registry.stage(first).decode(data)
         except Exception as exc:
-            raise _failed(where, first, exc) from exc
+            raise _failed(self._where(tag), first, exc) from exc
 
     def _where(self, tag: str | None) -> str:
         if tag is None:
             return f"codec {self.name!r} (the message has no {CODEC_PROPERTY} property)"
         return f"codec {_show(tag)}"
 
-    def _inflate(self, where: str, name: str, data: bytes) -> bytes:
-        """Run one byte stage backwards, never letting its output pass ``max_size``."""
+    def _inflate(self, tag: str | None, name: str, data: bytes) -> bytes:
+        """Run one byte stage backwards, never letting its output pass ``max_size``.
+
+        ``tag`` is the message's codec tag; the text naming it is built only for an error,
+        as this runs for every stage of every message.
+        """
         limit = self.max_size
         try:
             stage = self._registry.stage(name)
             bounded = getattr(stage, "decode_bounded", None)
             out = bounded(data, limit) if bounded is not None else stage.decode(data)
         except Exception as exc:
-            raise _failed(where, name, exc) from exc
+            raise _failed(self._where(tag), name, exc) from exc
         if isinstance(out, (bytearray, memoryview)):
             out = bytes(out)
         if not isinstance(out, bytes):
-            raise DecodeError(f"{where}, stage {name!r}: returned {type(out).__name__}, not bytes")
+            raise DecodeError(
+                f"{self._where(tag)}, stage {name!r}: returned {type(out).__name__}, not bytes"
+            )
         if len(out) > limit:
             raise DecodeError(
-                f"{where}, stage {name!r}: decoded to {len(out):,} bytes, over"
+                f"{self._where(tag)}, stage {name!r}: decoded to {len(out):,} bytes, over"
                 f" max_message_size ({limit:,} bytes)"
             )
         return out
