@@ -132,15 +132,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _report(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _report(self.sock)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """TLS over the same reporting: the MRO puts HTTPSConnection under the methods above."""
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
