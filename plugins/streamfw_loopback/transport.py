@@ -277,11 +277,11 @@ class LoopbackConsumer:
             self._host.call(self._host.broker.ack, consumer, message_id)
 
     def nack(self, message_id: MessageId) -> None:
+        consumer = self._live()
         if self._reader:
-            self._live()
-            return
+            return  # readers do not acknowledge
         self._handed.discard(message_id)
-        self._host.call(self._host.broker.nack, self._live(), message_id)
+        self._host.call(self._host.broker.nack, consumer, message_id)
 
     def close(self) -> None:
         with self._host.lock:
