@@ -125,7 +125,7 @@ class MacrometaProducer(Link):
     # ----------------------------------------------------------------------- reader side
 
     def on_text(self, text: str) -> None:
-        receipt = wire.parse_receipt(text)
+        receipt = wire.parse_receipt(text, self._stream.name)
         try:
             context = int(receipt.context or "")
         except ValueError:
@@ -160,9 +160,8 @@ class MacrometaProducer(Link):
                 )
             future.set_exception(refused)
             return
-        # parse_receipt has checked the id already: a receipt with an unusable one never
-        # gets here (the link skips it as a bad frame), so this decode cannot fail.
-        future.set_result(wire.decode_message_id(self._stream.name, receipt.message_id))
+        assert receipt.decoded_id is not None  # an "ok" receipt always carries one
+        future.set_result(receipt.decoded_id)
 
     def on_reconnect(self, ws: websocket.WebSocket) -> None:
         with self._idle:

@@ -383,6 +383,7 @@ class Receipt:
     context: str | None
     message_id: str | None = None  # opaque, as sent
     error: str | None = None  # None when the result is "ok"
+    decoded_id: MessageId | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def receipt_frame(
@@ -399,8 +400,11 @@ def receipt_frame(
     return _dumps(frame)
 
 
-def parse_receipt(text: str | bytes) -> Receipt:
-    """Read the broker's answer to a publish; raise FrameError if any field is unusable."""
+def parse_receipt(text: str | bytes, stream: str = "") -> Receipt:
+    """Read the broker's answer to a publish; raise FrameError if any field is unusable.
+
+    The id is decoded once, here, as a message of ``stream`` (``decoded_id``).
+    """
     frame = _load(text)
     context = _optional_str(frame, "context")
     result = frame.get("result")
@@ -410,8 +414,7 @@ def parse_receipt(text: str | bytes) -> Receipt:
         mid = frame.get("messageId")
         if not isinstance(mid, str):
             raise FrameError("receipt without a messageId", ERR_FAILED_TO_DESERIALIZE)
-        decode_message_id("", mid)  # checked here, with every other field of the frame
-        return Receipt(context, mid)
+        return Receipt(context, mid, decoded_id=decode_message_id(stream, mid))
     reason = _optional_str(frame, "errorMsg") or "no reason given"
     return Receipt(context, None, f"{result[:_SHOWN]}: {reason[:300]}")
 
