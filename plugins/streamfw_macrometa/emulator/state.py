@@ -153,7 +153,11 @@ class FabricHost:
         if self.broker.message_ttl:  # TTL expiry has no deadline of its own: sweep
             sweep = self._clock() + TTL_SWEEP
             due = sweep if due is None else min(due, sweep)
-        if due == self._timer_due and self._timer is not None:
+        # Keep a timer due no later: waking early is harmless (tick runs only what is due,
+        # then re-arms), while re-arming on every call would push the TTL sweep back forever
+        # on a fabric busier than one call per TTL_SWEEP.
+        armed = self._timer_due if self._timer is not None else None
+        if armed is not None and due is not None and armed <= due:
             return
         self.cancel_timer()
         if due is not None:
