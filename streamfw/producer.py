@@ -53,7 +53,9 @@ class Producer:
         started = time.monotonic()
         future = self.send_async(value, properties=properties, key=key)
         try:
-            return future.result(max(0.0, wait - (time.monotonic() - started)))
+            # None (no send_timeout) waits as long as the confirmation takes, as before
+            left = None if wait is None else max(0.0, wait - (time.monotonic() - started))
+            return future.result(left)
         except cf.TimeoutError as exc:
             if future.done():  # the send's own failure: NotSent is a TimeoutError as well
                 raise

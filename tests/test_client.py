@@ -237,3 +237,11 @@ def test_text_utf8_cannot_carry_is_refused_at_once_on_every_transport(
             msg = consumer.receive(timeout=5)
             assert msg is not None and msg.value == "after"
             msg.ack()
+
+
+def test_a_producer_without_a_send_timeout_waits_for_its_confirmation(
+    client: streamfw.Client,
+) -> None:
+    stream = client.stream(unique("no-timeout")).create()
+    with stream.producer(send_timeout=None) as producer:  # type: ignore[arg-type]
+        assert isinstance(producer.send("x"), MessageId)
