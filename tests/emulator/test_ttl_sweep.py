@@ -1,11 +1,11 @@
-"""The message TTL is applied by a sweep every ``TTL_SWEEP`` seconds, traffic or not."""
+"""Timers of a fabric: the TTL sweep and the memory hand-back run on time, traffic or not."""
 
 from __future__ import annotations
 
 import time
 
 from streamfw_macrometa.emulator import Emulator
-from streamfw_macrometa.emulator.state import TTL_SWEEP
+from streamfw_macrometa.emulator.state import RELEASE_AFTER, RELEASE_DELAY, TTL_SWEEP
 
 from tests.emulator.helpers import Api
 
@@ -28,5 +28,28 @@ def test_steady_traffic_does_not_postpone_the_ttl_sweep() -> None:
                 r = api.streams("GET", f"/{old}/backlog")
                 backlog = r.json()["result"]["messageBacklog"]
             assert backlog == 0, "the TTL never expired the old message"
+        finally:
+            api.session.close()
+
+
+def test_steady_traffic_does_not_postpone_the_memory_hand_back() -> None:
+    """Before: every broker call cancelled the pending hand-back and ``call`` re-armed it
+    ``RELEASE_DELAY`` later, so a busy fabric never handed freed memory back."""
+    with Emulator.start(host="127.0.0.1", port=0) as emu:
+        api = Api(emu)
+        fabric = emu._state.fabrics["_system"]  # type: ignore[union-attr]
+        try:
+            big, busy = api.create("release-big"), api.create("release-busy")
+            api.consumer(big, "s").close()  # a durable subscription keeps what is published
+            body = b"x" * 1_000_000
+            for _ in range(RELEASE_AFTER // len(body) + 1):
+                api.streams("POST", f"/{big}/publish", data=body).raise_for_status()
+            api.streams("DELETE", f"/{big}").raise_for_status()  # frees them all
+            assert fabric.broker.freed >= RELEASE_AFTER
+            end = time.monotonic() + 1 + 4 * RELEASE_DELAY
+            while fabric._freed_seen < RELEASE_AFTER and time.monotonic() < end:
+                api.streams("POST", f"/{busy}/publish", data=b"x").raise_for_status()
+                time.sleep(RELEASE_DELAY / 5)  # always a call within the delay
+            assert fabric._freed_seen >= RELEASE_AFTER, "the freed memory was never handed back"
         finally:
             api.session.close()

@@ -159,18 +159,23 @@ class FabricHost:
         armed = self._timer_due if self._timer is not None else None
         if armed is not None and due is not None and armed <= due:
             return
-        self.cancel_timer()
+        self._cancel_broker_timer()
         if due is not None:
             delay = max(due - self._clock(), 0.0)
             self._timer_due = due
             self._timer = self._loop.call_at(self._loop.time() + delay, self._fire)
 
     def cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        """Cancel every pending callback (the emulator is stopping)."""
+        self._cancel_broker_timer()
         if self._release is not None:
             self._release.cancel()
             self._release = None
+
+    def _cancel_broker_timer(self) -> None:
+        # Not the memory hand-back: re-arming the broker timer on a call must not postpone it.
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = None
         self._timer_due = None
 
