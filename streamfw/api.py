@@ -14,12 +14,15 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
 from streamfw.errors import ConfigError
 from streamfw.message import Delivery, Envelope, MessageId
+
+if TYPE_CHECKING:
+    from streamfw.aio.spi import AsyncTransportFactory
 
 SubscriptionType = Literal["exclusive", "failover", "shared"]
 SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = ("exclusive", "failover", "shared")
@@ -226,11 +229,17 @@ class Transport(Protocol):
 
 @attrs.frozen
 class TransportSpec:
-    """What a plugin registers: a URL scheme and how to build a transport for it."""
+    """What a plugin registers: a URL scheme and how to build a transport for it.
+
+    ``async_factory``, if set, is an async function building the native asyncio transport
+    (``streamfw.aio.spi``); without it ``streamfw.aio`` runs ``factory``'s transport in
+    worker threads.
+    """
 
     name: str
     factory: Callable[[TransportConfig], Transport]
     summary: str = ""
+    async_factory: AsyncTransportFactory | None = None
 
 
 @attrs.frozen
