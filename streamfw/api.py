@@ -8,26 +8,28 @@ codec pipeline and hands transports plain ``Envelope`` values. A transport plugi
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from streamfw.errors import ConfigError
 from streamfw.message import Delivery, Envelope, MessageId
 
+# The option values live in streamfw.options; transports have always imported them from here.
+from streamfw.options import SUBSCRIPTION_TYPES as SUBSCRIPTION_TYPES
+from streamfw.options import ConsumerOptions as ConsumerOptions
+from streamfw.options import InitialPosition as InitialPosition
+from streamfw.options import ProducerOptions as ProducerOptions
+from streamfw.options import ReaderOptions as ReaderOptions
+from streamfw.options import SubscriptionType as SubscriptionType
+
 if TYPE_CHECKING:
     from streamfw.aio.spi import AsyncTransportFactory
-
-SubscriptionType = Literal["exclusive", "failover", "shared"]
-SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = ("exclusive", "failover", "shared")
-InitialPosition = Literal["latest", "earliest"]
-MAX_RECEIVER_QUEUE = 1000  # Pulsar's WebSocket proxy caps receiverQueueSize here
 
 # Names end up in URL paths and topic names: keep them to what Pulsar accepts unescaped.
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
@@ -55,62 +57,6 @@ class StreamRef:
 
     def __str__(self) -> str:
         return self.name + (" (local)" if self.local else "")
-
-
-def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    # Not finite (inf, nan) would become a timer deadline that never orders or never comes.
-    if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
-        raise ConfigError(f"{attribute.name} must be a positive number of seconds or None")
-
-
-def _queue_size(_: object, __: object, value: int) -> None:
-    if not isinstance(value, int) or not 1 <= value <= MAX_RECEIVER_QUEUE:
-        raise ConfigError(f"receiver_queue_size must be an int from 1 to {MAX_RECEIVER_QUEUE}")
-
-
-def _subscription_type(_: object, __: object, value: str) -> None:
-    if value not in SUBSCRIPTION_TYPES:
-        raise ConfigError(
-            f"subscription type {value!r} is unknown (known: {', '.join(SUBSCRIPTION_TYPES)})"
-        )
-
-
-def _initial_position(_: object, __: object, value: str) -> None:
-    if value not in ("latest", "earliest"):
-        raise ConfigError(f"initial_position must be 'latest' or 'earliest', got {value!r}")
-
-
-def _nack_delay(_: object, __: object, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ConfigError(f"nack_delay must be a finite number of seconds >= 0, got {value!r}")
-
-
-@attrs.frozen
-class ConsumerOptions:
-    """How a consumer attaches to its subscription (Pulsar's consumer parameters)."""
-
-    type: SubscriptionType = attrs.field(default="exclusive", validator=_subscription_type)
-    initial_position: InitialPosition = attrs.field(default="latest", validator=_initial_position)
-    receiver_queue_size: int = attrs.field(default=MAX_RECEIVER_QUEUE, validator=_queue_size)
-    consumer_name: str | None = None
-    ack_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    nack_delay: float = attrs.field(default=60.0, validator=_nack_delay)
-
-
-@attrs.frozen
-class ReaderOptions:
-    """Where a non-durable reader starts: ``earliest``, ``latest`` or after a ``MessageId``."""
-
-    start: Literal["earliest", "latest"] | MessageId = "latest"
-    receiver_queue_size: int = attrs.field(default=MAX_RECEIVER_QUEUE, validator=_queue_size)
-    reader_name: str | None = None
-
-
-@attrs.frozen
-class ProducerOptions:
-    producer_name: str | None = None
-    max_pending: int = 1000  # unconfirmed sends in flight before send() waits
-    send_timeout: float = 30.0
 
 
 @attrs.frozen

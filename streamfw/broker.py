@@ -484,7 +484,7 @@ class Broker:
         return self._attach(
             stream,
             sub,
-            options.consumer_name,
+            options.name,
             options.receiver_queue_size,
             options.ack_timeout,
             options.nack_delay,
@@ -510,7 +510,7 @@ class Broker:
         name = f"reader-{next(self._ids)}"
         sub = stream.subs[name] = _Subscription(name, "exclusive", False, start, start)
         return self._attach(
-            stream, sub, options.reader_name, options.receiver_queue_size, None, 0.0
+            stream, sub, options.name, options.receiver_queue_size, None, 0.0
         )
 
     def _attach(

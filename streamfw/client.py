@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from streamfw.api import (
-    ConsumerOptions,
-    InitialPosition,
-    ProducerOptions,
-    ReaderOptions,
     StreamRef,
     SubscriptionInfo,
-    SubscriptionType,
     Transport,
     TransportConfig,
     check_name,
@@ -27,9 +22,22 @@ from streamfw.codec import (
 )
 from streamfw.consumer import Consumer
 from streamfw.errors import AlreadyExists, Closed, ConfigError
-from streamfw.message import MessageId
+from streamfw.options import (
+    ConsumerOptions,
+    ConsumerOptionsDict,
+    ProducerOptions,
+    ProducerOptionsDict,
+    ReaderOptions,
+    ReaderOptionsDict,
+    ReaderStart,
+    options_from_keywords,
+)
 from streamfw.plugins import PluginSet, installed
 from streamfw.producer import Producer
+
+if TYPE_CHECKING:
+    # PEP 692 keywords; typing.Unpack is 3.11+, and annotations are never evaluated at run time.
+    from typing_extensions import Unpack
 
 
 def connect(
@@ -180,75 +188,85 @@ class Stream:
     def clear_backlog(self, subscription: str | None = None) -> None:
         self._client._transport().clear_backlog(self.ref, subscription)
 
-    def producer(
-        self,
-        *,
-        codec: str = AUTO,
-        name: str | None = None,
-        max_pending: int = 1000,
-        send_timeout: float = 30.0,
-    ) -> Producer:
+    def producer(self, *, codec: str = AUTO, **options: Unpack[ProducerOptionsDict]) -> Producer:
         """Open a producer on this stream.
 
         A value whose payload, or the output of any of its codec stages, is larger than the
         client's ``max_message_size`` is refused with ``MessageTooLarge`` (an ``EncodeError``)
         before anything is sent.
+
+        Args:
+            codec: the codec spec values are encoded with (e.g. ``"json+zlib"``).
+            **options: the fields of ``ProducerOptions`` (``name``, ``max_pending``,
+                ``send_timeout``), described and defaulted there.
+
+        Raises:
+            ConfigError: an unknown option or a value that cannot be used.
         """
+        opened = options_from_keywords(ProducerOptions, options)
         pipeline = self._client._pipeline(codec)
-        options = ProducerOptions(name, max_pending, send_timeout)
-        link = self._client._transport().open_producer(self.ref, options)
-        return Producer(link, self.ref, pipeline, options)
+        link = self._client._transport().open_producer(self.ref, opened)
+        return Producer(link, self.ref, pipeline, opened)
 
     def consumer(
         self,
         subscription: str,
         *,
-        type: SubscriptionType = "exclusive",
-        initial_position: InitialPosition = "latest",
-        receiver_queue_size: int = 1000,
-        consumer_name: str | None = None,
-        ack_timeout: float | None = None,
-        nack_delay: float = 60.0,
         codec: str = AUTO,
         max_message_size: int | None = None,
+        **options: Unpack[ConsumerOptionsDict],
     ) -> Consumer:
         """Attach to a durable subscription (created at ``initial_position`` if new).
 
-        ``codec`` decodes messages that carry no ``streamfw-codec`` tag. ``max_message_size``
-        (bytes; default: the client's, 5 MiB unless ``connect()`` was given another) bounds
-        the payload and every codec stage's output: a message past it, like any message
-        that does not decode, raises ``DecodeError`` carrying the message, to ack or nack.
+        Args:
+            subscription: the durable subscription's name.
+            codec: decodes messages that carry no ``streamfw-codec`` tag.
+            max_message_size: bytes; default: the client's (5 MiB unless ``connect()`` was
+                given another). It bounds the payload and every codec stage's output: a
+                message past it, like any message that does not decode, raises
+                ``DecodeError`` carrying the message, to ack or nack.
+            **options: the fields of ``ConsumerOptions`` (``name``, ``type``,
+                ``initial_position``, ``receiver_queue_size``, ``ack_timeout``,
+                ``nack_delay``...), described and defaulted there. ``consumer_name=`` is the
+                deprecated spelling of ``name=``.
 
         Raises:
             SubscriptionBusy: the subscription is exclusive and taken.
-            ConfigError: an option that cannot be used.
+            ConfigError: an unknown option or a value that cannot be used.
         """
+        opened = options_from_keywords(ConsumerOptions, options)
         check_name("subscription", subscription)
         pipeline = self._client._pipeline(codec, max_message_size)
-        options = ConsumerOptions(
-            type, initial_position, receiver_queue_size, consumer_name, ack_timeout, nack_delay
-        )
-        link = self._client._transport().open_consumer(self.ref, subscription, options)
+        link = self._client._transport().open_consumer(self.ref, subscription, opened)
         return Consumer(link, self.ref, subscription, pipeline)
 
     def reader(
         self,
-        start: Literal["earliest", "latest"] | MessageId = "latest",
+        start: ReaderStart | None = None,
+        /,
         *,
-        receiver_queue_size: int = 1000,
-        name: str | None = None,
         codec: str = AUTO,
         max_message_size: int | None = None,
+        **options: Unpack[ReaderOptionsDict],
     ) -> Consumer:
         """A non-durable reader from ``earliest``, ``latest`` or just after a message id.
 
-        ``codec`` and ``max_message_size`` work as for ``consumer()``.
+        Args:
+            start: where to start (``ReaderOptions.start``; None or left out: its default,
+                ``latest``). May be given as a keyword too.
+            codec: as for ``consumer()``.
+            max_message_size: as for ``consumer()``.
+            **options: the fields of ``ReaderOptions`` (``receiver_queue_size``, ``name``),
+                described and defaulted there.
+
+        Raises:
+            ConfigError: an unknown option or a value that cannot be used.
         """
-        if not isinstance(start, MessageId) and start not in ("earliest", "latest"):
-            raise ConfigError(f"start must be 'earliest', 'latest' or a MessageId, got {start!r}")
+        opened = options_from_keywords(
+            ReaderOptions, options, positional={} if start is None else {"start": start}
+        )
         pipeline = self._client._pipeline(codec, max_message_size)
-        options = ReaderOptions(start, receiver_queue_size, name)
-        link = self._client._transport().open_reader(self.ref, options)
+        link = self._client._transport().open_reader(self.ref, opened)
         return Consumer(link, self.ref, None, pipeline)
 
     def __repr__(self) -> str:

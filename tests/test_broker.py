@@ -103,7 +103,7 @@ def test_expire_acks_old_messages_everywhere(broker: Broker, clock: ManualClock)
 
 
 def test_stats_are_a_typed_value(broker: Broker) -> None:
-    broker.subscribe(S, "sub", ConsumerOptions(type="shared", consumer_name="c1"))
+    broker.subscribe(S, "sub", ConsumerOptions(type="shared", name="c1"))
     producer = broker.open_producer(S)
     broker.publish(S, Envelope(b"abc"))
     stats = broker.stats(S)
@@ -159,7 +159,7 @@ def test_acks_are_idempotent_and_trim_the_log(broker: Broker) -> None:
 
 def test_reader_from_a_foreign_id_is_refused(broker: Broker) -> None:
     with pytest.raises(LocalProtocolError, match="not a message of stream"):
-        broker.open_reader(S, ReaderOptions(MessageId("other", 999, 0)))
+        broker.open_reader(S, ReaderOptions(start=MessageId("other", 999, 0)))
 
 
 def test_a_reader_after_an_id_of_another_ledger_is_positioned_as_pulsar_does(
@@ -168,8 +168,8 @@ def test_a_reader_after_an_id_of_another_ledger_is_positioned_as_pulsar_does(
     """An id from before a restart (older ledger): everything retained is after it."""
     mid = broker.publish(S, Envelope(b"a"))
     broker.publish(S, Envelope(b"b"))
-    older = broker.open_reader(S, ReaderOptions(MessageId("s", mid.ledger - 1, 10**6)))
-    newer = broker.open_reader(S, ReaderOptions(MessageId("s", mid.ledger + 1, 0)))
+    older = broker.open_reader(S, ReaderOptions(start=MessageId("s", mid.ledger - 1, 10**6)))
+    newer = broker.open_reader(S, ReaderOptions(start=MessageId("s", mid.ledger + 1, 0)))
     got = [(e.consumer, e.delivery.payload) for e in drain(broker) if isinstance(e, Deliver)]
     assert got == [(older, b"a"), (older, b"b")]
     broker.publish(S, Envelope(b"c"))

@@ -166,7 +166,7 @@ def test_the_byte_quota_counts_payload_bytes(clock: ManualClock) -> None:
 def test_without_a_subscription_the_oldest_messages_make_room(clock: ManualClock) -> None:
     """Nobody is owed a message outside every backlog: retention drops it, publish succeeds."""
     broker = make(clock, backlog_quota_messages=3)
-    reader = broker.open_reader(S, ReaderOptions("earliest", receiver_queue_size=1))
+    reader = broker.open_reader(S, ReaderOptions(start="earliest", receiver_queue_size=1))
     for i in range(10):
         broker.publish(S, Envelope(bytes([i])))
     assert broker.stats(S).storage_size == 3

@@ -22,7 +22,7 @@ def make_broker() -> Broker:
 
 def test_a_reader_is_sent_its_permits_and_more_as_each_is_handed_over_without_acks() -> None:
     broker = make_broker()
-    reader = broker.open_reader(S, ReaderOptions("earliest", receiver_queue_size=2))
+    reader = broker.open_reader(S, ReaderOptions(start="earliest", receiver_queue_size=2))
     for n in range(5):
         broker.publish(S, Envelope(b"%d" % n))
     assert delivered(broker) == [b"0", b"1"]  # its queue is full: nothing more yet
@@ -36,7 +36,7 @@ def test_a_reader_is_sent_its_permits_and_more_as_each_is_handed_over_without_ac
 def test_a_readers_cursor_holds_back_no_message_it_was_sent() -> None:
     broker = make_broker()
     durable = broker.subscribe(S, "sub", ConsumerOptions(initial_position="earliest"))
-    broker.open_reader(S, ReaderOptions("earliest"))
+    broker.open_reader(S, ReaderOptions(start="earliest"))
     mids = [broker.publish(S, Envelope(b"x" * 10)) for _ in range(300)]
     broker.events()
     for mid in mids:

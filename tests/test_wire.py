@@ -125,7 +125,14 @@ def test_consumer_frames() -> None:
 
 
 def test_consumer_query_round_trip() -> None:
-    opts = ConsumerOptions("shared", "earliest", 10, "c1", 2.5, 0.25)
+    opts = ConsumerOptions(
+        type="shared",
+        initial_position="earliest",
+        receiver_queue_size=10,
+        name="c1",
+        ack_timeout=2.5,
+        nack_delay=0.25,
+    )
     assert consumer_options_from_query(consumer_query(opts)) == opts
     assert consumer_options_from_query({}).type == "exclusive"  # Pulsar's default
     assert consumer_options_from_query({"subscriptionType": "failover"}).type == "failover"
@@ -307,7 +314,7 @@ def test_an_escaped_surrogate_pair_is_one_character() -> None:
     name=st.none() | st.text("abc-_", min_size=1, max_size=8),
 )
 def test_reader_query_round_trips(start: str | MessageId, size: int, name: str | None) -> None:
-    options = ReaderOptions(start=start, receiver_queue_size=size, reader_name=name)  # type: ignore[arg-type]
+    options = ReaderOptions(start=start, receiver_queue_size=size, name=name)  # type: ignore[arg-type]
     query = reader_query("s", options)
     assert reader_options_from_query("s", query) == options
 

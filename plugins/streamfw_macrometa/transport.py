@@ -274,11 +274,12 @@ class MacrometaTransport:
     def open_producer(self, stream: StreamRef, options: ProducerOptions) -> MacrometaProducer:
         self._require(stream)
         params = {
-            "sendTimeoutMillis": str(round(options.send_timeout * 1000)),
+            # Pulsar's sendTimeoutMillis 0 is "no timeout", our None
+            "sendTimeoutMillis": str(round((options.send_timeout or 0) * 1000)),
             "maxPendingMessages": str(options.max_pending),
         }
-        if options.producer_name:
-            params["producerName"] = options.producer_name
+        if options.name:
+            params["producerName"] = options.name
         link = MacrometaProducer(self._connector("producer", stream, params), stream, options)
         self._track(link)
         return link

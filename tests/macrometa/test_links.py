@@ -96,7 +96,7 @@ def test_consumer_options_are_sent(make_client: Callable[..., Client], proxy: Pr
             "sub",
             type="shared",
             receiver_queue_size=7,
-            consumer_name="worker-1",
+            name="worker-1",
             ack_timeout=12,
             nack_delay=1.5,
             initial_position="earliest",
