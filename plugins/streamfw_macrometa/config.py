@@ -17,10 +17,11 @@ and are kept in a ``Secret`` whose repr and str never show them.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import ssl
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
@@ -91,29 +92,110 @@ class Secret:
         return hash(self._value)
 
 
-@attrs.frozen
+# Metadata key of the Settings fields a user sets (keyword or URL query): how to read one.
+_READ = "streamfw_macrometa.read"
+Reader = Callable[[str, Any], Any]
+
+
+def _reads(read: Reader) -> dict[str, Reader]:
+    """Metadata of a ``Settings`` field the user may set: ``read(name, value)`` converts and
+    checks a value given as a keyword or in the URL query."""
+    return {_READ: read}
+
+
+def _read_bool(name: str, value: object) -> bool:
+    if isinstance(value, str):
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name} must be true or false, got {value!r:.80}")
+
+
+def _read_seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r:.80}") from None
+    if not 0 < seconds < math.inf:
+        raise ConfigError(f"{name} must be > 0 and finite, got {value!r:.80}")
+    return seconds
+
+
+def _at_least(low: int) -> Reader:
+    def read(name: str, value: Any) -> int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be an integer, got {value!r:.80}") from None
+        if number < low:
+            raise ConfigError(f"{name} must be >= {low}, got {number}")
+        return number
+
+    return read
+
+
+def _read_name(name: str, value: object) -> str:
+    return check_name(name, value)
+
+
+def _read_name_or_none(name: str, value: object) -> str | None:
+    return None if value is None else check_name(name, value)
+
+
+def _read_auth(name: str, value: object) -> AuthMode:
+    if value not in ("header", "otp"):
+        raise ConfigError(f"{name} must be 'header' or 'otp', got {value!r:.80}")
+    return "otp" if value == "otp" else "header"
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
-    """Everything a macrometa transport needs, checked. Safe to print."""
+    """Everything a macrometa transport needs, checked. Safe to print.
+
+    The fields with ``_reads`` metadata are the user's options; their defaults are written here
+    only, and ``parse`` reads them by these fields' names.
+    """
 
     rest_url: str  # scheme://host[:port], no trailing slash
     ws_url: str  # ws(s)://host[:port], no trailing slash; WebSocket paths go below /_ws/ws/v2
-    fabric: str
     credential: Secret = attrs.field(repr=False)
     scheme_word: Literal["apikey", "bearer"]
-    tenant: str | None = None  # None: discover with GET /_api/user
-    auth: AuthMode = "header"
+    fabric: str = attrs.field(default="_system", metadata=_reads(_read_name))
+    # None: discover with GET /_api/user
+    tenant: str | None = attrs.field(default=None, metadata=_reads(_read_name_or_none))
+    auth: AuthMode = attrs.field(default="header", metadata=_reads(_read_auth))
     verify: bool | str = True  # False, True or a CA bundle path (requests' convention)
     gdn: bool = True  # macrometa:// form: resolve local streams' WebSocket host via the DC
     ws_url_fixed: bool = False  # ws_url= given explicitly: never re-derive it
-    timeout: float = 10.0  # whole REST call (retries included) / whole WebSocket connect
-    retries: int = 3  # attempts for idempotent REST calls
-    max_response_bytes: int = MAX_RESPONSE_BYTES  # largest REST answer body accepted
-    reconnect_deadline: float = 30.0  # total time a dropped WebSocket may spend reconnecting
-    ping_interval: float = 20.0
-    busy_deadline: float = 60.0  # how long a reconnect retries 409 (old session still held)
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE  # bytes one received WebSocket message may hold
-    max_send_frame_size: int = DEFAULT_MAX_SEND_FRAME_SIZE  # largest frame the server reads
-    extensions: bool = False  # send emulator-only parameters (subscriptionInitialPosition)
+    # the whole of one REST call (retries included) / of one WebSocket connect
+    timeout: float = attrs.field(default=10.0, metadata=_reads(_read_seconds))
+    # attempts for idempotent REST calls
+    retries: int = attrs.field(default=3, metadata=_reads(_at_least(1)))
+    # the largest REST answer body accepted
+    max_response_bytes: int = attrs.field(
+        default=MAX_RESPONSE_BYTES, metadata=_reads(_at_least(1024))
+    )
+    # total time a dropped WebSocket may spend reconnecting
+    reconnect_deadline: float = attrs.field(default=30.0, metadata=_reads(_read_seconds))
+    ping_interval: float = attrs.field(default=20.0, metadata=_reads(_read_seconds))
+    # how long a reconnect retries 409 (the old session still held)
+    busy_deadline: float = attrs.field(default=60.0, metadata=_reads(_read_seconds))
+    # bytes one received WebSocket message may hold
+    max_frame_size: int = attrs.field(
+        default=DEFAULT_MAX_FRAME_SIZE, metadata=_reads(_at_least(1024))
+    )
+    # the largest frame the server reads
+    max_send_frame_size: int = attrs.field(
+        default=DEFAULT_MAX_SEND_FRAME_SIZE, metadata=_reads(_at_least(1024))
+    )
+    # send emulator-only parameters (subscriptionInitialPosition)
+    extensions: bool = attrs.field(default=False, metadata=_reads(_read_bool))
 
     @property
     def authorization(self) -> str:
@@ -130,26 +212,10 @@ class Settings:
         return {}
 
 
-_KNOWN = {
-    "api_key",
-    "token",
-    "fabric",
-    "tenant",
-    "auth",
-    "verify",
-    "ca_bundle",
-    "rest_url",
-    "ws_url",
-    "timeout",
-    "retries",
-    "max_response_bytes",
-    "reconnect_deadline",
-    "ping_interval",
-    "busy_deadline",
-    "max_frame_size",
-    "max_send_frame_size",
-    "extensions",
-}
+# Options read by hand in parse(), not one to one into a field of the same name.
+_DERIVED = frozenset({"api_key", "token", "verify", "ca_bundle", "rest_url", "ws_url"})
+_READ_AS_IS = {field.name: field for field in attrs.fields(Settings) if _READ in field.metadata}
+_KNOWN = _DERIVED | set(_READ_AS_IS)
 
 
 def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> Settings:
@@ -190,34 +256,20 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         ws_url = _origin(options["ws_url"], ("ws", "wss"), "ws_url")
     elif "rest_url" in options:
         ws_url = "ws" + rest_url[4:]
-    auth = options.get("auth", "header")
-    if auth not in ("header", "otp"):
-        raise ConfigError(f"auth must be 'header' or 'otp', got {auth!r}")
-    tenant = options.get("tenant")
-    if tenant is not None:
-        check_name("tenant", tenant)
+    read = {
+        name: field.metadata[_READ](name, options[name])
+        for name, field in _READ_AS_IS.items()
+        if name in options
+    }
     return Settings(
         rest_url=rest_url,
         ws_url=ws_url,
-        fabric=check_name("fabric", options.get("fabric", "_system")),
         credential=credential,
         scheme_word=word,
-        tenant=tenant,
-        auth=auth,
         verify=verify,
         gdn=parts.scheme == "macrometa",
         ws_url_fixed=ws_fixed,
-        timeout=_seconds(options, "timeout", 10.0),
-        retries=_int(options, "retries", 3, low=1),
-        max_response_bytes=_int(options, "max_response_bytes", MAX_RESPONSE_BYTES, low=1024),
-        reconnect_deadline=_seconds(options, "reconnect_deadline", 30.0),
-        ping_interval=_seconds(options, "ping_interval", 20.0),
-        busy_deadline=_seconds(options, "busy_deadline", 60.0),
-        max_frame_size=_int(options, "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=1024),
-        max_send_frame_size=_int(
-            options, "max_send_frame_size", DEFAULT_MAX_SEND_FRAME_SIZE, low=1024
-        ),
-        extensions=_bool(options, "extensions", False),
+        **read,
     )
 
 
@@ -240,7 +292,7 @@ def _credential(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Sec
 
 
 def _verify(options: Mapping[str, Any]) -> bool | str:
-    verify = _bool(options, "verify", True)
+    verify = _read_bool("verify", options.get("verify", attrs.fields(Settings).verify.default))
     bundle = options.get("ca_bundle")
     if bundle is not None:
         if verify is False:
@@ -293,38 +345,3 @@ def _origin(value: object, schemes: tuple[str, ...], name: str) -> str:
     if parts.query or parts.username or parts.path.strip("/"):
         raise ConfigError(f"{name} takes scheme://host[:port] only (no path, query or user)")
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _bool(options: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if isinstance(value, str):
-        lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-    if not seconds > 0:
-        raise ConfigError(f"{name} must be > 0, got {value!r}")
-    return seconds
-
-
-def _int(options: Mapping[str, Any], name: str, default: int, *, low: int) -> int:
-    value = options.get(name, default)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if number < low:
-        raise ConfigError(f"{name} must be >= {low}, got {number}")
-    return number

@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import attrs
 import pytest
-from streamfw_macrometa.config import InsecureTLSWarning, Secret, parse
+from streamfw_macrometa import config
+from streamfw_macrometa.config import InsecureTLSWarning, Secret, Settings, parse
 
 from streamfw.api import TransportConfig
 from streamfw.errors import ConfigError
@@ -163,3 +165,43 @@ def test_backoff_grows_with_jitter_and_a_cap() -> None:
     assert [backoff(n, lambda: 1.0) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
     assert backoff(1, lambda: 0.0) == 0.05
     assert backoff(30, lambda: 1.0) == BACKOFF_CAP
+
+
+def test_every_settings_option_is_known_and_defaults_to_the_field_default() -> None:
+    fields = attrs.fields_dict(Settings)
+    options = {name for name, f in fields.items() if "streamfw_macrometa.read" in f.metadata}
+    assert options <= config._KNOWN
+    assert config._KNOWN - options == {"api_key", "token", "verify", "ca_bundle"} | {
+        "rest_url",
+        "ws_url",
+    }
+    plain = settings("macrometa+http://127.0.0.1:9", api_key=KEY)
+    for name in options:
+        assert getattr(plain, name) == fields[name].default, name
+
+
+@pytest.mark.parametrize(
+    ("option", "bad"),
+    [
+        ("fabric", None),
+        ("fabric", "a/b"),
+        ("tenant", ""),
+        ("auth", "basic"),
+        ("timeout", "inf"),
+        ("timeout", 0),
+        ("retries", True),
+        ("retries", "0"),
+        ("max_response_bytes", 10),
+        ("busy_deadline", "soon"),
+        ("max_frame_size", 1.5j),
+        ("extensions", "maybe"),
+    ],
+)
+def test_a_bad_option_is_a_config_error_naming_it(option: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=option):
+        settings("macrometa+http://127.0.0.1:9", api_key=KEY, **{option: bad})
+
+
+def test_options_in_the_url_query_are_read_like_keywords() -> None:
+    got = settings("macrometa+http://127.0.0.1:9?timeout=2.5&retries=5&extensions=on", api_key=KEY)
+    assert (got.timeout, got.retries, got.extensions) == (2.5, 5, True)
