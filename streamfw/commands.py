@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from streamfw.client import Client, Stream
 from streamfw.errors import ConfigError, DecodeError, StreamNotFound
 from streamfw.message import Message
+from streamfw.options import INITIAL_POSITIONS, SUBSCRIPTION_TYPES, ConsumerOptions
 
 
 def _iso_millis(t: dt.datetime) -> str:
@@ -79,12 +80,13 @@ def add_consume(
     c = sub.add_parser("consume", parents=[common], help="receive messages from a subscription")
     c.add_argument("stream")
     c.add_argument("--subscription", required=True, help="subscription name")
-    c.add_argument("--type", default="exclusive", choices=["exclusive", "failover", "shared"])
+    defaults = ConsumerOptions()  # the defaults are written there only
+    c.add_argument("--type", default=defaults.type, choices=SUBSCRIPTION_TYPES)
     c.add_argument(
         "--initial-position",
-        default="latest",
-        choices=["latest", "earliest"],
-        help="where a NEW subscription starts (default: latest)",
+        default=defaults.initial_position,
+        choices=INITIAL_POSITIONS,
+        help="where a NEW subscription starts (default: %(default)s)",
     )
     c.add_argument("--count", type=count, help="stop after this many messages")
     c.add_argument("--timeout", type=seconds, help="stop after this long with no message")
