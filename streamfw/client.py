@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,8 +41,12 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
+URL_ENV = "STREAMFW_URL"  # connect()'s URL when none is given, as for the CLI's --url
+DEFAULT_URL = "loopback://"
+
+
 def connect(
-    url: str = "loopback://",
+    url: str | None = None,
     *,
     plugins: PluginSet | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -52,6 +57,8 @@ def connect(
 
     Args:
         url: ``scheme://...``; the scheme names the transport (``loopback``, or a plugin's).
+            Default: ``$STREAMFW_URL`` when set and not empty (as for the CLI's ``--url``),
+            else ``"loopback://"``. A URL given here always wins over the variable.
         plugins: the plugins to use; by default those installed, discovered once per process
             (``streamfw.plugins.installed()``).
         max_message_size: the largest message payload, in bytes, this client sends or
@@ -68,6 +75,8 @@ def connect(
         ConfigError: a bad URL or option.
         PluginError: no transport for the URL's scheme.
     """
+    if url is None:
+        url = os.environ.get(URL_ENV) or DEFAULT_URL
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"URL must look like 'scheme://...', e.g. 'loopback://', got {url!r}")
     check_limit("max_message_size", max_message_size)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from streamfw.api import CommandSpec, TransportSpec
+from streamfw.extras import missing
 from streamfw.hookspecs import hookimpl
 from streamfw_macrometa.config import SCHEMES, InsecureTLSWarning, Secret, Settings
 from streamfw_macrometa.transport import MacrometaTransport
@@ -62,18 +63,16 @@ def streamfw_register_harnesses(register: Callable[[HarnessSpec], None]) -> None
 def _emulator_arguments(parser: argparse.ArgumentParser) -> None:
     try:
         from streamfw_macrometa.emulator.command import add_arguments
-    except ImportError as exc:  # aiohttp missing: say how to get it instead of a traceback
-        parser.set_defaults(missing=str(exc))
+    except ModuleNotFoundError as exc:  # aiohttp missing: say how to get it, in --help too
+        parser.description = str(missing(exc, "streamfw emulator"))
+        parser.set_defaults(missing=parser.description)
     else:
         add_arguments(parser)
 
 
 def _emulator_run(args: argparse.Namespace) -> int:
     if getattr(args, "missing", None):
-        print(
-            f"streamfw emulator needs aiohttp: pip install 'streamfw[emulator]' ({args.missing})",
-            file=sys.stderr,
-        )
+        print(args.missing, file=sys.stderr)
         return 2
     from streamfw_macrometa.emulator.command import run
 

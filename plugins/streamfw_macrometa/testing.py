@@ -5,8 +5,7 @@ harness starts its own emulator (plain HTTP on 127.0.0.1, a free port) on a ``Ma
 ``advance`` moves that clock and runs the broker's timers at once. ``GdnHarness`` runs them
 against a real GDN account. Both are registered through ``streamfw_register_harnesses``
 (``--streamfw-transports=macrometa,gdn``). This module is also a pytest plugin (entry point
-``pytest11``) giving the session fixture ``streamfw_emulator``: one emulator on 127.0.0.1
-(needs the ``emulator`` extra).
+``pytest11``) giving the session fixture ``streamfw_emulator``: one emulator on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -15,12 +14,16 @@ import os
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from streamfw.client import Client, connect
+from streamfw.extras import Missing, missing
 from streamfw.testing.harness import Harness, ManualClock
+
+if TYPE_CHECKING:
+    from streamfw_macrometa.emulator import Emulator
 
 GDN_URL_ENV = "STREAMFW_GDN_URL"
 GDN_KEY_ENV = "MACROMETA_API_KEY"
@@ -33,10 +36,8 @@ class MacrometaHarness:
     settle = 0.2  # a frame crosses loopback TCP twice within this, with a wide margin
 
     def __init__(self, **options: Any) -> None:
-        from streamfw_macrometa.emulator import Emulator  # the emulator is an optional extra
-
         self.clock = ManualClock()
-        self.emulator = Emulator.start(host="127.0.0.1", port=0, clock=self.clock)
+        self.emulator = emulator_class().start(host="127.0.0.1", port=0, clock=self.clock)
         self.url = f"macrometa+http://127.0.0.1:{self.emulator.port}"
         self.options: dict[str, Any] = {
             "api_key": self.emulator.api_key,
@@ -98,10 +99,28 @@ def gdn_harness() -> Harness:
     return GdnHarness(url)
 
 
+def emulator_class() -> type[Emulator]:
+    """The emulator, imported on first use.
+
+    Raises:
+        Missing: its aiohttp is not installed; the message says how to install it.
+    """
+    try:
+        from streamfw_macrometa.emulator import Emulator
+    except ModuleNotFoundError as exc:
+        raise missing(exc, "the streamfw emulator") from None
+    return Emulator
+
+
 @pytest.fixture(scope="session")
 def streamfw_emulator() -> Iterator[Any]:
     """One emulator on 127.0.0.1 for the session (``.url``, ``.port``, ``.api_key``)."""
-    from streamfw_macrometa.emulator import Emulator
-
-    with Emulator.start(host="127.0.0.1", port=0) as emulator:
-        yield emulator
+    try:
+        emulator_type = emulator_class()
+    except Missing as exc:
+        hint = str(exc)
+    else:
+        with emulator_type.start(host="127.0.0.1", port=0) as emulator:
+            yield emulator
+        return
+    pytest.fail(hint, pytrace=False)  # out of the except: no "during handling" traceback

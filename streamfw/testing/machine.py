@@ -32,16 +32,21 @@ import os
 import time
 import uuid
 
-import hypothesis.strategies as st
-from hypothesis import settings
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from streamfw.extras import missing
+
+try:
+    import hypothesis.strategies as st
+    from hypothesis import settings
+    from hypothesis.stateful import (
+        RuleBasedStateMachine,
+        initialize,
+        invariant,
+        precondition,
+        rule,
+        run_state_machine_as_test,
+    )
+except ModuleNotFoundError as exc:  # say which install brings it
+    raise missing(exc, __name__) from None
 
 from streamfw.api import SUBSCRIPTION_TYPES, SubscriptionType
 from streamfw.consumer import Consumer

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from streamfw.client import Client, connect
+from streamfw.extras import Missing
 from streamfw.plugins import installed
 from streamfw.testing.harness import Harness, HarnessSpec
 
@@ -64,7 +65,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def streamfw_harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    harness = harnesses()[request.param].factory()
+    try:
+        harness = harnesses()[request.param].factory()
+    except Missing as exc:  # the one command that installs it, not a traceback
+        hint = str(exc)
+    else:
+        hint = ""
+    if hint:
+        pytest.fail(hint, pytrace=False)
     try:
         yield harness
     finally:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import hypothesis.strategies as st
+from streamfw.extras import missing
+
+try:
+    import hypothesis.strategies as st
+except ModuleNotFoundError as exc:  # say which install brings it
+    raise missing(exc, __name__) from None
 
 from streamfw.codec import CODEC_PROPERTY
 

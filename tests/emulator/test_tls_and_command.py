@@ -98,7 +98,7 @@ def test_run_hides_user_keys_in_banner() -> None:
     stop.set()  # start, print, stop at once
     out = io.StringIO()
     assert run(_args("--api-key", "acme.k.SECRET"), stop=stop, out=out) == 0
-    assert "SECRET" not in out.getvalue() and "acme.****" in out.getvalue()
+    assert "SECRET" not in out.getvalue() and "acme.k" not in out.getvalue()
 
 
 def test_run_reports_a_bad_start(capsys: pytest.CaptureFixture[str]) -> None:

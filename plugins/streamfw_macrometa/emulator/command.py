@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ from typing import TextIO
 
 from streamfw.broker import Limits
 from streamfw_macrometa.emulator.app import MAX_FRAME, Emulator
-from streamfw_macrometa.emulator.auth import OTP_LIFETIME, tenant_of_key
+from streamfw_macrometa.emulator.auth import OTP_LIFETIME
 from streamfw_macrometa.emulator.edge import (
     BODY_TIMEOUT,
     HEADER_TIMEOUT,
@@ -147,25 +148,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _shown_key(key: str, development: bool) -> str:
-    # The development key is public; a key the user chose is a secret: show its tenant only.
-    return key if development else f"{tenant_of_key(key)}.****"
+YOUR_KEY = "'<your key>'"  # what the banner shows in place of a key the user chose (a secret)
+
+
+def connect_url(emu: Emulator) -> str:
+    """The ``STREAMFW_URL`` that reaches ``emu``'s first fabric with the macrometa transport."""
+    fabric = emu.fabrics[0]
+    query = "" if fabric == "_system" else f"?fabric={fabric}"
+    return f"macrometa+{emu.url}{query}"
 
 
 def banner(emu: Emulator, development: bool) -> str:
-    """How to connect, as printed on start."""
+    """How to connect, as printed on start: the lines to paste, then the details.
+
+    A key the user chose is a secret and never printed, not even a part of it; the development
+    key is public and printed whole, so the ``export`` line works as pasted.
+    """
     ws = emu.url.replace("http", "ws", 1)
-    key = _shown_key(emu.api_key, development)
+    key = shlex.quote(emu.api_key) if development else YOUR_KEY
     fabric = emu.fabrics[0]
+    if development:
+        key_line = (
+            f"  API key    {key}  (development key; --api-key-file or {KEY_ENV} sets your own)"
+        )
+    else:
+        key_line = f"  API key    yours (--api-key-file, {KEY_ENV} or --api-key; never printed)"
     lines = [
         f"streamfw emulator: Macrometa GDN streams on {emu.url}",
         f"  tenant     {emu.tenant}",
         f"  fabrics    {', '.join(emu.fabrics)}",
-        f"  API key    {key}"
-        + (
-            f"  (development key; --api-key-file or {KEY_ENV} sets your own)" if development else ""
-        ),
-        f"  REST       curl -H 'Authorization: apikey {key}' {emu.url}/_api/user",
+        key_line,
+        "Connect (streamfw CLI, streamfw.connect(), examples/): paste",
+        f"  export STREAMFW_URL={shlex.quote(connect_url(emu))} MACROMETA_API_KEY={key}",
+        "Then:",
+        "  streamfw demo",
+        f'  curl -H "Authorization: apikey $MACROMETA_API_KEY" {emu.url}/_api/user',
         f"  WebSocket  {ws}/_ws/ws/v2/consumer/persistent/{emu.tenant}"
         f"/{namespace_name(fabric, False)}/{GLOBAL_TOPIC}<stream>/<subscription>",
         f"  limits     frames {emu.max_frame_size // 1024} KiB, one-time passwords"
