@@ -34,6 +34,7 @@ from streamfw.errors import (
     StreamError,
     StreamNotFound,
 )
+from streamfw_macrometa import wire
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.deadline import Deadline, WatchedAdapter
 from streamfw_macrometa.faults import (
@@ -218,14 +219,20 @@ class Rest:
         return url.strip("/")
 
 
-def loads_maybe(value: Any) -> Any:
-    """GDN documents some results as "stringified JSON": accept a string or a value."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):
-            return value
-    return value
+def loads_maybe(value: Any, what: str = "a REST answer") -> Any:
+    """GDN documents some results as "stringified JSON": accept a string or a value.
+
+    A string that is not JSON is the value itself; JSON too deep or holding a lone surrogate
+    is a ``RemoteProtocolError``, as it would be in the answer's body.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return wire.load_json(value)
+    except json.JSONDecodeError:
+        return value
+    except ValueError as exc:
+        raise RemoteProtocolError(f"{what}: the result is not usable JSON: {exc}") from exc
 
 
 def _late(what: str, budget: float) -> OperationTimeout:
@@ -254,9 +261,13 @@ def _result(
     body: Any = None
     if raw:
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-            body = raw.decode("utf-8", "replace")
+            body = wire.load_json(raw)
+        except ValueError as exc:
+            if status < HTTPStatus.BAD_REQUEST:
+                raise RemoteProtocolError(
+                    f"{what}: HTTP {status} answer is not usable JSON: {exc}"
+                ) from exc
+            body = raw.decode("utf-8", "replace")  # an error page: its text is the detail
     is_error = status >= HTTPStatus.BAD_REQUEST or (
         isinstance(body, dict) and ("errorNum" in body or body.get("error") is True)
     )

@@ -11,7 +11,10 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from streamfw_macrometa.config import parse
+from streamfw_macrometa.rest import Rest, loads_maybe
 
+from streamfw.api import TransportConfig
 from streamfw.client import Client, connect
 from streamfw.errors import (
     AlreadyExists,
@@ -326,9 +329,67 @@ def test_deeply_nested_answer_is_a_protocol_error() -> None:
 
     with (
         raw_server(nested) as server,
-        pytest.raises(RemoteProtocolError, match="without a result envelope"),
+        pytest.raises(RemoteProtocolError, match="nested deeper than 32 levels"),
     ):
         connect(f"macrometa+http://127.0.0.1:{server.port}", api_key=KEY, timeout=30)
+
+
+def nested(depth: int) -> Any:
+    """A value whose answer ``{"result": value}`` is ``depth`` levels deep."""
+    value: Any = "bottom"
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        (nested(32), None),  # the deepest JSON a peer may send, result envelope included
+        (nested(33), "nested deeper than 32 levels"),
+        ("\ud800", "lone surrogate"),
+        ({"stringified": "bad \udfff"}, "lone surrogate"),
+    ],
+)
+def test_rest_answers_go_through_the_one_depth_and_surrogate_checked_parser(
+    fake: FakeServer, result: Any, match: str | None
+) -> None:
+    fake.answers[("GET", "/x")] = [(200, {"result": result})]
+    rest = Rest(parse(TransportConfig(f"macrometa+http://127.0.0.1:{fake.port}", {"api_key": KEY})))
+    try:
+        if match is None:
+            assert rest.call("GET", "/x") == result
+        else:
+            with pytest.raises(RemoteProtocolError, match=f"GET /x: HTTP 200 .*{match}"):
+                rest.call("GET", "/x")
+    finally:
+        rest.close()
+
+
+def test_an_error_page_that_is_not_json_still_maps_its_status(fake: FakeServer) -> None:
+    fake.answers[("GET", "/x")] = [(503, nested(40))]  # not usable JSON: its text is the detail
+    rest = Rest(parse(TransportConfig(f"macrometa+http://127.0.0.1:{fake.port}", {"api_key": KEY})))
+    with contextlib.closing(rest), pytest.raises(ServerError) as caught:
+        rest.call("GET", "/x", attempts=1)
+    assert caught.value.status == 503
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('{"a": [1]}', {"a": [1]}),
+        ("plain words", "plain words"),  # not JSON: the value itself
+        ({"a": 1}, {"a": 1}),
+    ],
+)
+def test_stringified_results_are_parsed_like_bodies(value: Any, expected: Any) -> None:
+    assert loads_maybe(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["[" * 33 + "]" * 33, '"\\ud800"'])
+def test_unusable_stringified_json_is_a_protocol_error(bad: str) -> None:
+    with pytest.raises(RemoteProtocolError, match="GET /stats: the result is not usable JSON"):
+        loads_maybe(bad, "GET /stats")
 
 
 @pytest.mark.parametrize(
