@@ -29,6 +29,11 @@ class Producer:
         self.stream = stream
         self._closed = False
         self._tag_only: dict[str, Properties] = {}
+        # A link that confirms every send before returning gives the id directly: no Future.
+        send_confirmed = getattr(link, "send_confirmed", None)
+        self._send_confirmed: Callable[[Envelope], MessageId] | None = (
+            send_confirmed if callable(send_confirmed) else None
+        )
 
     @property
     def codec(self) -> str:
@@ -49,6 +54,10 @@ class Producer:
             SendTimeout: sent but not confirmed in time; it may still be stored, and
                 ``exc.future`` tells the outcome. Retrying may store it twice.
         """
+        if self._send_confirmed is not None:
+            if self._closed:
+                raise Closed(f"producer on stream {self.stream} is closed")
+            return self._send_confirmed(self._envelope(value, properties, key))
         wait = self._options.send_timeout if timeout is None else timeout
         started = time.monotonic()
         future = self.send_async(value, properties=properties, key=key)

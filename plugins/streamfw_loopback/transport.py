@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -85,7 +86,18 @@ class _Inbox:
 
 
 class _Host:
-    """One named broker and the queues of its consumers; every call holds ``lock``."""
+    """One named broker and the queues of its consumers; every broker call holds ``lock``.
+
+    Two things happen without the lock, so that a producer thread and a consumer thread do
+    not take it in turn for every message (each contended hand-over costs both threads a
+    wait): a consumer hands out deliveries already in its inbox (``LoopbackConsumer``), and
+    the acks and permits that follow are queued in ``deferred``. Whoever takes the lock next
+    applies them first (``settle``), in the order they were made, so no caller ever observes
+    the broker without them. Every locked section other than a publish, a consumer's own
+    receive and ``settle`` bumps ``generation`` (``call`` does): a consumer hands out
+    without the lock only while the generation it last saw holds and no broker timer is
+    due (``next_due``), so an ack timeout, a nack or an admin call is always seen first.
+    """
 
     def __init__(self, name: str, clock: Callable[[], float], limits: Limits | None) -> None:
         self.name = name
@@ -95,34 +107,39 @@ class _Host:
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
         self.clients = 0
-        # Acks of messages a consumer handed out, not yet applied. Whoever takes the lock next
-        # applies them first (settle_acks), so no caller ever observes the broker without
-        # them; a consumer thread then takes the lock once per message instead of twice.
-        self.acks: collections.deque[tuple[int, MessageId]] = collections.deque()
+        # (consumer, message id) to ack, or (consumer, None): one permit to give back.
+        self.deferred: collections.deque[tuple[int, MessageId | None]] = collections.deque()
+        self.generation = 0
+        self.next_due = -math.inf  # when a broker timer is next due; -inf: now (or a TTL)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         with self.lock:
-            self.settle_acks()
+            self.generation += 1
+            self.settle()
             result = fn(*args)
             self._route()
             return result
 
-    def settle_acks(self) -> None:
-        """Apply the deferred acks; call with the lock held."""
-        acks = self.acks
-        if not acks:
+    def settle(self) -> None:
+        """Apply the deferred acks and permits, oldest first; call with the lock held."""
+        deferred = self.deferred
+        if not deferred:
             return
-        ack = self.broker.ack
-        while acks:
-            consumer, message_id = acks.popleft()
+        broker = self.broker
+        while deferred:
+            consumer, message_id = deferred.popleft()
+            if message_id is None:
+                broker.grant(consumer)  # a closed consumer's permit is ignored
+                continue
             # LocalProtocolError: its stream was force-deleted meanwhile; nothing left to ack.
             with contextlib.suppress(LocalProtocolError):
-                ack(consumer, message_id)
+                broker.ack(consumer, message_id)
         self._route()
 
     def tick_locked(self) -> None:
         deadline = self.broker.next_deadline()
         if (deadline is not None and deadline <= self.clock()) or self.broker.message_ttl:
+            self.generation += 1
             self.broker.tick()
             self._route()
 
@@ -147,6 +164,12 @@ class _Host:
                 self.closed_producers[event.producer] = event.reason
         if more:
             self._route()
+            return
+        due = self.broker.next_deadline()
+        if self.broker.message_ttl:  # every receive sweeps the TTL: never skip the lock
+            self.next_due = -math.inf
+        else:
+            self.next_due = math.inf if due is None else due
 
 
 _hosts: dict[str, _Host] = {}
@@ -183,17 +206,24 @@ class LoopbackProducer:
         self._id = host.call(host.broker.open_producer, ref)
         self._closed = False
 
+    def send_confirmed(self, envelope: Envelope) -> MessageId:
+        """Store ``envelope`` and return its id: the broker confirms before this returns."""
+        host = self._host
+        with host.lock:
+            if host.deferred:
+                host.settle()
+            reason = host.closed_producers.get(self._id)
+            if reason is not None:
+                # the broker closes a producer only when its stream is deleted
+                raise StreamDeleted(f"producer on stream {self._ref} closed: {reason}")
+            mid = host.broker.publish(self._ref, envelope)
+            host._route()
+        return mid
+
     def send(self, envelope: Envelope) -> cf.Future[MessageId]:
         future: cf.Future[MessageId] = cf.Future()
         try:
-            with self._host.lock:
-                self._host.settle_acks()
-                reason = self._host.closed_producers.get(self._id)
-                if reason is not None:
-                    # the broker closes a producer only when its stream is deleted
-                    raise StreamDeleted(f"producer on stream {self._ref} closed: {reason}")
-                mid = self._host.broker.publish(self._ref, envelope)
-                self._host._route()
+            mid = self.send_confirmed(envelope)
         except Exception as exc:  # the future carries every failure to the caller
             future.set_exception(exc)
         else:
@@ -217,12 +247,14 @@ class LoopbackConsumer:
         self._ref = ref
         self._reader = reader  # acks nothing: the broker moves its cursor as it is served
         with host.lock:
-            host.settle_acks()
+            host.generation += 1
+            host.settle()
             self._id = open_()
             self._inbox = host.inboxes[self._id] = _Inbox(host.lock)
             host._route()
         self._closed = False
         self._handed: set[MessageId] = set()  # given to the application, not acked yet
+        self._seen = -1  # the host generation this consumer's last locked receive saw
 
     @property
     def active(self) -> bool:
@@ -230,11 +262,21 @@ class LoopbackConsumer:
 
     def receive(self, timeout: float | None) -> Delivery | None:
         host, inbox = self._host, self._inbox
+        if (
+            inbox.items
+            and self._seen == host.generation
+            and not self._closed
+            and host.clock() < host.next_due
+        ):
+            delivery = self._take_unlocked()
+            if delivery is not None:
+                return delivery
         end = None if timeout is None else time.monotonic() + timeout
         with host.lock:
             while True:
-                host.settle_acks()
+                host.settle()
                 host.tick_locked()
+                self._seen = host.generation
                 while inbox.items:
                     _, delivery = inbox.items.popitem(last=False)
                     if host.broker.grant(self._id):  # handed over (or dropped as stale)
@@ -266,14 +308,39 @@ class LoopbackConsumer:
                 finally:
                     inbox.waiting -= 1
 
+    def _take_unlocked(self) -> Delivery | None:
+        """The next delivery the inbox holds, taken without the lock (see ``_Host``).
+
+        The same steps as a locked receive, with the permit deferred: the broker reads
+        (``is_outstanding``) are single lookups, so each sees the state before or after a
+        concurrent locked section, as a receive just before or just after it would.
+        """
+        items, deferred, broker = self._inbox.items, self._host.deferred, self._host.broker
+        me = self._id
+        while items:
+            try:
+                _, delivery = items.popitem(last=False)
+            except KeyError:  # a locked section dropped the last stale copy meanwhile
+                return None
+            deferred.append((me, None))  # handed over (or dropped as stale): its permit
+            if self._reader:
+                return delivery
+            if broker.is_outstanding(me, delivery.message_id):
+                self._handed.add(delivery.message_id)
+                return delivery
+        return None
+
     def ack(self, message_id: MessageId) -> None:
         consumer = self._live()
         if self._reader:
             return  # readers do not acknowledge
-        if message_id in self._handed:  # known good: defer it to the next locked section
+        # Known good and not queued again meanwhile (a redelivered copy would have to be
+        # dropped as stale before the next hand-out): defer it to the next locked section.
+        if message_id in self._handed and message_id not in self._inbox.items:
             self._handed.discard(message_id)
-            self._host.acks.append((consumer, message_id))
+            self._host.deferred.append((consumer, message_id))
         else:  # anything else is checked now, so a bad id raises here, in the caller
+            self._handed.discard(message_id)
             self._host.call(self._host.broker.ack, consumer, message_id)
 
     def nack(self, message_id: MessageId) -> None:
@@ -285,7 +352,8 @@ class LoopbackConsumer:
 
     def close(self) -> None:
         with self._host.lock:
-            self._host.settle_acks()  # this consumer's acks count before it lets go
+            self._host.generation += 1
+            self._host.settle()  # this consumer's acks count before it lets go
             if self._closed:
                 return
             self._closed = True
