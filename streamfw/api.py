@@ -135,6 +135,18 @@ class ProducerLink(Protocol):
     def close(self) -> None: ...
 
 
+class InlineProducerLink(ProducerLink, Protocol):
+    """A producer link whose broker confirms every send before ``send`` returns (loopback).
+
+    Optional: ``Producer.send`` calls ``send_confirmed`` when a link has it, and so builds
+    no ``Future`` per message; ``send_async`` still calls ``send``. A link without it (every
+    link written before it existed) works as before. ``send_confirmed`` returns the id the
+    broker gave, or raises what ``send``'s future would have carried.
+    """
+
+    def send_confirmed(self, envelope: Envelope) -> MessageId: ...
+
+
 class ConsumerLink(Acknowledger, Protocol):
     """One attached consumer or reader. ``receive`` returns None when ``timeout`` passes."""
 
