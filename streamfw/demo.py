@@ -1,23 +1,37 @@
-"""``streamfw demo``: the seed scenario in one process.
+"""``streamfw demo``: the seed scenario in one process, checking what it claims.
 
 One producer sends a message every ``interval`` to ``streamQuickstart``; consumer-1 and
 consumer-2 use the same exclusive subscription. consumer-2 is refused and waits as a standby;
 consumer-1 acks what it gets, then leaves holding one message unacked; consumer-2 takes over
 and receives that message again (redelivery) before the rest.
+
+A server that was used before may hold messages of earlier runs, so every message this run
+sends carries a run id (the ``streamfw-demo-run`` property) and only those are counted or
+acked; anything else is left unacked for whoever owns it. By default the run uses a fresh
+subscription, deleted at the end, whose backlog must be 0 once everything is acked: a run that
+did not see every one of its messages delivered and acked fails.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
 
+import attrs
+
 from streamfw.client import Client, Stream
+from streamfw.consumer import Consumer
 from streamfw.errors import StreamError, SubscriptionBusy
+from streamfw.message import Message
 
 STREAM = "streamQuickstart"
 SUBSCRIPTION = "consumer-subscription"
+RUN_PROPERTY = "streamfw-demo-run"
+#: How long the run waits for the server to count its acks in the subscription's backlog.
+ACK_SETTLE_SECONDS = 5.0
 
 
 class _Log:
@@ -32,18 +46,100 @@ class _Log:
             print(f"{elapsed:6.2f}s  {who:<11} {text}", file=self._out, flush=True)
 
 
-def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int:
-    """Play the scenario; return 0 when every message was received and acked."""
+@attrs.define
+class _Run:
+    """What one run sent and saw; the consumers' threads write to it."""
+
+    run_id: str
+    count: int
+    log: _Log
+    acked: dict[str, list[str]] = attrs.Factory(lambda: {"consumer-1": [], "consumer-2": []})
+    foreign: int = 0
+    failures: list[BaseException] = attrs.Factory(list)
+
+    def own(self, who: str, msg: Message) -> bool:
+        """True for this run's messages; others are reported (a few) and left unacked."""
+        if msg.properties.get(RUN_PROPERTY) == self.run_id:
+            return True
+        self.foreign += 1
+        if self.foreign <= 3:
+            self.log(who, f"received {msg.value!r} from another run -> left unacked, not counted")
+        return False
+
+    def total(self) -> int:
+        return sum(len(v) for v in self.acked.values())
+
+
+@attrs.frozen
+class DemoResult:
+    """What a run found; ``ok`` only when every message it sent was delivered and acked."""
+
+    run_id: str
+    stream: str
+    subscription: str
+    sent: int
+    acked: dict[str, list[str]]
+    ignored: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, object]:
+        """The ``streamfw demo --json`` document (docs/cli.md)."""
+        return {"ok": self.ok, **attrs.asdict(self)}
+
+
+def run_demo(
+    client: Client,
+    *,
+    count: int,
+    interval: float,
+    out: TextIO,
+    stream_name: str = STREAM,
+    subscription: str | None = None,
+) -> DemoResult:
+    """Play the scenario on ``client``, narrating on ``out``, and check what happened.
+
+    Args:
+        client: where to play it.
+        count: messages to send.
+        interval: seconds between them.
+        out: where the narrative and the summary go.
+        stream_name: the stream (created if missing).
+        subscription: the exclusive subscription to use; ``None``: a fresh one named after
+            the run, deleted at the end, whose backlog must then be 0.
+
+    Raises:
+        StreamError: the scenario could not be set up (e.g. the subscription is taken).
+    """
     log = _Log(out)
-    stream = client.stream(STREAM).create(exist_ok=True)
-    log("setup", f"stream {STREAM!r} on {client!r}, subscription {SUBSCRIPTION!r} (exclusive)")
-    acked: dict[str, list[str]] = {"consumer-1": [], "consumer-2": []}
+    run = _Run(secrets.token_hex(4), count, log)
+    fresh = subscription is None
+    sub = f"{SUBSCRIPTION}-{run.run_id}" if subscription is None else subscription
+    stream = client.stream(stream_name).create(exist_ok=True)
+    log(
+        "setup",
+        f"stream {stream_name!r} on {client!r}, subscription {sub!r} (exclusive"
+        f"{', fresh for this run' if fresh else ''}), run id {run.run_id}",
+    )
+    consumer_1 = stream.consumer(sub, name="consumer-1")
+    log("consumer-1", "attached")
+    try:
+        _play(stream, sub, consumer_1, run, interval)
+        backlog = _settled_backlog(stream, sub) if fresh and not run.failures else None
+    finally:
+        if fresh:
+            _drop(stream, sub, run)
+    problems = _summary(run, backlog)
+    return DemoResult(run.run_id, stream_name, sub, count, run.acked, run.foreign, problems)
+
+
+def _play(stream: Stream, sub: str, consumer_1: Consumer, run: _Run, interval: float) -> None:
+    log, count = run.log, run.count
     leave_after = max(1, count // 2)
     done = threading.Event()
-    failures: list[BaseException] = []
-
-    consumer_1 = stream.consumer(SUBSCRIPTION, consumer_name="consumer-1")
-    log("consumer-1", "attached")
     standby_ready = threading.Event()
 
     def first() -> None:
@@ -51,12 +147,12 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
         with consumer_1:
             while received < leave_after and not done.is_set():
                 msg = consumer_1.receive(timeout=interval * 4)
-                if msg is None:
+                if msg is None or not run.own("consumer-1", msg):
                     continue
                 received += 1
                 if received < leave_after:
                     msg.ack()
-                    acked["consumer-1"].append(msg.value)
+                    run.acked["consumer-1"].append(msg.value)
                     log("consumer-1", f"received {msg.value!r} -> ack")
                 else:
                     log("consumer-1", f"received {msg.value!r} -> leaving WITHOUT ack")
@@ -67,7 +163,7 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
         announced = False
         while not done.is_set():
             try:
-                consumer = stream.consumer(SUBSCRIPTION, consumer_name="consumer-2")
+                consumer = stream.consumer(sub, name="consumer-2")
             except SubscriptionBusy as exc:
                 if not announced:
                     log("consumer-2", f"refused: {exc}")
@@ -78,14 +174,16 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
                 continue
             log("consumer-2", "attached: taking over the subscription")
             with consumer:
-                while len(acked["consumer-1"]) + len(acked["consumer-2"]) < count:
+                while run.total() < count:
                     msg = consumer.receive(timeout=interval * 4 + 2)
                     if msg is None:
                         log("consumer-2", "nothing more arrived")
                         break
+                    if not run.own("consumer-2", msg):
+                        continue
                     again = f" (redelivery {msg.redelivery_count})" if msg.redelivery_count else ""
                     msg.ack()
-                    acked["consumer-2"].append(msg.value)
+                    run.acked["consumer-2"].append(msg.value)
                     log("consumer-2", f"received {msg.value!r}{again} -> ack")
             return
 
@@ -94,7 +192,7 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
             try:
                 fn()
             except BaseException as exc:  # reported below; never a silent thread death
-                failures.append(exc)
+                run.failures.append(exc)
                 done.set()
 
         return body
@@ -103,41 +201,80 @@ def run_demo(client: Client, *, count: int, interval: float, out: TextIO) -> int
     for t in threads:
         t.start()
     try:
-        _produce(stream, count, interval, log)
+        _produce(stream, run, interval)
         threads[1].join(timeout=count * interval + 15)
+    except StreamError as exc:
+        run.failures.append(exc)
     finally:
         done.set()
         for t in threads:
             t.join(timeout=10)
-    return _summary(log, acked, count, failures)
 
 
-def _produce(stream: Stream, count: int, interval: float, log: _Log) -> None:
+def _produce(stream: Stream, run: _Run, interval: float) -> None:
     with stream.producer() as producer:
-        for n in range(1, count + 1):
+        for n in range(1, run.count + 1):
             text = f"Hello streamfw #{n}"
-            mid = producer.send(text)
-            log("producer", f"sent {text!r} (id {mid})")
-            if n < count:
+            mid = producer.send(text, properties={RUN_PROPERTY: run.run_id})
+            run.log("producer", f"sent {text!r} (id {mid})")
+            if n < run.count:
                 time.sleep(interval)
 
 
-def _summary(
-    log: _Log, acked: dict[str, list[str]], count: int, failures: list[BaseException]
-) -> int:
-    for exc in failures:
-        log("error", f"{type(exc).__name__}: {exc}")
-    for who, values in acked.items():
-        log("summary", f"{who} acked {len(values)}: {', '.join(map(repr, values)) or '-'}")
-    total = len(acked["consumer-1"]) + len(acked["consumer-2"])
-    ok = total == count and not failures
-    log("summary", f"{total}/{count} messages delivered and acked" + ("" if ok else " -- FAILED"))
-    return 0 if ok else 1
+def _settled_backlog(stream: Stream, sub: str) -> int | None:
+    """The fresh subscription's backlog once the server has counted the acks (None: gone)."""
+    deadline = time.monotonic() + ACK_SETTLE_SECONDS
+    while True:
+        found = [i.backlog for i in stream.subscriptions() if i.name == sub]
+        if not found or found[0] == 0 or time.monotonic() > deadline:
+            return found[0] if found else None
+        time.sleep(0.05)
 
 
-def demo_main(client: Client, count: int, interval: float, out: TextIO) -> int:
+def _drop(stream: Stream, sub: str, run: _Run) -> None:
     try:
-        return run_demo(client, count=count, interval=interval, out=out)
+        stream.delete_subscription(sub)
     except StreamError as exc:
-        print(f"streamfw demo: {type(exc).__name__}: {exc}", file=out)
-        return 1
+        run.log("cleanup", f"could not delete subscription {sub!r}: {exc}")
+
+
+def _summary(run: _Run, backlog: int | None) -> list[str]:
+    log, count = run.log, run.count
+    for exc in run.failures:
+        log("error", f"{type(exc).__name__}: {exc}")
+    for who, values in run.acked.items():
+        log("summary", f"{who} acked {len(values)}: {', '.join(map(repr, values)) or '-'}")
+    if run.foreign:
+        log("summary", f"ignored {run.foreign} message(s) of other runs (left unacked)")
+    problems = verdict(run.acked, count, backlog)
+    problems[:0] = [f"{type(exc).__name__}: {exc}" for exc in run.failures]
+    total = run.total()
+    if not problems:
+        log("summary", f"{total}/{count} messages of this run delivered and acked")
+    else:
+        log("summary", f"FAILED: {total}/{count} messages of this run delivered and acked")
+    for problem in problems:
+        log("summary", f"FAILED: {problem}")
+    return problems
+
+
+def verdict(acked: dict[str, list[str]], count: int, backlog: int | None) -> list[str]:
+    """What went wrong, from what was acked and the subscription's backlog after the run.
+
+    Args:
+        acked: per consumer, the values of this run's messages it acked.
+        count: how many messages the run sent.
+        backlog: the fresh subscription's backlog after the run; None when not checked.
+    """
+    problems = []
+    values = [v for vs in acked.values() for v in vs]
+    expected = [f"Hello streamfw #{n}" for n in range(1, count + 1)]
+    missing = [v for v in expected if v not in values]
+    if missing:
+        problems.append(f"never delivered and acked: {', '.join(map(repr, missing))}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        problems.append(f"acked more than once: {', '.join(map(repr, twice))}")
+    if backlog:
+        problems.append(f"the subscription still holds {backlog} unacked message(s)")
+    return problems
