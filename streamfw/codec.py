@@ -371,6 +371,9 @@ class CodecRegistry:
     def __init__(self, specs: Mapping[str, CodecSpec]) -> None:
         self.specs = dict(specs)
         self.value_names = frozenset(n for n, s in self.specs.items() if s.kind == "value")
+        # what each name may be in a received tag, and in a spec (which may also say "auto")
+        self._tag_kinds: dict[str, str] = {n: spec.kind for n, spec in self.specs.items()}
+        self._spec_kinds = {**self._tag_kinds, AUTO: "value"}
         self._instances: dict[str, Codec] = {}
 
     def stage(self, name: str) -> Codec:
@@ -398,23 +401,8 @@ class CodecRegistry:
         check_limit("max_codec_stages", max_stages)
         if not isinstance(spec, str) or not spec:
             raise ConfigError(f"codec must be a non-empty string like 'json+zlib', got {spec!r}")
-        first, *stages = spec.split("+")
-        known = ", ".join(sorted((AUTO, *self.specs)))
-        for i, name in enumerate((first, *stages)):
-            if name != AUTO and name not in self.specs:
-                raise ConfigError(f"unknown codec {name!r} in {spec!r} (known: {known})")
-            want = "value" if i == 0 else "bytes"
-            kind = "value" if name == AUTO else self.specs[name].kind
-            if kind != want:
-                where = "first" if want == "value" else "after the first"
-                raise ConfigError(
-                    f"codec {name!r} is a {kind} stage; {spec!r} needs a {want} stage {where}"
-                )
-        if 1 + len(stages) > max_stages:
-            raise ConfigError(
-                f"codec {spec!r} has {1 + len(stages)} stages; max_codec_stages is {max_stages}"
-            )
-        return Pipeline(self, first, tuple(stages), max_size=max_size, max_stages=max_stages)
+        first, stages = self._read_stages(spec, max_stages, ConfigError, auto=True)
+        return Pipeline(self, first, stages, max_size=max_size, max_stages=max_stages)
 
     def parse_tag(self, tag: str, max_stages: int) -> tuple[str, tuple[str, ...]]:
         """Split a received ``streamfw-codec`` tag into its value codec and byte stages.
@@ -423,27 +411,43 @@ class CodecRegistry:
             DecodeError: the tag names too many stages, unknown ones, or stages in the wrong
                 places (a byte stage first, a value codec after it).
         """
-        names = tag.split("+", max_stages)  # never more pieces than we would accept
+        return self._read_stages(tag, max_stages, DecodeError, auto=False)
+
+    def _read_stages(
+        self,
+        text: str,
+        max_stages: int,
+        error: type[ConfigError] | type[DecodeError],
+        *,
+        auto: bool,
+    ) -> tuple[str, tuple[str, ...]]:
+        """The one reading of a codec spec or tag: a value codec, then byte stages.
+
+        A spec (``pipeline``) may start with ``auto`` and is refused with ``ConfigError``; a
+        received tag names the stages it was written with, and is refused with
+        ``DecodeError``. Both name the spec or tag, the stage at fault and the rule.
+        """
+        names = text.split("+", max_stages)  # never more pieces than we would accept
         if len(names) > max_stages:
-            raise DecodeError(
-                f"codec {_show(tag)}: names more than max_codec_stages ({max_stages}) stages"
+            raise error(
+                f"codec {_show(text)}: names more than max_codec_stages ({max_stages}) stages"
             )
-        unknown = [n for n in names if n not in self.specs]
+        known = self._spec_kinds if auto else self._tag_kinds
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise DecodeError(
-                f"message was written with codec {_show(tag)}; unknown here:"
-                f" {', '.join(_show(n) for n in unknown)}"
-                f" (known: {', '.join(sorted(self.specs))})"
+            raise error(
+                f"codec {_show(text)}; unknown here: {', '.join(_show(n) for n in unknown)}"
+                f" (known: {', '.join(sorted(known))})"
             )
         first, *stages = names
-        if first not in self.value_names:
-            raise DecodeError(
-                f"codec {_show(tag)}, stage {first!r}: a byte stage cannot come first;"
-                " a tag starts with a value codec"
+        if known[first] != "value":
+            raise error(
+                f"codec {_show(text)}, stage {first!r}: a byte stage cannot come first;"
+                " a codec starts with a value codec"
             )
-        misplaced = [n for n in stages if n in self.value_names]
+        misplaced = [n for n in stages if known[n] == "value"]
         if misplaced:
-            raise DecodeError(
-                f"codec {_show(tag)}, stage {misplaced[0]!r}: a value codec can only come first"
+            raise error(
+                f"codec {_show(text)}, stage {misplaced[0]!r}: a value codec can only come first"
             )
         return first, tuple(stages)

@@ -94,9 +94,10 @@ def test_decode_errors_name_the_problem(payload: bytes, tag: str, match: str) ->
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        ("rot13", r"unknown codec 'rot13'.*known: auto, bytes, json, text, zlib"),
-        ("zlib", "zlib' is a bytes stage"),
-        ("json+text", "'text' is a value stage"),
+        ("rot13", r"codec 'rot13'; unknown here: 'rot13'.*known: auto, bytes, json, text, zlib"),
+        ("zlib", "codec 'zlib', stage 'zlib': a byte stage cannot come first"),
+        ("json+text", r"codec 'json\+text', stage 'text': a value codec can only come first"),
+        ("json+auto", r"stage 'auto': a value codec can only come first"),
         ("", "non-empty"),
     ],
 )
