@@ -142,6 +142,11 @@ def test_a_spec_naming_too_many_stages_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"names more than max_codec_stages \(8\) stages"):
         REGISTRY.pipeline("json" + "+zlib" * 8)
     assert REGISTRY.pipeline("json" + "+zlib" * 8, max_stages=9).name.count("zlib") == 8
+    # read by the same function as a received tag: a huge spec is neither split whole nor
+    # quoted whole, and its rules and messages are the tag's
+    with pytest.raises(ConfigError) as err:
+        REGISTRY.pipeline("json" + "+zlib" * 200_000)
+    assert len(str(err.value)) < 300 and "1,000,004 characters" in str(err.value)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "5MB", True, None])
