@@ -412,10 +412,10 @@ def _drain(
                     term.status(f"no message for {args.timeout} s; stopping")
                     break
                 acks = bool(ack) and (error is None or args.ack_undecodable)
-                _show(msg, error, acks if ack is not None else None, out, args.json)
-                # Counted before it is acked: a Ctrl-C landing right after the print must not
+                # Counted before it is shown: a Ctrl-C landing right after the print must not
                 # report one message fewer than the user saw.
                 received += 1
+                _show(msg, error, acks if ack is not None else None, out, args.json)
                 progress.step()
                 if acks:
                     msg.ack()

@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 import streamfw
+from streamfw.api import ProducerOptions
 from streamfw.cli import main
+from streamfw.codec import CODEC_PROPERTY
+from streamfw.message import Envelope
 
 
 @pytest.fixture
@@ -260,7 +263,13 @@ def test_unreachable_server_says_where_and_hides_the_key() -> None:
     assert secret not in done.stdout + done.stderr
 
 
-def test_ctrl_c_detaches_and_leaves_unacked_messages(emulator: Any) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_a_stop_signal_detaches_and_leaves_unacked_messages(
+    emulator: Any, signum: signal.Signals, code: int
+) -> None:
+    """Ctrl-C and SIGTERM (what `kill`, systemd and Docker send) stop a consumer alike."""
     env = emulator_env(emulator)
     stream = f"intr{os.urandom(3).hex()}"
     with streamfw.connect(env["STREAMFW_URL"], api_key=emulator.api_key) as client:
@@ -287,11 +296,11 @@ def test_ctrl_c_detaches_and_leaves_unacked_messages(emulator: Any) -> None:
         try:
             assert consumer.stdout is not None
             assert "'kept'" in consumer.stdout.readline()  # received, not acked
-            consumer.send_signal(signal.SIGINT)
+            consumer.send_signal(signum)
             _, err = consumer.communicate(timeout=30)
         finally:
             consumer.kill()
-        assert consumer.returncode == 130 and "stopped after 1 message(s)" in err
+        assert consumer.returncode == code and "stopped after 1 message(s)" in err
         assert "Traceback" not in err
         with s.consumer("sub") as again:  # the unacked message is there for the next one
             msg = again.receive(5)
@@ -311,3 +320,35 @@ def test_a_send_whose_outcome_is_unknown_says_a_retry_may_duplicate(
     err = capsys.readouterr().err
     assert "SendTimeout: stream s: sent, but not confirmed" in err
     assert "may still be stored" in err and "store it twice" in err
+
+
+@pytest.mark.parametrize("ack_undecodable", [False, True])
+def test_consume_leaves_a_message_it_cannot_decode_in_the_backlog_unless_asked(
+    url: str, capsys: pytest.CaptureFixture[str], ack_undecodable: bool
+) -> None:
+    """A message of an unknown codec is shown with its error, and acked only on request."""
+    with streamfw.connect(url) as client:
+        stream = client.stream("mixed").create()
+        stream.consumer("s").close()
+        link = client.transport.open_producer(stream.ref, ProducerOptions())
+        try:
+            link.send(Envelope(b"??", {CODEC_PROPERTY: "nope"})).result(5)
+        finally:
+            link.close()
+        with stream.producer() as p:
+            p.send("fine")
+    flag = ["--ack-undecodable"] if ack_undecodable else []
+    code, out, err = run(
+        ["consume", "mixed", "--subscription", "s", "--count", "2", "--json", *flag, "--url", url],
+        capsys,
+    )
+    bad, good = (json.loads(line) for line in out.splitlines())
+    assert code == 0 and "nope" in bad["error"] and bad["payload_base64"] == "Pz8="
+    assert (bad["acked"], good["acked"], good["value"]) == (ack_undecodable, True, "fine")
+    with streamfw.connect(url) as client:
+        assert client.stream("mixed").backlog() == (0 if ack_undecodable else 1)
+    code, out, err = run(
+        ["consume", "mixed", "--subscription", "s", "--count", "1", "--url", url], capsys
+    )
+    if not ack_undecodable:  # still there for a consumer that can read it, with a hint
+        assert "undecodable payload b'??'" in out and "--ack-undecodable" in err
