@@ -124,7 +124,7 @@ class NotFound(StreamError, LookupError):
 
 
 class StreamNotFound(NotFound):
-    pass
+    """The stream does not exist (never created, or deleted)."""
 
 
 class StreamDeleted(StreamNotFound):
@@ -136,7 +136,7 @@ class StreamDeleted(StreamNotFound):
 
 
 class SubscriptionNotFound(NotFound):
-    pass
+    """The subscription does not exist on this stream."""
 
 
 class Conflict(StreamError):

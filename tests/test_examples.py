@@ -57,3 +57,31 @@ def test_seed_scenario_with_the_examples(emulator: Any) -> None:
     assert "consumer-2 refused" in out_2 and "Exclusive consumer is already connected" in out_2
     assert "consumer-2 received 'Hello streamfw #3'" in out_2
     assert out_p.count("sent #") == 3
+
+
+def _shipped(directory: Path) -> list[Path]:
+    # What a clone holds: build output and installed metadata of the plugin example aside.
+    skip = {"build", "__pycache__"}
+    return [
+        p
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+        and not skip & set(p.relative_to(directory).parts)
+        and not any(part.endswith(".egg-info") for part in p.parts)
+    ]
+
+
+def test_every_example_is_in_the_docs_and_run_by_a_test() -> None:
+    page = (EXAMPLES.parent / "docs" / "examples.md").read_text(encoding="utf-8")
+    here = Path(__file__).resolve().parent
+    runners = {
+        "plugin-namespace": (here / "test_plugin_example.py").read_text(encoding="utf-8"),
+        **{p.name: Path(__file__).read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")},
+    }
+    for entry in sorted(EXAMPLES.iterdir()):
+        assert entry.name in runners, f"examples/{entry.name} is run by no test"
+        assert f'"{entry.name}"' in runners[entry.name], f"examples/{entry.name} is run by no test"
+    for path in _shipped(EXAMPLES):
+        name = path.relative_to(EXAMPLES).as_posix()
+        if path.suffix in {".py", ".toml"}:
+            assert f'--8<-- "examples/{name}"' in page, f"docs/examples.md does not show {name}"
