@@ -61,13 +61,13 @@ def test_bad_stream_names_are_refused(client: streamfw.Client, name: object) -> 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"type": "key_shared"}, "subscription type 'key_shared' is unknown"),
+        ({"type": "round_robin"}, "type 'round_robin' is unknown"),
         ({"receiver_queue_size": 0}, "receiver_queue_size"),
         ({"receiver_queue_size": 1001}, "receiver_queue_size"),
         ({"ack_timeout": 0}, "ack_timeout"),
         ({"nack_delay": -1}, "nack_delay"),
         ({"initial_position": "middle"}, "initial_position"),
-        ({"codec": "rot13"}, "unknown codec"),
+        ({"codec": "rot13"}, "unknown here: 'rot13'"),
         ({"max_message_size": 0}, "max_message_size must be an int of at least 1"),
         ({"max_message_size": "5MB"}, "max_message_size"),
     ],
