@@ -9,10 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import streamfw
+import streamfw.aio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,11 +53,17 @@ def test_every_page_renders_its_code_fences(site: Path) -> None:
     assert broken == []
 
 
-def test_every_public_name_is_in_the_api_reference(site: Path) -> None:
+@pytest.mark.parametrize("module", [streamfw, streamfw.aio], ids=lambda m: m.__name__)
+def test_every_public_name_is_in_the_api_reference(site: Path, module: ModuleType) -> None:
     ids = set()
     for html in pages(site / "api").values():
         ids |= set(re.findall(r'id="(streamfw[\w.]*)"', html))
-    undocumented = [n for n in streamfw.__all__ if not any(i.endswith(f".{n}") for i in ids)]
+    prefix = module.__name__ + "."
+    undocumented = [
+        name
+        for name in module.__all__
+        if not any(i.startswith(prefix) and i.endswith(f".{name}") for i in ids)
+    ]
     assert undocumented == []
 
 
