@@ -29,6 +29,7 @@ import attrs
 
 from streamfw.api import TransportConfig, check_name
 from streamfw.errors import ConfigError
+from streamfw_macrometa import gateway
 
 SCHEMES = ("macrometa", "macrometa+https", "macrometa+http")
 ENV_API_KEY = "MACROMETA_API_KEY"
@@ -39,10 +40,9 @@ SECRET_OPTIONS = frozenset({"api_key", "token"})
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # Pulsar's maxMessageSize (5 MiB) base64-encoded is 6.7 MiB; the rest is room for properties.
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
-# The largest frame Pulsar's WebSocket proxy reads: webSocketMaxTextFrameSize, 1 MiB by default
-# (conf/websocket.conf). A larger frame makes the server drop the connection, and a resend
-# after the reconnect would drop it again, so the producer refuses such a message up front.
-DEFAULT_MAX_SEND_FRAME_SIZE = 1024 * 1024
+# A frame larger than the server reads makes it drop the connection, and a resend after the
+# reconnect would drop it again, so the producer refuses such a message up front.
+DEFAULT_MAX_SEND_FRAME_SIZE = gateway.PULSAR_MAX_TEXT_FRAME
 AuthMode = Literal["header", "otp"]
 
 
@@ -165,8 +165,8 @@ class Settings:
     rest_url: str  # scheme://host[:port], no trailing slash
     ws_url: str  # ws(s)://host[:port], no trailing slash; WebSocket paths go below /_ws/ws/v2
     credential: Secret = attrs.field(repr=False)
-    scheme_word: Literal["apikey", "bearer"]
-    fabric: str = attrs.field(default="_system", metadata=_reads(_read_name))
+    scheme_word: str  # gateway.API_KEY_SCHEME or gateway.BEARER_SCHEME
+    fabric: str = attrs.field(default=gateway.DEFAULT_FABRIC, metadata=_reads(_read_name))
     # None: discover with GET /_api/user
     tenant: str | None = attrs.field(default=None, metadata=_reads(_read_name_or_none))
     auth: AuthMode = attrs.field(default="header", metadata=_reads(_read_auth))
@@ -200,7 +200,7 @@ class Settings:
     @property
     def authorization(self) -> str:
         """The ``Authorization`` header value (a secret: never log it)."""
-        return f"{self.scheme_word} {self.credential.reveal()}"
+        return gateway.authorization(self.scheme_word, self.credential.reveal())
 
     @property
     def sslopt(self) -> dict[str, Any]:
@@ -283,11 +283,14 @@ def _credential(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Sec
             raise ConfigError(f"both {ENV_API_KEY} and {ENV_TOKEN} are set: unset one")
     if key is None and token is None:
         raise ConfigError(f"no credentials: pass api_key= or token=, or set {ENV_API_KEY}")
-    value, word = (key, "apikey") if key is not None else (token, "bearer")
+    value, word = (
+        (key, gateway.API_KEY_SCHEME) if key is not None else (token, gateway.BEARER_SCHEME)
+    )
     if isinstance(value, Secret):
         value = value.reveal()
     if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise ConfigError(f"the {'API key' if word == 'apikey' else 'token'} is empty or malformed")
+        what = "API key" if word == gateway.API_KEY_SCHEME else "token"
+        raise ConfigError(f"the {what} is empty or malformed")
     return Secret(value), word
 
 

@@ -34,7 +34,7 @@ from streamfw.errors import (
     StreamError,
     StreamNotFound,
 )
-from streamfw_macrometa import wire
+from streamfw_macrometa import gateway, wire
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.deadline import Deadline, WatchedAdapter
 from streamfw_macrometa.faults import (
@@ -187,7 +187,7 @@ class Rest:
 
     def discover_tenant(self) -> str:
         """``GET /_api/user`` -> ``result[0].tenant`` (also proves the credentials work)."""
-        result = self.call("GET", "/_api/user")
+        result = self.call("GET", gateway.USER_PATH)
         try:
             tenant = result[0]["tenant"] if isinstance(result, list) else result["tenant"]
         except (KeyError, IndexError, TypeError) as exc:
@@ -201,15 +201,15 @@ class Rest:
 
         ``timeout`` bounds the whole call (a WebSocket connect passes what is left of its own).
         """
-        body = self.call("POST", "/apid/otp", envelope=False, timeout=timeout)
-        otp = body.get("otp") if isinstance(body, dict) else None
+        body = self.call("POST", gateway.OTP_PATH, envelope=False, timeout=timeout)
+        otp = body.get(gateway.OTP) if isinstance(body, dict) else None
         if not isinstance(otp, str) or not otp:
             raise RemoteProtocolError("POST /apid/otp: answer holds no otp")
         return otp
 
     def local_dc_url(self) -> str:
         """``GET /datacenter/local`` -> ``tags.url``, the region host local streams live on."""
-        body = self.call("GET", "/datacenter/local", envelope=False)
+        body = self.call("GET", gateway.LOCAL_DC_PATH, envelope=False)
         try:
             url = body["tags"]["url"]
         except (KeyError, TypeError) as exc:

@@ -27,6 +27,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from streamfw.broker import Limits
+from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator import rest, sockets
 from streamfw_macrometa.emulator.auth import Authenticator, tenant_of_key
 from streamfw_macrometa.emulator.edge import (
@@ -130,7 +131,7 @@ class Emulator:
         *,
         api_keys: Iterable[str] | None = None,
         tenant: str | None = None,
-        fabrics: Iterable[str] = ("_system",),
+        fabrics: Iterable[str] = (gateway.DEFAULT_FABRIC,),
         tls_cert: str | None = None,
         tls_key: str | None = None,
         clock: Callable[[], float] | None = None,

@@ -14,6 +14,7 @@ from types import FrameType
 from typing import TextIO
 
 from streamfw.broker import Limits
+from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator.app import MAX_FRAME, Emulator
 from streamfw_macrometa.emulator.auth import OTP_LIFETIME
 from streamfw_macrometa.emulator.edge import (
@@ -154,7 +155,7 @@ YOUR_KEY = "'<your key>'"  # what the banner shows in place of a key the user ch
 def connect_url(emu: Emulator) -> str:
     """The ``STREAMFW_URL`` that reaches ``emu``'s first fabric with the macrometa transport."""
     fabric = emu.fabrics[0]
-    query = "" if fabric == "_system" else f"?fabric={fabric}"
+    query = "" if fabric == gateway.DEFAULT_FABRIC else f"?fabric={fabric}"
     return f"macrometa+{emu.url}{query}"
 
 
@@ -267,7 +268,7 @@ def _serve(
             args.port,
             api_keys=keys,
             tenant=args.tenant,
-            fabrics=args.fabrics or ("_system",),
+            fabrics=args.fabrics or (gateway.DEFAULT_FABRIC,),
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             auto_create=args.auto_create,

@@ -18,13 +18,13 @@ from streamfw.api import StreamRef, StreamStats
 from streamfw.broker import MAX_SECONDS
 from streamfw.errors import ConfigError, InUse, StreamNotFound
 from streamfw.message import Envelope
-from streamfw_macrometa import wire
+from streamfw_macrometa import gateway, wire
 from streamfw_macrometa.emulator import envelope
 from streamfw_macrometa.emulator.routing import Call, Route, route
 from streamfw_macrometa.wire import encode_message_id
 
 STREAM_TYPE = 4  # pyC8 insists on type 4 ("persistent stream") in the list
-_STREAMS = "_fabric/{fabric}/_api/streams"
+_STREAMS = gateway.STREAMS_PATH
 
 
 def parse_bool(call: Call, name: str) -> bool | None:
@@ -62,7 +62,7 @@ def _seconds(text: str) -> int:
 # ----------------------------------------------------------------- discovery, credentials
 
 
-@route("GET", "_api/user")
+@route("GET", gateway.USER_PATH)
 async def user(call: Call) -> web.Response:
     tenant = call.state.auth.tenant
     return envelope.ok(
@@ -118,7 +118,7 @@ def _datacenter(call: Call) -> dict[str, Any]:
     }
 
 
-@route("GET", "datacenter/local")
+@route("GET", gateway.LOCAL_DC_PATH)
 async def datacenter_local(call: Call) -> web.Response:
     return envelope.bare(_datacenter(call))
 
@@ -128,9 +128,9 @@ async def datacenter_all(call: Call) -> web.Response:
     return envelope.bare([_datacenter(call)])
 
 
-@route("POST", "apid/otp")
+@route("POST", gateway.OTP_PATH)
 async def otp(call: Call) -> web.Response:
-    return envelope.bare({"otp": call.state.auth.otps.issue()})
+    return envelope.bare({gateway.OTP: call.state.auth.otps.issue()})
 
 
 @route("POST", "_fabric/{fabric}/_api/key/validate", public=True)
