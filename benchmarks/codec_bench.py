@@ -40,7 +40,7 @@ def run(rounds: int, number: int) -> dict[str, Any]:
     def streamfw_roundtrip() -> Any:
         payload, tag = pipeline.encode(value)
         text = wire.publish_frame(Envelope(payload, Properties({CODEC_PROPERTY: tag})))
-        envelope, _ = wire.parse_publish(text)
+        envelope = wire.parse_publish(text).envelope
         return pipeline.decode(envelope.payload, envelope.properties)
 
     if streamfw_roundtrip() != value or baseline_roundtrip(value) != value:

@@ -6,12 +6,24 @@ import base64
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from streamfw_macrometa.wire import (
+    Ack,
+    AskEndOfTopic,
+    EndOfTopic,
     FrameError,
+    MessageFrame,
+    Nack,
+    Permit,
+    Publish,
+    Receipt,
+    SendRefused,
+    ServerError,
+    Unsubscribe,
     consumer_options_from_query,
     consumer_query,
     decode_message_id,
@@ -21,10 +33,10 @@ from streamfw_macrometa.wire import (
     parse_delivery,
     parse_publish,
     parse_receipt,
+    parse_server_frame,
     publish_frame,
     reader_options_from_query,
     reader_query,
-    receipt_frame,
 )
 
 from streamfw import ConfigError, Envelope, MessageId
@@ -69,7 +81,7 @@ def test_publish_frames_round_trip(
     payload: bytes, props: dict[str, str], key: str | None, context: str | None
 ) -> None:
     env = Envelope(payload, props, key)
-    assert parse_publish(publish_frame(env, context)) == (env, context)
+    assert parse_publish(publish_frame(env, context)) == Publish(env, context)
 
 
 @pytest.mark.parametrize(
@@ -90,10 +102,9 @@ def test_bad_publish_frames_carry_the_pulsar_code(frame: str, code: int) -> None
 
 def test_receipts() -> None:
     mid = MessageId("s", 1, 2)
-    ok = parse_receipt(receipt_frame("7", mid))
-    assert (ok.context, ok.error, decode_message_id("s", ok.message_id)) == ("7", None, mid)
-    bad = parse_receipt(receipt_frame("8", error=(7, "payload is not valid base64")))
-    assert bad.context == "8" and "send-error:7" in (bad.error or "")
+    assert parse_receipt(Receipt("7", mid).encode(), "s") == Receipt("7", mid)
+    refused = SendRefused.with_code("8", 7, "payload is not valid base64")
+    assert parse_receipt(refused.encode()) == refused and refused.text.startswith("send-error:7")
 
 
 def test_delivery_frames_round_trip() -> None:
@@ -101,24 +112,46 @@ def test_delivery_frames_round_trip() -> None:
     d = Delivery(MessageId("s", 3, 4), b"\x00hi", {"k": "v"}, "key", when, 2)
     frame = delivery_frame(d)
     assert json.loads(frame)["publishTime"] == "2024-05-01T12:00:00.123Z"
-    got, raw = parse_delivery("s", frame)
-    assert got == d and raw == encode_message_id(d.message_id)
+    assert parse_delivery("s", frame) == MessageFrame(d, encode_message_id(d.message_id))
+
+
+def test_server_frames_round_trip_and_are_told_apart() -> None:
+    when = dt.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=dt.timezone.utc)
+    d = Delivery(MessageId("s", 3, 4), b"hi", {"error": "in a property"}, None, when)
+    for frame in (
+        MessageFrame.of(d),
+        ServerError(3, "no such message", "CAUQBw=="),
+        ServerError(8, "the emulator failed"),
+        EndOfTopic(False),
+    ):
+        assert parse_server_frame("s", frame.encode()) == frame
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"error": "x", "code": "3"}, {"error": 1, "code": 3}, {"endOfTopic": "no"}, {"code": 3}],
+)
+def test_bad_server_frames_are_frame_errors(frame: dict[str, object]) -> None:
+    with pytest.raises(FrameError):
+        parse_server_frame("s", json.dumps(frame))
 
 
 def test_delivery_accepts_older_pulsar_time_and_missing_fields() -> None:
     frame = json.dumps(
         {"messageId": "CAUQBw==", "payload": "aGk=", "publishTime": "2024-05-01 12:00:00.123"}
     )
-    got, _ = parse_delivery("s", frame)
+    got = parse_delivery("s", frame).delivery
     assert got.payload == b"hi" and got.publish_time.tzinfo is not None
     assert got.properties == {} and got.redelivery_count == 0
 
 
 def test_consumer_frames() -> None:
-    assert parse_consumer_frame('{"messageId": "CAUQBw=="}').kind == "ack"
+    assert parse_consumer_frame('{"messageId": "CAUQBw=="}') == Ack("CAUQBw==")
     nack = parse_consumer_frame('{"type": "negativeAcknowledge", "messageId": "CAUQBw=="}')
-    assert (nack.kind, nack.message_id) == ("nack", "CAUQBw==")
-    assert parse_consumer_frame('{"type": "permit", "permitMessages": 5}').permits == 5
+    assert nack == Nack("CAUQBw==")
+    assert parse_consumer_frame('{"type": "permit", "permitMessages": 5}') == Permit(5)
+    for frame in (Ack("x"), Nack("x"), Permit(3), Unsubscribe(), AskEndOfTopic()):
+        assert parse_consumer_frame(frame.encode()) == frame
     for bad in ['{"type": "explode"}', '{"type": "permit"}', "{}", "nope"]:
         with pytest.raises(FrameError):
             parse_consumer_frame(bad)
@@ -190,6 +223,7 @@ def test_deep_nesting_is_a_frame_error_for_every_parser(text: str | bytes) -> No
         parse_receipt,
         parse_consumer_frame,
         lambda t: parse_delivery("s", t),
+        lambda t: parse_server_frame("s", t),
     ):
         with pytest.raises(FrameError, match="nested deeper") as err:
             parse(text)
@@ -200,7 +234,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     props = {f"k{i}": "[[[{{{" * 20 for i in range(10)}
     props["quote"] = '\\"[[[['
     env = Envelope(b"x", props)
-    assert parse_publish(publish_frame(env)) == (env, None)
+    assert parse_publish(publish_frame(env)) == Publish(env, None)
 
 
 @pytest.mark.parametrize(
@@ -259,8 +293,9 @@ def test_every_parser_reads_or_refuses_with_a_frame_error(
         json.dumps({"payload": "aGk=", **fields}),
         raw,
     ]
-    parsers = [
+    parsers: list[Callable[[str | bytes], object]] = [
         lambda t: parse_delivery("s", t),
+        lambda t: parse_server_frame("s", t),
         parse_receipt,
         parse_publish,
         parse_consumer_frame,
@@ -304,7 +339,7 @@ def test_a_lone_surrogate_escape_is_a_frame_error(frame: str) -> None:
 
 
 def test_an_escaped_surrogate_pair_is_one_character() -> None:
-    envelope, _ = parse_publish('{"payload":"aGk=","properties":{"k":"\\ud83d\\ude00"}}')
+    envelope = parse_publish('{"payload":"aGk=","properties":{"k":"\\ud83d\\ude00"}}').envelope
     assert envelope.properties["k"] == "\U0001f600"
 
 
@@ -345,3 +380,16 @@ def test_reader_query_parameters_fail_only_as_typed_errors(query: dict[str, str]
         assert str(exc)
         return
     assert 1 <= options.receiver_queue_size <= 1000
+
+
+def test_an_encoded_lone_surrogate_in_bytes_is_refused_like_an_escaped_one() -> None:
+    """json.loads decodes bytes with "surrogatepass"; the frame would then break the socket
+    it is written to (an error frame echoing its id, a delivery of its properties)."""
+    lone = "\ud800".encode("utf-8", "surrogatepass")
+    for frame in (
+        b'{"messageId": "' + lone + b'"}',
+        b'{"payload": "aGk=", "properties": {"k": "' + lone + b'"}}',
+    ):
+        for parse in (parse_consumer_frame, parse_publish):
+            with pytest.raises(FrameError, match="utf-8"):
+                parse(frame)

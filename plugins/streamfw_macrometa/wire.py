@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
@@ -43,11 +43,16 @@ _FROM_WIRE_TYPES = {v.lower(): k for k, v in _WIRE_TYPES.items()}
 
 
 class FrameError(RemoteProtocolError):
-    """A frame that cannot be read; ``code`` is the Pulsar WebSocketError code to answer."""
+    """A frame that cannot be read; ``code`` is the Pulsar WebSocketError code to answer.
 
-    def __init__(self, text: str, code: int) -> None:
+    ``context`` is the ``context`` of a publish frame refused for its content, so the
+    refusal can name it (None when the frame is not even a readable object).
+    """
+
+    def __init__(self, text: str, code: int, context: str | None = None) -> None:
         super().__init__(text)
         self.code = code
+        self.context = context
 
 
 def _show(value: object) -> str:
@@ -211,6 +216,10 @@ def load_json(text: str | bytes) -> Any:
     Nesting deeper than ``MAX_DEPTH`` is refused before parsing, so no input can reach the
     parser's recursion limit.
     """
+    if isinstance(text, bytes):
+        # Strictly: json.loads would decode bytes with "surrogatepass", letting an encoded
+        # lone surrogate through (the escaped kind is caught below).
+        text = text.decode("utf-8")
     if _too_deep(text):
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     try:
@@ -219,14 +228,12 @@ def load_json(text: str | bytes) -> Any:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
     # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 frame can carry onwards:
     # stored, it would break every socket it is later written to.
-    escapes = _SURROGATE_ESCAPE if isinstance(text, str) else _SURROGATE_ESCAPE_BYTES
-    if escapes.search(text) and not _utf8_clean(value):  # type: ignore[arg-type]
+    if _SURROGATE_ESCAPE.search(text) and not _utf8_clean(value):
         raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), not valid UTF-8")
     return value
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _utf8_clean(value: Any) -> bool:
@@ -265,25 +272,18 @@ def _load(text: str | bytes) -> dict[str, Any]:
 
 
 _BRACKETS_STR = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
-_BRACKETS_BYTES = re.compile(_BRACKETS_STR.pattern.encode())
 
 
-def _too_deep(text: str | bytes) -> bool:
+def _too_deep(text: str) -> bool:
     """Whether ``text`` nests arrays/objects deeper than ``MAX_DEPTH`` (strings skipped).
 
     Counting brackets is enough for almost every frame (base64 payloads hold none), so the
     exact scan runs only for frames with more than ``MAX_DEPTH`` opening brackets.
     """
-    if isinstance(text, str):
-        if text.count("[") + text.count("{") <= MAX_DEPTH:
-            return False
-        tokens: Iterator[str] = (m.group() for m in _BRACKETS_STR.finditer(text))
-    else:
-        if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
-            return False
-        tokens = (m.group().decode("latin-1") for m in _BRACKETS_BYTES.finditer(text))
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
     depth = 0
-    for token in tokens:
+    for token in (m.group() for m in _BRACKETS_STR.finditer(text)):
         if token in ("[", "{"):
             depth += 1
             if depth > MAX_DEPTH:
@@ -345,10 +345,26 @@ def _dumps_with_payload(payload: str, rest: dict[str, Any]) -> str:
     return head + "," + _dumps(rest)[1:] if rest else head + "}"
 
 
-# --------------------------------------------------------------------------------- producer
+# ---------------------------------------------------------------------------------- frames
+#
+# Every frame either side sends is one frozen class below: ``parse_*`` turns text into it,
+# ``encode()`` turns it into text. The client (``protocol/``) and the emulator
+# (``emulator/sockets.py``) both go through these, so a frame's shape is written once.
+
+
+@attrs.frozen
+class Publish:
+    """A producer's frame: one message, and the ``context`` its receipt echoes."""
+
+    envelope: Envelope
+    context: str | None = None
+
+    def encode(self) -> str:
+        return publish_frame(self.envelope, self.context)
 
 
 def publish_frame(envelope: Envelope, context: str | None = None) -> str:
+    """``Publish(envelope, context).encode()`` without building the object (the hot path)."""
     frame: dict[str, Any] = {}  # after "payload", which goes first
     if envelope.properties:
         frame["properties"] = dict(envelope.properties)
@@ -359,7 +375,7 @@ def publish_frame(envelope: Envelope, context: str | None = None) -> str:
     return _dumps_with_payload(_b64(envelope.payload), frame)
 
 
-def parse_publish(text: str | bytes) -> tuple[Envelope, str | None]:
+def parse_publish(text: str | bytes) -> Publish:
     """Read a producer frame; raise FrameError (with the code to answer) if it is unusable."""
     frame = _load(text)
     context = frame.get("context")
@@ -371,39 +387,79 @@ def parse_publish(text: str | bytes) -> tuple[Envelope, str | None]:
             _key(frame.get("key")),
         )
     except FrameError as exc:
-        exc.reply = {"context": context}
+        exc.context = context
         raise
-    return envelope, context
+    return Publish(envelope, context)
+
+
+# Pulsar's WebSocket proxy answers ``send-error`` with the message of the exception its own
+# producer raised; a send timeout there (PulsarClientException.TimeoutException) leaves the
+# message possibly persisted: https://pulsar.apache.org/api/client/4.0.x/org/apache/pulsar/
+# client/api/PulsarClientException.TimeoutException.html, apache/pulsar issue #13568.
+TIMEOUT_EXCEPTION = "TimeoutException"
+# The exception Pulsar raises for a publish refused under the producer_exception backlog
+# policy (ProducerBlockedQuotaExceededException / ...Error); the emulator's message names it.
+QUOTA_EXCEPTION = "ProducerBlockedQuotaExceeded"
+SEND_ERROR = "send-error:"  # + the WebSocketError code: a refused publish's ``result``
 
 
 @attrs.frozen
 class Receipt:
-    """The broker's answer to one publish."""
+    """``{"result": "ok"}``: the broker stored the publish numbered ``context``."""
 
     context: str | None
-    message_id: str | None = None  # opaque, as sent
-    error: str | None = None  # None when the result is "ok"
-    decoded_id: MessageId | None = attrs.field(default=None, eq=False, repr=False)
+    message_id: MessageId
+
+    def encode(self) -> str:
+        frame: dict[str, Any] = {"result": "ok", "messageId": encode_message_id(self.message_id)}
+        if self.context is not None:
+            frame["context"] = self.context
+        return _dumps(frame)
 
 
-def receipt_frame(
-    context: str | None, message_id: MessageId | None = None, error: tuple[int, str] | None = None
-) -> str:
-    frame: dict[str, Any]
-    if error is None:
-        assert message_id is not None
-        frame = {"result": "ok", "messageId": encode_message_id(message_id)}
-    else:
-        frame = {"result": f"send-error:{error[0]}", "errorMsg": error[1]}
-    if context is not None:
-        frame["context"] = context
-    return _dumps(frame)
+@attrs.frozen
+class SendRefused:
+    """Any other result: the broker did not store the publish numbered ``context``.
+
+    ``result`` is as sent (Pulsar: ``send-error:<code>``), ``reason`` its ``errorMsg``; both
+    are cut short when parsed, since they end up in error messages.
+    """
+
+    context: str | None
+    result: str
+    reason: str
+
+    @classmethod
+    def with_code(cls, context: str | None, code: int, reason: str) -> SendRefused:
+        """The refusal Pulsar sends: ``send-error:<code>`` (a WebSocketError code)."""
+        return cls(context, f"{SEND_ERROR}{code}", reason)
+
+    @property
+    def text(self) -> str:
+        """What the refusal says, for an error message."""
+        return f"{self.result}: {self.reason}"
+
+    @property
+    def may_be_stored(self) -> bool:
+        """The gateway's own producer timed out: the broker may store the message yet."""
+        return TIMEOUT_EXCEPTION in self.reason
+
+    @property
+    def over_quota(self) -> bool:
+        """Refused under the ``producer_exception`` backlog quota policy."""
+        return QUOTA_EXCEPTION in self.reason
+
+    def encode(self) -> str:
+        frame: dict[str, Any] = {"result": self.result, "errorMsg": self.reason}
+        if self.context is not None:
+            frame["context"] = self.context
+        return _dumps(frame)
 
 
-def parse_receipt(text: str | bytes, stream: str = "") -> Receipt:
+def parse_receipt(text: str | bytes, stream: str = "") -> Receipt | SendRefused:
     """Read the broker's answer to a publish; raise FrameError if any field is unusable.
 
-    The id is decoded once, here, as a message of ``stream`` (``decoded_id``).
+    The id of an ``ok`` receipt is decoded as a message of ``stream``.
     """
     frame = _load(text)
     context = _optional_str(frame, "context")
@@ -414,30 +470,98 @@ def parse_receipt(text: str | bytes, stream: str = "") -> Receipt:
         mid = frame.get("messageId")
         if not isinstance(mid, str):
             raise FrameError("receipt without a messageId", ERR_FAILED_TO_DESERIALIZE)
-        return Receipt(context, mid, decoded_id=decode_message_id(stream, mid))
+        return Receipt(context, decode_message_id(stream, mid))
     reason = _optional_str(frame, "errorMsg") or "no reason given"
-    return Receipt(context, None, f"{result[:_SHOWN]}: {reason[:300]}")
+    return SendRefused(context, result[:_SHOWN], reason[:300])
 
 
-# --------------------------------------------------------------------------------- consumer
+@attrs.frozen
+class MessageFrame:
+    """A message sent to a consumer or reader; ``raw_id`` is its id exactly as sent (acks,
+    nacks and a reader's resume position echo it)."""
+
+    delivery: Delivery
+    raw_id: str
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> MessageFrame:
+        """The frame a server sends for ``delivery``."""
+        return cls(delivery, encode_message_id(delivery.message_id))
+
+    def encode(self) -> str:
+        delivery = self.delivery
+        frame: dict[str, Any] = {
+            "messageId": self.raw_id,
+            "payload": _b64(delivery.payload),
+            "properties": dict(delivery.properties),
+            "publishTime": format_time(delivery.publish_time),
+            "redeliveryCount": delivery.redelivery_count,
+        }
+        if delivery.key is not None:
+            frame["key"] = delivery.key
+        return _dumps(frame)
 
 
 def delivery_frame(delivery: Delivery) -> str:
-    frame: dict[str, Any] = {
-        "messageId": encode_message_id(delivery.message_id),
-        "payload": _b64(delivery.payload),
-        "properties": dict(delivery.properties),
-        "publishTime": format_time(delivery.publish_time),
-        "redeliveryCount": delivery.redelivery_count,
-    }
-    if delivery.key is not None:
-        frame["key"] = delivery.key
-    return _dumps(frame)
+    """``MessageFrame.of(delivery).encode()``: what a server sends for a delivery."""
+    return MessageFrame.of(delivery).encode()
 
 
-def parse_delivery(stream: str, text: str | bytes) -> tuple[Delivery, str]:
-    """Read a message frame; returns the delivery and the id exactly as sent (to ack with)."""
+@attrs.frozen
+class ServerError:
+    """The emulator's answer to a consumer or reader frame it could not act on:
+    ``{"error": <text>, "code": <WebSocketError code>[, "messageId": <id it named>]}``."""
+
+    code: int
+    text: str
+    message_id: str | None = None
+
+    def encode(self) -> str:
+        frame: dict[str, Any] = {"error": self.text, "code": self.code}
+        if self.message_id is not None:
+            frame["messageId"] = self.message_id
+        return _dumps(frame)
+
+
+@attrs.frozen
+class EndOfTopic:
+    """The answer to ``{"type": "isEndOfTopic"}``."""
+
+    reached: bool
+
+    def encode(self) -> str:
+        return _dumps({"endOfTopic": self.reached})
+
+
+ServerFrame = MessageFrame | ServerError | EndOfTopic  # what a consumer or reader reads
+
+
+def parse_delivery(stream: str, text: str | bytes) -> MessageFrame:
+    """Read a message frame of ``stream``; raise FrameError if any field is unusable."""
+    return _message(stream, _load(text))
+
+
+def parse_server_frame(stream: str, text: str | bytes) -> ServerFrame:
+    """Read any frame a consumer or reader of ``stream`` gets; FrameError if unusable."""
     frame = _load(text)
+    if "error" in frame and "payload" not in frame:
+        code = frame.get("code")
+        if type(code) is not int:
+            raise FrameError(f"error frame code must be an integer, got {_show(code)}", 3)
+        return ServerError(
+            code,
+            (_optional_str(frame, "error") or "")[:300],
+            _optional_str(frame, "messageId"),
+        )
+    if "endOfTopic" in frame and "messageId" not in frame:
+        reached = frame["endOfTopic"]
+        if not isinstance(reached, bool):
+            raise FrameError(f"endOfTopic must be true or false, got {_show(reached)}", 3)
+        return EndOfTopic(reached)
+    return _message(stream, frame)
+
+
+def _message(stream: str, frame: dict[str, Any]) -> MessageFrame:
     raw_id = frame.get("messageId")
     mid = decode_message_id(stream, raw_id)
     publish = frame.get("publishTime")
@@ -449,17 +573,7 @@ def parse_delivery(stream: str, text: str | bytes) -> tuple[Delivery, str]:
         parse_time(publish) if publish is not None else dt.datetime.now(dt.timezone.utc),
         _count(frame.get("redeliveryCount")),
     )
-    return delivery, str(raw_id)
-
-
-def is_notice(text: str | bytes) -> bool:
-    """Whether a server frame to a consumer is a notice rather than a message: the emulator's
-    ``{"error": …, "code": …}`` answer to a bad frame of ours, or ``{"endOfTopic": …}``."""
-    try:
-        frame = _load(text)
-    except FrameError:
-        return False
-    return "messageId" not in frame and ("error" in frame or "endOfTopic" in frame)
+    return MessageFrame(delivery, str(raw_id))
 
 
 def _count(value: object) -> int:
@@ -483,41 +597,75 @@ def _optional_str(frame: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def ack_frame(raw_id: str) -> str:
-    return _dumps({"messageId": raw_id})
+@attrs.frozen
+class Ack:
+    """A consumer acks the message ``message_id`` (as the broker sent it); on a reader the
+    same frame acks nothing and frees a slot of its receiver queue."""
 
+    message_id: str
 
-def nack_frame(raw_id: str) -> str:
-    return _dumps({"type": "negativeAcknowledge", "messageId": raw_id})
+    def encode(self) -> str:
+        return _dumps({"messageId": self.message_id})
 
 
 @attrs.frozen
-class ConsumerCommand:
-    """A frame from a consumer: ``kind`` is ack, nack, permit, unsubscribe or isEndOfTopic."""
+class Nack:
+    """A consumer hands the message back: the broker sends it again after the nack delay."""
 
-    kind: str
-    message_id: str | None = None
-    permits: int = 0
+    message_id: str
+
+    def encode(self) -> str:
+        return _dumps({"type": "negativeAcknowledge", "messageId": self.message_id})
 
 
-def parse_consumer_frame(text: str | bytes) -> ConsumerCommand:
+@attrs.frozen
+class Permit:
+    """Pull mode: the consumer asks for ``count`` more messages."""
+
+    count: int
+
+    def encode(self) -> str:
+        return _dumps({"type": "permit", "permitMessages": self.count})
+
+
+@attrs.frozen
+class Unsubscribe:
+    """The consumer deletes its subscription."""
+
+    def encode(self) -> str:
+        return _dumps({"type": "unsubscribe"})
+
+
+@attrs.frozen
+class AskEndOfTopic:
+    """Whether the topic is terminated; answered with ``EndOfTopic``."""
+
+    def encode(self) -> str:
+        return _dumps({"type": "isEndOfTopic"})
+
+
+ConsumerFrame = Ack | Nack | Permit | Unsubscribe | AskEndOfTopic  # what a server reads
+
+
+def parse_consumer_frame(text: str | bytes) -> ConsumerFrame:
+    """Read a consumer's or reader's frame; FrameError (with the code to answer) if unusable."""
     frame = _load(text)
     kind = frame.get("type")
-    if kind is None:  # Pulsar treats any untyped frame as an ack
-        kind = "ack"
-    if kind in ("ack", "negativeAcknowledge"):
+    if kind is None or kind in ("ack", "negativeAcknowledge"):  # Pulsar: untyped is an ack
         mid = frame.get("messageId")
         if not isinstance(mid, str):
             raise FrameError("messageId is missing", ERR_FAILED_TO_DESERIALIZE)
-        return ConsumerCommand("ack" if kind == "ack" else "nack", mid)
+        return Nack(mid) if kind == "negativeAcknowledge" else Ack(mid)
     if kind == "permit":
         n = frame.get("permitMessages")
         if type(n) is not int or not 0 < n <= INT32_MAX:
             raise FrameError("permitMessages must be a positive integer", ERR_FAILED_TO_DESERIALIZE)
-        return ConsumerCommand("permit", permits=n)
-    if kind in ("unsubscribe", "isEndOfTopic"):
-        return ConsumerCommand(kind)
-    raise FrameError(f"unknown frame type {kind!r}", ERR_FAILED_TO_DESERIALIZE)
+        return Permit(n)
+    if kind == "unsubscribe":
+        return Unsubscribe()
+    if kind == "isEndOfTopic":
+        return AskEndOfTopic()
+    raise FrameError(f"unknown frame type {_show(kind)}", ERR_FAILED_TO_DESERIALIZE)
 
 
 # ---------------------------------------------------------------------- consumer parameters
@@ -530,8 +678,8 @@ def consumer_query(options: ConsumerOptions) -> dict[str, str]:
         "receiverQueueSize": str(options.receiver_queue_size),
         "negativeAckRedeliveryDelay": str(round(options.nack_delay * 1000)),
     }
-    if options.consumer_name:
-        query["consumerName"] = options.consumer_name
+    if options.name:
+        query["consumerName"] = options.name
     if options.ack_timeout:
         query["ackTimeoutMillis"] = str(round(options.ack_timeout * 1000))
     if options.initial_position == "earliest":
@@ -561,6 +709,14 @@ def _queue_size(query: Mapping[str, str]) -> int:
 _POSITIONS: dict[str, Literal["earliest", "latest"]] = {"earliest": "earliest", "latest": "latest"}
 
 
+READER_START = "messageId"  # a reader's start: earliest, latest, or after this message id
+
+
+def reader_resume_query(raw_id: str) -> dict[str, str]:
+    """The query parameters that start a reader after the message ``raw_id`` (as sent)."""
+    return {READER_START: raw_id}
+
+
 def reader_query(stream: str, options: ReaderOptions) -> dict[str, str]:
     """The WebSocket query parameters for a reader of ``stream``."""
     start = options.start
@@ -570,22 +726,22 @@ def reader_query(stream: str, options: ReaderOptions) -> dict[str, str]:
         position = encode_message_id(start)
     else:
         position = start
-    query = {"receiverQueueSize": str(options.receiver_queue_size), "messageId": position}
-    if options.reader_name:
-        query["readerName"] = options.reader_name
+    query = {"receiverQueueSize": str(options.receiver_queue_size), READER_START: position}
+    if options.name:
+        query["readerName"] = options.name
     return query
 
 
 def reader_options_from_query(stream: str, query: Mapping[str, str]) -> ReaderOptions:
     """Parse reader query parameters; raise ConfigError (or FrameError for an id) naming it."""
-    raw = query.get("messageId", "latest")
+    raw = query.get(READER_START, "latest")
     start: Literal["earliest", "latest"] | MessageId = (
         _POSITIONS[raw] if raw in _POSITIONS else decode_message_id(stream, raw)
     )
     return ReaderOptions(
         start=start,
         receiver_queue_size=_queue_size(query),
-        reader_name=query.get("readerName") or None,
+        name=query.get("readerName") or None,
     )
 
 
@@ -605,7 +761,7 @@ def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
         type=typed,
         initial_position=position,  # type: ignore[arg-type]
         receiver_queue_size=_queue_size(query),
-        consumer_name=query.get("consumerName") or None,
+        name=query.get("consumerName") or None,
         ack_timeout=ack_ms / 1000 if ack_ms > 0 else None,
         nack_delay=_query_number(query, "negativeAckRedeliveryDelay", 60000) / 1000,
     )

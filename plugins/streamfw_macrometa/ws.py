@@ -55,6 +55,7 @@ from streamfw.errors import (
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
+from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
 from streamfw_macrometa.rest import Rest, backoff
 
 log = logging.getLogger("streamfw.macrometa")
@@ -230,15 +231,19 @@ class Link:
         self.lock = threading.RLock()
         self.closed = False
         self.failure: StreamError | None = None
-        self.protocol_errors = 0  # unreadable frames from the server, for monitoring
-        self._bad_first: float | None = None  # first unreadable frame since a readable one
-        self._bad_last = 0.0
+        self._bad = BadFrameRun(self.settings.reconnect_deadline)
         self._wake = threading.Event()
         self.ws: websocket.WebSocket | None = connector.open()  # errors raise
+        log.info("%s: connected to %s", what, connector.where)
         self._thread = threading.Thread(target=self._run, name=f"macrometa {what}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def protocol_errors(self) -> int:
+        """Unreadable frames from the server so far, for monitoring."""
+        return self._bad.count
 
     # ------------------------------------------------------------------------ subclasses
 
@@ -314,17 +319,16 @@ class Link:
 
     def _read_loop(self) -> None:
         ws = self.ws
-        last_seen = last_ping = time.monotonic()
+        liveness = Liveness(self.settings.ping_interval, self.settings.timeout, time.monotonic())
         while not self.closed and ws is not None:
             current = ws
             try:
                 opcode, data = ws.recv_data(control_frame=True)
             except websocket.WebSocketTimeoutException:
-                now = time.monotonic()
-                if now - last_seen >= self.settings.ping_interval + self.settings.timeout:
+                silence = liveness.check(time.monotonic())
+                if silence is Silence.DEAD:
                     ws = self._reconnect(ws, "no answer to pings")
-                elif now - max(last_seen, last_ping) >= self.settings.ping_interval:
-                    last_ping = now
+                elif silence is Silence.PING:
                     try:
                         ws.ping()
                     except (websocket.WebSocketException, OSError):
@@ -334,7 +338,7 @@ class Link:
             except (websocket.WebSocketException, OSError, ValueError) as exc:
                 ws = self._reconnect(ws, reason(exc))
             else:
-                last_seen = time.monotonic()
+                liveness.heard(time.monotonic())
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     ws = self._reconnect(ws, "closed by the server")
                 elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
@@ -345,9 +349,9 @@ class Link:
                     except RemoteProtocolError as exc:
                         ws = self._bad_frame(ws, str(exc))
                     else:
-                        self._bad_first = None
+                        self._bad.readable()
             if ws is not current:
-                last_seen = last_ping = time.monotonic()  # a new connection starts afresh
+                liveness.connected(time.monotonic())  # a new connection starts afresh
 
     def _bad_frame(
         self, ws: websocket.WebSocket, why: str, *, reconnect: bool = False
@@ -357,19 +361,15 @@ class Link:
         The run starts at the first unreadable frame after a readable one (or after
         ``reconnect_deadline`` without any) and fails the link once it lasts that long.
         """
-        self.protocol_errors += 1
-        now = time.monotonic()
-        if self._bad_first is None or now - self._bad_last > self.settings.reconnect_deadline:
-            self._bad_first = now
-        self._bad_last = now
+        give_up = self._bad.unreadable(time.monotonic())
         reconnect = reconnect or not self.skip_bad_frames
-        if now - self._bad_first >= self.settings.reconnect_deadline:
-            self.fail(
-                RemoteProtocolError(
-                    f"{self.what}: every frame from {self.connector.where} was unreadable for"
-                    f" {self.settings.reconnect_deadline:g} s; last: {why}"
-                )
+        if give_up:
+            error = RemoteProtocolError(
+                f"{self.what}: every frame from {self.connector.where} was unreadable for"
+                f" {self.settings.reconnect_deadline:g} s; last: {why}"
             )
+            log.warning("%s; giving up", error)
+            self.fail(error)
             with self.lock:
                 if self.ws is ws:
                     self.ws = None
@@ -390,6 +390,7 @@ class Link:
         _drop(old)
         if self.closed:
             return None
+        log.warning("%s: connection lost (%s); reconnecting", self.what, why)
         self.on_disconnect()
         start = time.monotonic()
         deadline = start + self.settings.reconnect_deadline
@@ -405,6 +406,7 @@ class Link:
             try:
                 ws = self.connector.open(timeout=max(0.1, min(self.settings.timeout, remaining)))
             except FATAL as exc:
+                log.warning("%s: not reconnecting: %s", self.what, exc)
                 self.fail(self._fatal(exc))
                 return None
             except StreamError as exc:
@@ -419,6 +421,13 @@ class Link:
                         _drop(ws)
                         return None
                     self.ws = ws
+                    log.info(
+                        "%s: reconnected to %s (attempt %d, after %.1f s)",
+                        self.what,
+                        self.connector.where,
+                        attempt,
+                        time.monotonic() - start,
+                    )
                     self.on_reconnect(ws)
                 return ws
             left = limit - time.monotonic()
@@ -426,12 +435,12 @@ class Link:
                 break
             self._wake.wait(min(backoff(attempt), left))  # the last try comes at the limit
         if not self.closed:
-            self.fail(
-                ConnectionLost(
-                    f"{self.what}: connection lost ({why}); gave up reconnecting to"
-                    f" {self.connector.where} after {limit - start:g} s: {last}"
-                )
+            lost = ConnectionLost(
+                f"{self.what}: connection lost ({why}); gave up reconnecting to"
+                f" {self.connector.where} after {limit - start:g} s: {last}"
             )
+            log.warning("%s", lost)
+            self.fail(lost)
         return None
 
     def _fatal(self, exc: StreamError) -> StreamError:

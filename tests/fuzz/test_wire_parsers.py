@@ -80,6 +80,7 @@ def test_valid_deliveries_survive_the_round_trip(
     ledger: int, entry: int, payload: bytes, count: int
 ) -> None:
     sent = Delivery(MessageId("s", ledger, entry), payload, redelivery_count=count)
-    got, raw_id = wire.parse_delivery("s", wire.delivery_frame(sent))
+    frame = wire.parse_delivery("s", wire.delivery_frame(sent))
+    got, raw_id = frame.delivery, frame.raw_id
     assert got.message_id == sent.message_id and raw_id == wire.encode_message_id(sent.message_id)
     assert (got.payload, got.redelivery_count) == (payload, count)

@@ -172,7 +172,7 @@ def test_send_error_receipt_fails_the_future(make_client: Callable[..., Client])
     assert isinstance(link, MacrometaProducer)
     with link._idle:  # hold the reader thread off while we inject a refusal
         future = link.send(Envelope(b"x"))
-        (context,) = link._pending
+        (context,) = link.protocol.contexts()
         link.on_text(
             json.dumps(
                 {"result": "send-error:8", "errorMsg": "broker said no", "context": str(context)}

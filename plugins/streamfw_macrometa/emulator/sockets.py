@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -51,13 +50,20 @@ from streamfw_macrometa.wire import (
     ERR_UNKNOWN,
     NAMESPACE_FORMS,
     TOPIC_FORMS,
+    Ack,
+    AskEndOfTopic,
+    EndOfTopic,
     FrameError,
+    Nack,
+    Receipt,
+    SendRefused,
+    ServerError,
+    Unsubscribe,
     consumer_options_from_query,
     decode_message_id,
     parse_consumer_frame,
     parse_publish,
     reader_options_from_query,
-    receipt_frame,
     split_namespace_name,
     split_topic_name,
     topic_name,
@@ -82,13 +88,6 @@ class Refused(Exception):
     def by_table(cls, exc: StreamError, message: str) -> Refused:
         """The refusal the status table gives ``exc``; 500 for one the table has no row for."""
         return cls(status_for(exc) or HTTPStatus.INTERNAL_SERVER_ERROR, message)
-
-
-def error_frame(code: int, text: str, message_id: object = None) -> str:
-    frame: dict[str, Any] = {"error": text, "code": code}
-    if message_id is not None:
-        frame["messageId"] = message_id
-    return json.dumps(frame, separators=(",", ":"))
 
 
 @attrs.frozen
@@ -381,7 +380,7 @@ async def _producer_loop(fabric: FabricHost, ref: StreamRef, sock: Socket) -> No
             sock.deliver(_producer_frame(fabric, ref, data))
         except Exception:  # a bug of ours: log it, answer, and keep the socket open
             log.exception("%s: frame not handled", sock.label)
-            sock.deliver(receipt_frame(None, error=(ERR_UNKNOWN, "the emulator failed")))
+            sock.deliver(SendRefused.with_code(None, ERR_UNKNOWN, "the emulator failed").encode())
         if sock.queue.qsize() >= MAX_QUEUED:  # a producer that never reads its receipts
             await sock.queue.join()
 
@@ -389,17 +388,17 @@ async def _producer_loop(fabric: FabricHost, ref: StreamRef, sock: Socket) -> No
 def _producer_frame(fabric: FabricHost, ref: StreamRef, data: str | bytes) -> str:
     """The receipt for one producer frame: a message id or ``send-error``."""
     try:
-        env, context = parse_publish(data)
+        publish = parse_publish(data)
     except FrameError as exc:
-        context = (exc.reply or {}).get("context")
-        return receipt_frame(context, error=(exc.code, str(exc)))
+        return SendRefused.with_code(exc.context, exc.code, str(exc)).encode()
     except _UNREADABLE as exc:
-        return receipt_frame(None, error=(ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)))
+        return SendRefused.with_code(None, ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)).encode()
+    context = publish.context
     try:
-        mid = fabric.call(lambda: fabric.broker.publish(ref, env))
+        mid = fabric.call(lambda: fabric.broker.publish(ref, publish.envelope))
     except StreamError as exc:  # e.g. BacklogQuotaExceeded: Pulsar's UnknownError receipt
-        return receipt_frame(context, error=(ERR_UNKNOWN, str(exc)))
-    return receipt_frame(context, mid)
+        return SendRefused.with_code(context, ERR_UNKNOWN, str(exc)).encode()
+    return Receipt(context, mid).encode()
 
 
 # What a parser may raise on input it cannot read, beyond FrameError: the frame is refused.
@@ -422,7 +421,9 @@ async def _consumer_loop(
             _consumer_frame(fabric, ref, sock, cid, kind, data)
         except Exception:  # a bug of ours: log it, answer, and keep the socket open
             log.exception("%s: frame not handled", sock.label)
-            sock.deliver(error_frame(ERR_UNKNOWN, "the emulator failed to handle the frame"))
+            sock.deliver(
+                ServerError(ERR_UNKNOWN, "the emulator failed to handle the frame").encode()
+            )
 
 
 def _consumer_frame(
@@ -433,32 +434,32 @@ def _consumer_frame(
     try:
         cmd = parse_consumer_frame(data)
     except FrameError as exc:
-        sock.deliver(error_frame(exc.code, str(exc)))
+        sock.deliver(ServerError(exc.code, str(exc)).encode())
         return
     except _UNREADABLE as exc:
-        sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)))
+        sock.deliver(ServerError(ERR_FAILED_TO_DESERIALIZE, _unreadable(exc)).encode())
         return
-    if cmd.kind == "isEndOfTopic":
-        sock.deliver(json.dumps({"endOfTopic": False}))  # streams are never terminated
-    elif cmd.kind == "unsubscribe" and kind == "consumer":
+    if isinstance(cmd, AskEndOfTopic):
+        sock.deliver(EndOfTopic(False).encode())  # streams are never terminated
+    elif isinstance(cmd, Unsubscribe) and kind == "consumer":
         try:
             fabric.call(lambda: broker.unsubscribe(cid))
         except (InUse, LocalProtocolError) as exc:
-            sock.deliver(error_frame(ERR_FAILED_TO_SUBSCRIBE, str(exc)))
+            sock.deliver(ServerError(ERR_FAILED_TO_SUBSCRIBE, str(exc)).encode())
             return
         sock.close_soon(1000, "unsubscribed")
-    elif cmd.kind == "ack" or (cmd.kind == "nack" and kind == "consumer"):
+    elif isinstance(cmd, Ack) or (isinstance(cmd, Nack) and kind == "consumer"):
         try:
             mid = decode_message_id(ref.name, cmd.message_id)
-            act = broker.ack if cmd.kind == "ack" else broker.nack
-            log.debug("%s: %s %s (consumer %d)", sock.label, cmd.kind, mid, cid)
+            act = broker.ack if isinstance(cmd, Ack) else broker.nack
+            log.debug("%s: %s (consumer %d)", sock.label, cmd, cid)
             fabric.call(lambda: act(cid, mid))
         except (FrameError, LocalProtocolError) as exc:
-            sock.deliver(error_frame(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id))
+            sock.deliver(ServerError(ERR_FAILED_TO_DESERIALIZE, str(exc), cmd.message_id).encode())
     else:
         sock.deliver(
-            error_frame(
+            ServerError(
                 ERR_FAILED_TO_DESERIALIZE,
-                f"frame type {cmd.kind!r} is not supported on a {kind}",
-            )
+                f"frame type {type(cmd).__name__} is not supported on a {kind}",
+            ).encode()
         )

@@ -1,0 +1,36 @@
+"""The client side of the Macrometa WebSocket protocol, sans-I/O (in the style of h11).
+
+Each object holds one session's state and does no I/O: text frames in, typed events and
+frames to write out. No socket, thread, lock, clock or future: a driver (the threaded link in
+``ws.py``, an asyncio link) owns those, serialises calls, and passes the time in where a rule
+needs it. Frames are read and built by ``streamfw_macrometa.wire`` alone.
+
+* ``producer``: contexts, the send window, receipts, the unconfirmed frames to resend;
+* ``deliveries``: what consumers and readers share (copies, connection generations);
+* ``consumer``: acks and nacks of whichever copy, the duplicate filter;
+* ``reader``: the receiver-queue slot freed per message, the resume position;
+* ``health``: when unreadable frames or silence call for a reconnect or for giving up.
+"""
+
+from streamfw_macrometa.protocol.consumer import ConsumerProtocol
+from streamfw_macrometa.protocol.deliveries import Arrival, Arrived, Handout, Notice, Reply
+from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
+from streamfw_macrometa.protocol.producer import Confirmed, Failed, Outgoing, ProducerProtocol
+from streamfw_macrometa.protocol.reader import ReaderProtocol
+
+__all__ = [
+    "Arrival",
+    "Arrived",
+    "BadFrameRun",
+    "Confirmed",
+    "ConsumerProtocol",
+    "Failed",
+    "Handout",
+    "Liveness",
+    "Notice",
+    "Outgoing",
+    "ProducerProtocol",
+    "ReaderProtocol",
+    "Reply",
+    "Silence",
+]
