@@ -230,3 +230,26 @@ def test_a_malformed_header_is_a_quiet_400_that_logs_no_key(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "SECRETC" not in text
+
+
+def test_a_websocket_upgrade_checks_its_credentials_once(name: str) -> None:
+    """The dispatcher's check both trusts the connection and admits the upgrade."""
+    with Emulator.start(port=0) as emu:
+        api = Api(emu)
+        topic = api.create(name)
+        auth = emu._state.auth
+        checked: list[str | None] = []
+        check_header = auth.check_header
+
+        def counted(value: str | None) -> bool:
+            checked.append(value)
+            return check_header(value)
+
+        auth.check_header = counted  # type: ignore[method-assign]
+        api.producer(topic).close()
+        assert len(checked) == 1  # the header: one constant-time key comparison, not two
+        otp = api.otp()
+        checked.clear()
+        api.connect(api.ws_url("producer", topic, otp=otp), auth=False).close()
+        assert checked == [None]  # no header; the one-time password was used up once
+        assert not auth.otps.redeem(otp)

@@ -20,6 +20,8 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streamfw_macrometa import gateway
+
 DEV_KEY_SUFFIX = "streamfw.emulator"
 DEFAULT_TENANT = "demo"
 OTP_LIFETIME = 60.0  # seconds; each OTP is also accepted only once
@@ -82,11 +84,6 @@ class OtpStore:
         expires = self._issued.pop(otp, None)
         return expires is not None and self._clock() <= expires
 
-    def is_live(self, otp: str) -> bool:
-        """True if ``redeem(otp)`` would succeed now; the OTP stays usable."""
-        expires = self._issued.get(otp)
-        return expires is not None and self._clock() <= expires
-
     def __len__(self) -> int:
         return len(self._issued)
 
@@ -137,15 +134,18 @@ class Authenticator:
 
     def check_header(self, value: str | None) -> bool:
         """``Authorization: apikey <key>`` or ``bearer <jwt>``; the scheme is case-insensitive."""
-        if not value:
+        parsed = gateway.parse_authorization(value)
+        if parsed is None:
             return False
-        scheme, _, credential = value.strip().partition(" ")
-        credential = credential.strip()
-        if scheme.lower() == "apikey":
+        scheme, credential = parsed
+        if scheme == gateway.API_KEY_SCHEME:
             return self.check_key(credential)
-        if scheme.lower() == "bearer":
-            return self.check_jwt(credential) is not None
-        return False
+        return self.check_jwt(credential) is not None
+
+    def authenticate(self, header: str | None, otp: str | None) -> bool:
+        """The one check of a request that may carry either credential (a WebSocket upgrade):
+        a valid ``Authorization`` header, else a live one-time password, used up here."""
+        return self.check_header(header) or (otp is not None and self.otps.redeem(otp))
 
     def issue_jwt(self, username: str) -> str:
         now = self._clock()

@@ -4,9 +4,9 @@ aiohttp's router cannot be told to treat ``//_ws/...`` (what the jsc8 seed sends
 ``/_ws/...`` without answering a redirect, which WebSocket clients do not follow. So the
 emulator splits the raw path itself, drops empty segments, URL-decodes each one and matches
 the result against a small table of routes. The same place checks the ``Host`` header, answers
-a connection accepted over the limit with 503, notes which connections showed credentials (see
-``edge``), bounds the time to read a body, checks credentials and turns broker exceptions into
-the error envelope.
+a connection accepted over the limit with 503, checks credentials once per request (the answer
+both marks the connection trusted, see ``edge``, and admits the request or WebSocket upgrade),
+bounds the time to read a body and turns broker exceptions into the error envelope.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import attrs
 from aiohttp import web
 
 from streamfw.errors import AlreadyExists
+from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator import envelope
 from streamfw_macrometa.emulator.edge import EDGE, Connection, Edge
 from streamfw_macrometa.emulator.state import FabricHost, ServerState
@@ -108,7 +109,7 @@ def error_response(exc: Exception) -> web.Response | None:
 
 def make_dispatcher(
     routes: Sequence[Route],
-    websocket: Callable[[web.Request, ServerState, list[str]], Awaitable[web.StreamResponse]],
+    websocket: Callable[[web.Request, ServerState, list[str], bool], Awaitable[web.StreamResponse]],
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The single aiohttp handler: limits, routing, credentials, error envelopes."""
 
@@ -148,9 +149,13 @@ def make_dispatcher(
     ) -> web.StreamResponse:
         segments = split_path(request.raw_path)
         if segments[:1] == ["_ws"]:
-            if _has_credentials(request, state):
+            # checked here once: the result both trusts the connection and admits the upgrade
+            authenticated = state.auth.authenticate(
+                request.headers.get("Authorization"), request.query.get(gateway.OTP)
+            )
+            if authenticated:
                 conn.trusted = True
-            return await websocket(request, state, segments)
+            return await websocket(request, state, segments, authenticated)
         found = find(routes, request.method, segments)
         if isinstance(found, HTTPStatus):
             what = (
@@ -197,14 +202,6 @@ def make_dispatcher(
             return answer
 
     return dispatch
-
-
-def _has_credentials(request: web.Request, state: ServerState) -> bool:
-    """A valid header, or a live one-time password (looked at, not used up)."""
-    if state.auth.check_header(request.headers.get("Authorization")):
-        return True
-    otp = request.query.get("otp")
-    return otp is not None and state.auth.otps.is_live(otp)
 
 
 def _closing(response: web.Response) -> web.Response:

@@ -41,7 +41,7 @@ from streamfw.errors import (
     SubscriptionBusy,
 )
 from streamfw_macrometa.emulator import envelope
-from streamfw_macrometa.emulator.edge import EDGE
+from streamfw_macrometa.emulator.edge import EDGE, close_reason
 from streamfw_macrometa.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
 from streamfw_macrometa.status import status_for
 from streamfw_macrometa.wire import (
@@ -130,7 +130,7 @@ class Socket:
 
     async def close_now(self, code: int, reason: str) -> None:
         self.closing = True
-        await self.ws.close(code=code, message=reason.encode()[:120])
+        await self.ws.close(code=code, message=close_reason(reason))
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._write())
@@ -148,7 +148,7 @@ class Socket:
             try:
                 if isinstance(item, tuple):
                     code, reason = item
-                    await self.ws.close(code=code, message=reason.encode()[:120])
+                    await self.ws.close(code=code, message=close_reason(reason))
                     return
                 if self._transport is not None and self._transport.is_closing():
                     raise ConnectionResetError("the peer has gone")
@@ -246,24 +246,16 @@ def _parse_path(
     return kind, fabric, ref, segments[8] if kind == "consumer" else None
 
 
-def _authenticate(request: web.Request, state: ServerState) -> None:
-    if state.auth.check_header(request.headers.get("Authorization")):
-        return
-    otp = request.query.get("otp")
-    if otp and state.auth.otps.redeem(otp):
-        return
-    raise Refused(HTTPStatus.UNAUTHORIZED, "Failed to authenticate")
-
-
 async def handle(
-    request: web.Request, state: ServerState, segments: list[str]
+    request: web.Request, state: ServerState, segments: list[str], authenticated: bool
 ) -> web.StreamResponse:
-    """Entry point for every path under ``/_ws``."""
+    """Entry point for every path under ``/_ws``; the dispatcher checked the credentials."""
     heartbeat = request.app[EDGE].heartbeat(segments)  # no pong in time: the peer is dropped
     max_frame = request.app[EDGE].max_frame
     ws = web.WebSocketResponse(max_msg_size=max_frame, heartbeat=heartbeat, autoping=True)
     try:
-        _authenticate(request, state)
+        if not authenticated:
+            raise Refused(HTTPStatus.UNAUTHORIZED, "Failed to authenticate")
         kind, fabric, ref, sub = _parse_path(segments, state)
         attach = _attacher(kind, request, fabric, ref, sub)  # parses the query: 400
         if not ws.can_prepare(request).ok:
