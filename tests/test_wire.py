@@ -168,6 +168,11 @@ def test_consumer_query_round_trip() -> None:
     )
     assert consumer_options_from_query(consumer_query(opts)) == opts
     assert consumer_options_from_query({}).type == "exclusive"  # Pulsar's default
+    # what a query leaves out takes the options' defaults, written there only
+    assert consumer_options_from_query({}) == ConsumerOptions()
+    assert reader_options_from_query("s", {}) == ReaderOptions()
+    assert consumer_options_from_query({"ackTimeoutMillis": "0"}).ack_timeout is None
+    assert consumer_options_from_query({"receiverQueueSize": "5000"}).receiver_queue_size == 1000
     assert consumer_options_from_query({"subscriptionType": "failover"}).type == "failover"
     with pytest.raises(ConfigError, match="subscriptionType"):
         consumer_options_from_query({"subscriptionType": "Key_Shared"})

@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 import attrs
 
-from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef, SubscriptionType
+from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
 from streamfw.errors import ConfigError, RemoteProtocolError
 from streamfw.message import Delivery, Envelope, MessageId, Properties
+from streamfw.options import MAX_RECEIVER_QUEUE
 
 # Pulsar WebSocketError codes, used in ``send-error:<code>`` results and close frames.
 ERR_FAILED_TO_CREATE_PRODUCER = 1
@@ -701,9 +702,12 @@ def _query_number(query: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
-def _queue_size(query: Mapping[str, str]) -> int:
-    """``receiverQueueSize``, clamped to 1..1000 as Pulsar's WebSocket proxy does."""
-    return min(max(int(_query_number(query, "receiverQueueSize", 1000)), 1), 1000)
+def _queue_size(query: Mapping[str, str]) -> dict[str, Any]:
+    """``receiverQueueSize`` if given, clamped to 1..1000 as Pulsar's WebSocket proxy does."""
+    if "receiverQueueSize" not in query:
+        return {}  # the options' default
+    size = int(_query_number(query, "receiverQueueSize", MAX_RECEIVER_QUEUE))
+    return {"receiver_queue_size": min(max(size, 1), MAX_RECEIVER_QUEUE)}
 
 
 _POSITIONS: dict[str, Literal["earliest", "latest"]] = {"earliest": "earliest", "latest": "latest"}
@@ -734,34 +738,36 @@ def reader_query(stream: str, options: ReaderOptions) -> dict[str, str]:
 
 def reader_options_from_query(stream: str, query: Mapping[str, str]) -> ReaderOptions:
     """Parse reader query parameters; raise ConfigError (or FrameError for an id) naming it."""
-    raw = query.get(READER_START, "latest")
-    start: Literal["earliest", "latest"] | MessageId = (
-        _POSITIONS[raw] if raw in _POSITIONS else decode_message_id(stream, raw)
-    )
-    return ReaderOptions(
-        start=start,
-        receiver_queue_size=_queue_size(query),
-        name=query.get("readerName") or None,
-    )
+    # A parameter left out takes the options' default (Pulsar's, written once there).
+    fields = _queue_size(query)
+    raw = query.get(READER_START)
+    if raw is not None:
+        fields["start"] = _POSITIONS[raw] if raw in _POSITIONS else decode_message_id(stream, raw)
+    if query.get("readerName"):
+        fields["name"] = query["readerName"]
+    return ReaderOptions(**fields)
 
 
 def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
     """Parse consumer query parameters as Pulsar does; raise ConfigError naming the bad one."""
-    raw_type = query.get("subscriptionType", "Exclusive")
-    sub_type = _FROM_WIRE_TYPES.get(raw_type.lower())
-    if sub_type is None:
-        raise ConfigError(f"Invalid subscriptionType {raw_type!r}")
-    typed: SubscriptionType = sub_type  # type: ignore[assignment]
-
+    # A parameter left out takes the options' default (Pulsar's, written once there).
+    fields = _queue_size(query)
+    raw_type = query.get("subscriptionType")
+    if raw_type is not None:
+        sub_type = _FROM_WIRE_TYPES.get(raw_type.lower())
+        if sub_type is None:
+            raise ConfigError(f"Invalid subscriptionType {raw_type!r}")
+        fields["type"] = sub_type
+    position = query.get("subscriptionInitialPosition")
+    if position is not None:
+        if position.lower() not in ("latest", "earliest"):
+            raise ConfigError(f"Invalid subscriptionInitialPosition {position!r}")
+        fields["initial_position"] = position.lower()
+    if query.get("consumerName"):
+        fields["name"] = query["consumerName"]
     ack_ms = _query_number(query, "ackTimeoutMillis", 0)
-    position = query.get("subscriptionInitialPosition", "Latest").lower()
-    if position not in ("latest", "earliest"):
-        raise ConfigError(f"Invalid subscriptionInitialPosition {position!r}")
-    return ConsumerOptions(
-        type=typed,
-        initial_position=position,  # type: ignore[arg-type]
-        receiver_queue_size=_queue_size(query),
-        name=query.get("consumerName") or None,
-        ack_timeout=ack_ms / 1000 if ack_ms > 0 else None,
-        nack_delay=_query_number(query, "negativeAckRedeliveryDelay", 60000) / 1000,
-    )
+    if ack_ms > 0:  # 0: none, as absent
+        fields["ack_timeout"] = ack_ms / 1000
+    if "negativeAckRedeliveryDelay" in query:
+        fields["nack_delay"] = _query_number(query, "negativeAckRedeliveryDelay", 0) / 1000
+    return ConsumerOptions(**fields)
