@@ -102,12 +102,15 @@ def throughput_rows(result: dict[str, Any], *, targets: bool) -> list[Row]:
                    f">= {target:.2f}x rate", passed)  # fmt: skip
 
     one_ratio = median(one) / median(floor)
+    hooked = result["hooked"]
     return [
         row(f"loopback pub->recv->ack vs floor {tag}", floor, "inline", 0.50),
         row(f"loopback pub->recv->ack vs kombu {tag}", result.get("kombu"),
             "kombu" if "kombu" in result else "kombu not installed", 3.00),
         Row(f"  same, 1 thread, no contention {tag}", fmt_rate(one), f"{fmt_rate(floor)} inline",
             one_ratio, "(info)", None),
+        Row(f"  same, no-op tracing plugin {tag}", fmt_rate(hooked), f"{fmt_rate(sfw)} no hooks",
+            median(hooked) / median(sfw), "(info)", None),
     ]  # fmt: skip
 
 

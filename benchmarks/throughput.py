@@ -2,7 +2,11 @@
 
 * streamfw: ``loopback://``, one producer thread calling ``producer.send(value)`` and one
   consumer thread calling ``consumer.receive()`` then ``msg.ack()``; the clock runs from
-  starting both threads until the last ack.
+  starting both threads until the last ack. The plugins are exactly the loopback transport:
+  no plugin implements a message hook, whatever else is installed.
+* hooked (no target): the same with a no-op tracing plugin as well, implementing every
+  message hook (``streamfw_send`` as a wrapper): what the hooks cost once a plugin uses them;
+  ``streamfw`` beside it shows that they cost nothing when none does.
 * floor: the same codec work (``Pipeline.encode`` then ``Pipeline.decode``) inline in one
   thread, with no transport at all: the rate no transport can beat.
 * one_thread (no target): streamfw's send, receive and ack in turn in one thread: the
@@ -17,20 +21,54 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from benchmarks.payload import make_value
 from benchmarks.timing import interleave, run_threads
+from streamfw.hookspecs import hookimpl  # imports no JSON backend: the worker may block one
 
 RECEIVE_TIMEOUT = 10.0  # a lost message fails the run instead of hanging it
 KOMBU_POLLING_INTERVAL = 0.001  # kombu's default (1 s) would stall whenever the queue runs dry
 
 
-def streamfw_rate(value: Any, messages: int) -> float:
+class NoOpTracing:
+    """A tracing plugin that does nothing: implements every message hook, changes nothing."""
+
+    @hookimpl(wrapper=True)
+    def streamfw_send(self, producer: Any, message: Any) -> Generator[None, Any, Any]:
+        return (yield)
+
+    @hookimpl
+    def streamfw_after_receive(self, consumer: Any, message: Any) -> None:
+        return None
+
+    @hookimpl
+    def streamfw_on_ack(self, consumer: Any, message_id: Any) -> None:
+        return None
+
+    @hookimpl
+    def streamfw_on_nack(self, consumer: Any, message_id: Any) -> None:
+        return None
+
+
+def plugin_set(*, tracing: bool) -> Any:
+    """Only the loopback transport (plus the no-op tracing plugin if asked)."""
+    import streamfw_loopback
+
     import streamfw
 
-    with streamfw.connect(f"loopback://bench-{uuid.uuid4().hex}") as client:
+    extra: dict[str, object] = {"loopback": streamfw_loopback}
+    if tracing:
+        extra["noop-tracing"] = NoOpTracing()
+    return streamfw.discover(entry_points=False, extra=extra)
+
+
+def streamfw_rate(value: Any, messages: int, *, tracing: bool = False) -> float:
+    import streamfw
+
+    url = f"loopback://bench-{uuid.uuid4().hex}"
+    with streamfw.connect(url, plugins=plugin_set(tracing=tracing)) as client:
         stream = client.stream("bench").create()
         with stream.consumer("bench") as consumer, stream.producer() as producer:
 
@@ -60,7 +98,8 @@ def streamfw_one_thread_rate(value: Any, messages: int) -> float:
     """
     import streamfw
 
-    with streamfw.connect(f"loopback://bench-{uuid.uuid4().hex}") as client:
+    url = f"loopback://bench-{uuid.uuid4().hex}"
+    with streamfw.connect(url, plugins=plugin_set(tracing=False)) as client:
         stream = client.stream("bench").create()
         with stream.consumer("bench") as consumer, stream.producer() as producer:
             last = None
@@ -130,10 +169,11 @@ def kombu_available() -> bool:
 
 
 def run(rounds: int, messages: int) -> dict[str, Any]:
-    """Interleave the three; messages per second, per round."""
+    """Interleave them all; messages per second, per round."""
     value = make_value()
     runs: dict[str, Callable[[], float]] = {
         "streamfw": lambda: streamfw_rate(value, messages),
+        "hooked": lambda: streamfw_rate(value, messages, tracing=True),
         "floor": lambda: floor_rate(value, messages),
         "one_thread": lambda: streamfw_one_thread_rate(value, messages),
     }

@@ -33,7 +33,7 @@ from streamfw.options import (
     ReaderStart,
     options_from_keywords,
 )
-from streamfw.plugins import PluginSet, installed
+from streamfw.plugins import MessageHooks, PluginSet, installed
 from streamfw.producer import Producer
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def connect(
         url,
         max_message_size=max_message_size,
         max_codec_stages=max_codec_stages,
+        plugins=found,
     )
 
 
@@ -109,8 +110,10 @@ class Client:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
+        plugins: PluginSet | None = None,  # whose message hooks producers and consumers call
     ) -> None:
         self.transport = transport
+        self.plugins = plugins
         self.codecs = codecs
         self.url = url
         self.max_message_size = check_limit("max_message_size", max_message_size)
@@ -146,6 +149,10 @@ class Client:
         if self._closed:
             raise Closed("client is closed")
         return self.transport
+
+    def _hooks(self) -> MessageHooks:
+        scheme = urlsplit(self.url).scheme
+        return self.plugins.message_hooks(scheme) if self.plugins else MessageHooks(scheme)
 
     def _pipeline(self, codec: str, max_message_size: int | None = None) -> Pipeline:
         size = self.max_message_size if max_message_size is None else max_message_size
@@ -215,7 +222,7 @@ class Stream:
         opened = options_from_keywords(ProducerOptions, options)
         pipeline = self._client._pipeline(codec)
         link = self._client._transport().open_producer(self.ref, opened)
-        return Producer(link, self.ref, pipeline, opened)
+        return Producer(link, self.ref, pipeline, opened, self._client._hooks())
 
     def consumer(
         self,
@@ -247,7 +254,7 @@ class Stream:
         check_name("subscription", subscription)
         pipeline = self._client._pipeline(codec, max_message_size)
         link = self._client._transport().open_consumer(self.ref, subscription, opened)
-        return Consumer(link, self.ref, subscription, pipeline)
+        return Consumer(link, self.ref, subscription, pipeline, self._client._hooks())
 
     def reader(
         self,
@@ -276,7 +283,7 @@ class Stream:
         )
         pipeline = self._client._pipeline(codec, max_message_size)
         link = self._client._transport().open_reader(self.ref, opened)
-        return Consumer(link, self.ref, None, pipeline)
+        return Consumer(link, self.ref, None, pipeline, self._client._hooks())
 
     def __repr__(self) -> str:
         return f"<Stream {self.ref}>"

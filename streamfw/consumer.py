@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from streamfw.api import ConsumerLink, StreamRef
+from streamfw.api import Acknowledger, ConsumerLink, StreamRef
 from streamfw.codec import Pipeline
 from streamfw.errors import Closed, DecodeError
 from streamfw.message import Delivery, Message, MessageId
+from streamfw.plugins import NO_HOOKS, MessageHooks
 
 
 class Consumer:
@@ -28,12 +29,22 @@ class Consumer:
         stream: StreamRef,
         subscription: str | None,
         pipeline: Pipeline,
+        hooks: MessageHooks = NO_HOOKS,
     ) -> None:
         self._link = link
         self._pipeline = pipeline
         self.stream = stream
         self.subscription = subscription
         self._closed = False
+        self._hooks = hooks
+        # Looked up once: with no hook plugin, messages ack straight through the link.
+        self._after_receive = hooks.after_receive
+        self._acker: Acknowledger = self if hooks.on_ack or hooks.on_nack else link
+
+    @property
+    def transport(self) -> str:
+        """The URL scheme of the transport this consumer receives over (``loopback``, ...)."""
+        return self._hooks.transport
 
     @property
     def max_message_size(self) -> int:
@@ -49,10 +60,16 @@ class Consumer:
         return self._decode(delivery)
 
     def ack(self, message: Message | MessageId) -> None:
-        self._link.ack(message.id if isinstance(message, Message) else message)
+        message_id = message.id if isinstance(message, Message) else message
+        self._link.ack(message_id)
+        if self._hooks.on_ack is not None:
+            self._hooks.on_ack(consumer=self, message_id=message_id)
 
     def nack(self, message: Message | MessageId) -> None:
-        self._link.nack(message.id if isinstance(message, Message) else message)
+        message_id = message.id if isinstance(message, Message) else message
+        self._link.nack(message_id)
+        if self._hooks.on_nack is not None:
+            self._hooks.on_nack(consumer=self, message_id=message_id)
 
     def close(self) -> None:
         """Detach; unacked messages go back to the subscription. Safe to call twice."""
@@ -96,10 +113,16 @@ class Consumer:
         try:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
+            undecodable = self._message(d, None)
+            if self._after_receive is not None:
+                self._after_receive(consumer=self, message=undecodable)
             raise DecodeError(
-                f"{self._what()}: {d.message_id}: {exc}", undecodable=self._message(d, None)
+                f"{self._what()}: {d.message_id}: {exc}", undecodable=undecodable
             ) from exc
-        return self._message(d, value)
+        message = self._message(d, value)
+        if self._after_receive is not None:
+            self._after_receive(consumer=self, message=message)
+        return message
 
     def _message(self, d: Delivery, value: object) -> Message:
         return Message(
@@ -112,7 +135,7 @@ class Consumer:
             d.redelivery_count,
             self.stream.name,
             self.subscription,
-            acker=self._link,
+            acker=self._acker,
         )
 
 

@@ -106,6 +106,25 @@ class Envelope:
     key: str | None = attrs.field(default=None, validator=lambda _, __, k: _check_key(k))
 
 
+@attrs.define
+class OutgoingMessage:
+    """A message on its way out, as the ``streamfw_send`` hook sees it.
+
+    ``properties`` is a plain dict a plugin may change (W3C ``traceparent``, ...); the
+    producer checks it as it checks a user's properties when the message is sent. The
+    codec's ``streamfw-codec`` entry must stay ``codec``, the tag the payload was encoded
+    with. The rest is read-only.
+    """
+
+    stream: str = attrs.field(on_setattr=attrs.setters.frozen)
+    payload: bytes = attrs.field(
+        on_setattr=attrs.setters.frozen, repr=lambda p: f"<{len(p)} bytes>"
+    )
+    properties: dict[str, str] = attrs.field(on_setattr=attrs.setters.frozen)
+    key: str | None = attrs.field(on_setattr=attrs.setters.frozen)
+    codec: str = attrs.field(on_setattr=attrs.setters.frozen)
+
+
 def _check_key(key: object) -> None:
     if key is None:
         return

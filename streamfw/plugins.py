@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
+from pluggy import HookCaller
 
 from streamfw import hookspecs
 from streamfw.api import CommandSpec, TransportSpec
@@ -75,6 +76,10 @@ class PluginSet:
         found = self._collect("streamfw_register_harnesses", "harness")
         return {name: spec for name, (spec, _) in found.items()}
 
+    def message_hooks(self, transport: str) -> MessageHooks:
+        """The message hooks some plugin implements now, for a producer or consumer to keep."""
+        return MessageHooks.of(self.pm, transport)
+
     def transport(self, scheme: str) -> TransportSpec:
         found = self._collect_transports()
         if scheme in found:
@@ -127,6 +132,48 @@ class PluginSet:
             if mine and isinstance(home, str) and len(home) > best_len:
                 best, best_len = name, len(home)
         return best
+
+
+@attrs.frozen
+class MessageHooks:
+    """The message hooks of ``hookspecs`` that some plugin implements, for one transport.
+
+    Each is pluggy's hook caller (``pm.hook.NAME``: wrappers compose, tracing sees the call),
+    or None when no plugin implements it, so a producer or consumer that looked them up when
+    it opened skips the call entirely: no hook plugin, no cost per message.
+
+    Attributes:
+        transport: the URL scheme of the transport the messages go over (``loopback``, ...),
+            for plugins to report (OpenTelemetry's ``messaging.system``).
+    """
+
+    transport: str = ""
+    send: HookCaller | None = None
+    after_receive: HookCaller | None = None
+    on_ack: HookCaller | None = None
+    on_nack: HookCaller | None = None
+
+    @classmethod
+    def of(cls, pm: pluggy.PluginManager, transport: str) -> MessageHooks:
+        def implemented(name: str) -> HookCaller | None:
+            caller: HookCaller = getattr(pm.hook, name)
+            return caller if caller.get_hookimpls() else None
+
+        return cls(
+            transport,
+            implemented("streamfw_send"),
+            implemented("streamfw_after_receive"),
+            implemented("streamfw_on_ack"),
+            implemented("streamfw_on_nack"),
+        )
+
+    @property
+    def consuming(self) -> bool:
+        """Whether any hook about received messages is implemented."""
+        return bool(self.after_receive or self.on_ack or self.on_nack)
+
+
+NO_HOOKS = MessageHooks()
 
 
 def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:

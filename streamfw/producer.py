@@ -9,8 +9,9 @@ from typing import Any
 
 from streamfw.api import ProducerLink, ProducerOptions, StreamRef
 from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, SendTimeout
-from streamfw.message import Envelope, MessageId, Properties
+from streamfw.errors import Closed, ConfigError, PluginError, SendTimeout
+from streamfw.message import Envelope, MessageId, OutgoingMessage, Properties
+from streamfw.plugins import NO_HOOKS, MessageHooks
 
 
 class Producer:
@@ -21,7 +22,12 @@ class Producer:
     """
 
     def __init__(
-        self, link: ProducerLink, stream: StreamRef, pipeline: Pipeline, options: ProducerOptions
+        self,
+        link: ProducerLink,
+        stream: StreamRef,
+        pipeline: Pipeline,
+        options: ProducerOptions,
+        hooks: MessageHooks = NO_HOOKS,
     ) -> None:
         self._link = link
         self._pipeline = pipeline
@@ -29,11 +35,19 @@ class Producer:
         self.stream = stream
         self._closed = False
         self._tag_only: dict[str, Properties] = {}
+        self._hooks = hooks
+        self._send_hook = hooks.send  # looked up once: None costs nothing per message
+        self._through_hook = [self._transmit]
         # A link that confirms every send before returning gives the id directly: no Future.
         send_confirmed = getattr(link, "send_confirmed", None)
         self._send_confirmed: Callable[[Envelope], MessageId] | None = (
-            send_confirmed if callable(send_confirmed) else None
+            send_confirmed if callable(send_confirmed) and hooks.send is None else None
         )
+
+    @property
+    def transport(self) -> str:
+        """The URL scheme of the transport this producer sends over (``loopback``, ...)."""
+        return self._hooks.transport
 
     @property
     def codec(self) -> str:
@@ -86,7 +100,10 @@ class Producer:
         if self._closed:
             raise Closed(f"producer on stream {self.stream} is closed")
         envelope = self._envelope(value, properties, key)
-        future = self._link.send(envelope)
+        if self._send_hook is None:
+            future = self._link.send(envelope)
+        else:
+            future = self._send_through_hooks(envelope)
         if callback is not None:
             future.add_done_callback(callback)
         return future
@@ -114,6 +131,34 @@ class Producer:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<Producer stream={self.stream.name!r} codec={self.codec!r} {state}>"
+
+    def _send_through_hooks(self, envelope: Envelope) -> cf.Future[MessageId]:
+        assert self._send_hook is not None
+        props = envelope.properties
+        message = OutgoingMessage(
+            self.stream.name, envelope.payload, dict(props), envelope.key, props[CODEC_PROPERTY]
+        )
+        future = self._send_hook.call_extra(
+            self._through_hook, {"producer": self, "message": message}
+        )
+        if not isinstance(future, cf.Future):
+            raise PluginError(
+                f"a streamfw_send hook returned {type(future).__name__}, not the send's Future"
+            )
+        return future
+
+    def _transmit(self, message: OutgoingMessage) -> cf.Future[MessageId]:
+        """The send itself, innermost in the ``streamfw_send`` hook's wrappers."""
+        props = message.properties
+        if props.get(CODEC_PROPERTY) != message.codec:
+            raise PluginError(
+                f"a streamfw_send hook changed the reserved property {CODEC_PROPERTY!r}"
+            )
+        try:
+            envelope = Envelope(message.payload, Properties(props), message.key)
+        except TypeError as exc:
+            raise PluginError(f"a streamfw_send hook wrote bad properties: {exc}") from exc
+        return self._link.send(envelope)
 
     def _envelope(
         self, value: Any, properties: Mapping[str, str] | None, key: str | None
