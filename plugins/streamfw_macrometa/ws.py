@@ -52,6 +52,7 @@ from streamfw.errors import (
     SubscriptionBusy,
     TransportError,
 )
+from streamfw_macrometa import gateway
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
@@ -176,7 +177,7 @@ class Connector:
             header: list[str] = []
             if self.settings.auth == "otp":  # fetched right before this connect
                 try:
-                    params["otp"] = self._rest.otp(max(0.001, deadline.remaining()))
+                    params[gateway.OTP] = self._rest.otp(max(0.001, deadline.remaining()))
                 except OperationTimeout as exc:
                     raise self._late(budget, " (still fetching the OTP)") from exc
             else:

@@ -40,6 +40,7 @@ from streamfw.errors import (
     StreamError,
     SubscriptionBusy,
 )
+from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator import envelope
 from streamfw_macrometa.emulator.edge import EDGE, close_reason
 from streamfw_macrometa.emulator.state import CLOSE_GOING_AWAY, FabricHost, ServerState
@@ -71,7 +72,7 @@ from streamfw_macrometa.wire import (
 
 log = logging.getLogger("streamfw.emulator")
 
-MAX_FRAME = 1024 * 1024  # bytes; Pulsar proxy's default webSocketMaxTextFrameSize
+MAX_FRAME = gateway.PULSAR_MAX_TEXT_FRAME  # bytes, as Pulsar's WebSocket proxy reads
 MAX_QUEUED = 1000  # receipts queued for a producer before we stop reading its frames
 _KINDS = ("producer", "consumer", "reader")
 _UNSUPPORTED = ("maxRedeliverCount", "deadLetterTopic")
