@@ -146,3 +146,56 @@ def test_the_core_does_not_name_macrometa(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text('"""See docs/macrometa.md."""\nTOPIC = "c8globals."\n')
     assert core_mentions(tmp_path / "pkg") == ['pkg/m.py:2: TOPIC = "c8globals."']
+
+
+PROTOCOL = ROOT / "plugins" / "streamfw_macrometa" / "protocol"
+WIRE = ROOT / "plugins" / "streamfw_macrometa" / "wire.py"
+# What the protocol objects may take from their own plugin: frames, and each other.
+_PROTOCOL_OWN = ("streamfw_macrometa.wire", "streamfw_macrometa.protocol")
+
+
+def sans_io_findings(path: Path, *, clocks: bool = True) -> list[str]:
+    """I/O, thread, clock or logging imports in ``path``, other plugin modules than wire.py and
+    protocol/, and (``clocks``) calls that read a clock or sleep."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = _imports(tree)
+    for node in ast.walk(tree):  # ``from streamfw_macrometa import wire``: name the module
+        if isinstance(node, ast.ImportFrom) and node.module == "streamfw_macrometa":
+            names.discard(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    found = [
+        f"{path.name}: import {name}"
+        for name in sorted(names)
+        if name.split(".")[0] in IO_MODULES and not name.startswith(_PROTOCOL_OWN)
+    ]
+    if clocks:
+        found += [
+            f"{path.name}:{node.lineno}: .{node.func.attr}()"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in CLOCK_CALLS
+        ]
+    return found
+
+
+def test_the_macrometa_protocol_objects_do_no_io_threads_or_time(tmp_path: Path) -> None:
+    """The client side of the Macrometa protocol is sans-I/O (issue 9), so an asyncio link can
+    drive the same objects as the threaded one: time comes in as an argument."""
+    modules = sorted(PROTOCOL.glob("*.py"))
+    assert {"producer", "consumer", "reader", "deliveries"} <= {m.stem for m in modules}
+    assert [f for m in modules for f in sans_io_findings(m)] == []
+    # wire.py, which they read and build frames with, imports no I/O either (it stamps a
+    # message without publishTime with the time of reading, hence no clock check there)
+    assert sans_io_findings(WIRE, clocks=False) == []
+    # the rule itself: an I/O import, a link module or a clock is flagged
+    bad = tmp_path / "m.py"
+    bad.write_text(
+        "import logging\nfrom streamfw_macrometa.ws import Link\n"
+        "from streamfw_macrometa.wire import Ack\nx = time.monotonic()\n"
+    )
+    assert sans_io_findings(bad) == [
+        "m.py: import logging",
+        "m.py: import streamfw_macrometa.ws",
+        "m.py:4: .monotonic()",
+    ]
