@@ -14,6 +14,7 @@ import pytest
 
 import streamfw
 from streamfw import ConfigError, MessageId
+from streamfw.aio import client as aio
 from streamfw.client import Stream
 from streamfw.options import (
     RENAMED,
@@ -112,10 +113,11 @@ def test_the_defaults_are_pulsars() -> None:
 
 def test_client_methods_do_not_repeat_the_options() -> None:
     methods: list[tuple[Callable[..., Any], type]] = [
-        (Stream.producer, ProducerOptions),
-        (Stream.consumer, ConsumerOptions),
-        (Stream.reader, ReaderOptions),
+        (stream.producer, ProducerOptions)
+        for stream in (Stream, aio.Stream)  # the sync and the asyncio API alike
     ]
+    methods += [(stream.consumer, ConsumerOptions) for stream in (Stream, aio.Stream)]
+    methods += [(stream.reader, ReaderOptions) for stream in (Stream, aio.Stream)]
     for method, cls in methods:
         params = inspect.signature(method).parameters
         kind = {p.kind for p in params.values()}
