@@ -33,6 +33,7 @@ URL_ENV = "STREAMFW_URL"
 # Exit codes (docs/cli.md "Exit codes").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -204,8 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if plugin_run is not None:
         return plugin_run(args)
-    with _sigterm_as_interrupt():
-        return _run(args, term)
+    try:
+        with _sigterm_as_interrupt():
+            return _run(args, term)
+    except BrokenPipeError:  # `streamfw consume ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return EXIT_BROKEN_PIPE
 
 
 def _run(args: argparse.Namespace, term: Terminal) -> int:
