@@ -11,7 +11,11 @@ subscription keeps a cursor over that log:
 
 Every state change ends in ``_dispatch``, which hands messages to consumers with a permit and
 free room in their receiver queue (unacked messages in flight), lowest ``seq`` first. Exclusive
-and Failover dispatch to the first attached consumer only; Shared goes round robin. Time comes
+and Failover dispatch to the active consumer only (Failover picks it as Pulsar does, by
+priority level and a hash of names: ``streamfw.sticky``; a new active consumer starts after
+``Rules.failover_delay``, getting what the old one held); Shared goes round robin; Key_Shared
+sends each key to the consumer owning its hash, and holds a key back from a new owner while
+another consumer still holds unacked messages of it (Pulsar 4.0's draining hashes). Time comes
 from the injected ``clock``; callers run ``tick()`` at ``next_deadline()`` for nack delays, ack
 timeouts and message TTL. Front ends read what happened from ``events()``: ``Deliver`` to a
 consumer, ``ActiveChanged`` for failover standbys, ``ConsumerClosed``/``ProducerClosed`` when a
@@ -40,11 +44,17 @@ reads no clock of its own for this. A reader asked to start after an id of anoth
 ledger of its stream is positioned as Pulsar positions it: after every message of an older
 ledger (the earliest retained message), before none of a newer one (the end).
 
-Redelivery count rule (a documented deviation from Pulsar, docs/protocol.md §9.4): a
-message's ``redelivery_count`` grows by one each time it is handed back to its subscription
-unacknowledged -- nack, ack timeout, or the consumer holding it going away -- on every
-subscription type. Pulsar reports 0 on Exclusive/Failover and ignores disconnects; ours tells
-a consumer every time it might be seeing a message for the second time.
+Redelivery count (``Rules.redelivery_count``, docs/protocol.md §15.1): by default Pulsar's
+rule -- on Shared and Key_Shared a message's count grows by one at each nack or ack timeout,
+not when its consumer goes away; on Exclusive and Failover it stays 0. The stricter
+``every_hand_back`` rule counts every hand-back (nack, ack timeout, the consumer going away)
+on every subscription type.
+
+Dead letters (docs/protocol.md §15.2): a consumer with ``max_redeliver_count`` that nacks (or
+times out) a message delivered with a count at that limit has it published to its
+``dead_letter_stream`` (created if missing), with its key and properties plus ``REAL_TOPIC``
+and ``ORIGIN_MESSAGE_ID``, and acknowledged -- in one broker call, so exactly once. Pull-mode
+consumers start with no permits: they get what the front end ``grant``s on their request.
 """
 
 from __future__ import annotations
@@ -52,8 +62,9 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -80,6 +91,7 @@ from streamfw.errors import (
     SubscriptionNotFound,
 )
 from streamfw.message import Delivery, Envelope, MessageId, Properties
+from streamfw.sticky import Ring, failover_active, key_hash, key_shared_points
 
 MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
 
@@ -102,6 +114,39 @@ class Limits:
     max_subscriptions: int = attrs.field(default=1_000, validator=_at_least_one)  # per stream
     backlog_quota_messages: int = attrs.field(default=100_000, validator=_at_least_one)
     backlog_quota_bytes: int = attrs.field(default=100 * 2**20, validator=_at_least_one)
+
+
+RedeliveryRule = Literal["pulsar", "every_hand_back"]
+REDELIVERY_RULES: tuple[RedeliveryRule, ...] = ("pulsar", "every_hand_back")
+
+
+def _redelivery_rule(_: object, __: object, value: object) -> None:
+    if value not in REDELIVERY_RULES:
+        raise ConfigError(
+            f"redelivery_count rule {value!r:.80} is unknown (known: {', '.join(REDELIVERY_RULES)})"
+        )
+
+
+def _delay(_: object, __: object, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf
+    if not ok:
+        raise ConfigError(f"failover_delay must be a finite number of seconds >= 0, got {value!r}")
+
+
+@attrs.frozen
+class Rules:
+    """Where the broker lets its owner choose a behaviour (docs/protocol.md §15).
+
+    Attributes:
+        redelivery_count: ``pulsar`` (the default: counted on Shared and Key_Shared, at nacks
+            and ack timeouts) or ``every_hand_back`` (counted at every hand-back, on every
+            subscription type, a consumer going away included).
+        failover_delay: seconds a new active Failover consumer waits before it gets messages
+            (Pulsar's ``activeConsumerFailoverDelayTimeMillis``, default 1000 ms).
+    """
+
+    redelivery_count: RedeliveryRule = attrs.field(default="pulsar", validator=_redelivery_rule)
+    failover_delay: float = attrs.field(default=1.0, validator=_delay)
 
 
 def check_seconds(what: str, value: object) -> int:
@@ -156,7 +201,7 @@ class _Timer:
     """
 
     due: float
-    seq: int
+    seq: int  # SWITCH: a failover switch, not a message
     consumer: _Consumer | None = None
     stream: _Stream | None = None
     sub: _Subscription | None = None
@@ -180,6 +225,10 @@ class _Consumer:
     nack_delay: float
     permits: int = 0  # deliveries it may still get before the front end grants more
     in_flight: dict[int, _Timer | None] = attrs.Factory(dict)  # seq -> its ack timeout
+    priority: int = 0
+    pull: bool = False  # pull mode: permits come only from the application's requests
+    max_redeliver: int | None = None
+    dead_letter: str | None = None
 
 
 @attrs.define(eq=False)
@@ -197,6 +246,11 @@ class _Subscription:
     delayed: dict[int, _Timer] = attrs.Factory(dict)
     redeliveries: dict[int, int] = attrs.Factory(dict)
     rr: int = 0
+    active: _Consumer | None = None  # Exclusive / Failover: the one that gets messages
+    switch: _Timer | None = None  # Failover: the new active consumer waits for this
+    ring: Ring[_Consumer] = attrs.Factory(Ring)  # Key_Shared: who owns which key hashes
+    holders: dict[int, list[Any]] = attrs.Factory(dict)  # hash -> [consumer, unacked count]
+    held_hash: dict[int, int] = attrs.Factory(dict)  # Key_Shared: outstanding seq -> hash
 
     def is_acked(self, seq: int) -> bool:
         return seq < self.mark_delete or seq in self.acked
@@ -225,6 +279,13 @@ class _Stream:
 
 TRIM_CHUNK = 256  # acked messages kept before the log drops them (see _trim)
 COMPACT_AT = 1024  # cancelled timers tolerated in the heap before it is rebuilt
+SWITCH = -1  # the seq of a failover switch timer
+MAX_PERMITS = 2**31 - 1  # a pull-mode consumer's permits add up to this (a Java int in Pulsar)
+# Key_Shared: messages set aside for busy or draining keys before reading stops (Pulsar's
+# keySharedLookAheadMsgInReplayThresholdPerSubscription, broker.conf).
+KEY_SHARED_LOOKAHEAD = 20_000
+REAL_TOPIC = "REAL_TOPIC"  # dead-letter properties, as Pulsar's client sets them
+ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
 
 
 class Broker:
@@ -237,6 +298,7 @@ class Broker:
             ``streamfw.api.first_ledger_now()`` (the wall clock, not ``clock``: a test's manual
             clock would repeat) so that ids of two broker instances (an emulator and its
             restart) never alias; the broker itself reads no clock. Default 0.
+        rules: the behaviours a user may choose (``Rules()``, Pulsar's, by default).
     """
 
     def __init__(
@@ -245,9 +307,11 @@ class Broker:
         clock: Callable[[], float],
         limits: Limits | None = None,
         first_ledger: int = 0,
+        rules: Rules | None = None,
     ) -> None:
         self._clock = clock
         self.limits = limits or Limits()
+        self.rules = rules or Rules()
         self._streams: dict[StreamRef, _Stream] = {}
         self._consumers: dict[int, _Consumer] = {}
         self._producers: dict[int, _Stream] = {}
@@ -308,6 +372,7 @@ class Broker:
             self._outbox.append(ProducerClosed(pid, f"stream {ref} was deleted"))
         for sub in stream.subs.values():
             self._cancel_all(sub.delayed)
+            self._cancel(sub.switch)
         self.freed += stream.size
         del self._streams[ref]
 
@@ -407,8 +472,11 @@ class Broker:
         stream.size += size
         stream.end += 1
         stream.published += 1
+        moved = False
         for sub in list(stream.subs.values()):
-            self._dispatch(stream, sub)
+            moved = self._dispatch(stream, sub) or moved
+        if moved:  # once for all readers served, not once per reader
+            self._trim(stream)
         return mid
 
     def _make_room(self, stream: _Stream, size: int) -> None:
@@ -451,6 +519,12 @@ class Broker:
         """Attach a consumer; a refused attach (SubscriptionBusy) changes nothing."""
         check_name("subscription", subscription)
         stream = self._stream(ref)
+        dead_letter = None
+        if options.max_redeliver_count is not None:
+            dead_letter = options.dead_letter_stream or f"{ref.name}-{subscription}-DLQ"
+            check_name("dead-letter stream", dead_letter)
+            if dead_letter == ref.name:
+                raise ConfigError(f"the dead-letter stream of {ref} cannot be {ref} itself")
         sub = stream.subs.get(subscription)
         if sub is not None and sub.consumers:
             if sub.type != options.type:
@@ -481,14 +555,16 @@ class Broker:
                 subscription, options.type, True, start, start
             )
         sub.type = options.type
-        return self._attach(
-            stream,
-            sub,
-            options.name,
-            options.receiver_queue_size,
-            options.ack_timeout,
-            options.nack_delay,
+        consumer = self._new_consumer(
+            stream, sub, options.name, options.receiver_queue_size, options.ack_timeout
         )
+        consumer.nack_delay = options.nack_delay
+        consumer.priority = options.priority_level
+        consumer.pull = options.pull_mode
+        consumer.permits = 0 if options.pull_mode else consumer.queue_size
+        consumer.max_redeliver = options.max_redeliver_count
+        consumer.dead_letter = dead_letter
+        return self._attach(consumer)
 
     def open_reader(self, ref: StreamRef, options: ReaderOptions) -> int:
         """A non-durable, exclusive cursor that starts where ``options.start`` says."""
@@ -510,28 +586,82 @@ class Broker:
         name = f"reader-{next(self._ids)}"
         sub = stream.subs[name] = _Subscription(name, "exclusive", False, start, start)
         return self._attach(
-            stream, sub, options.name, options.receiver_queue_size, None, 0.0
+            self._new_consumer(stream, sub, options.name, options.receiver_queue_size, None)
         )
 
-    def _attach(
+    def _new_consumer(
         self,
         stream: _Stream,
         sub: _Subscription,
         name: str | None,
         queue: int,
         ack_timeout: float | None,
-        nack_delay: float,
-    ) -> int:
+    ) -> _Consumer:
         cid = next(self._ids)
-        consumer = _Consumer(
-            cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout, nack_delay, queue
+        return _Consumer(
+            cid, stream, sub, name or f"consumer-{cid}", queue, ack_timeout, 0.0, queue
         )
+
+    def _attach(self, consumer: _Consumer) -> int:
+        stream, sub = consumer.stream, consumer.sub
         sub.consumers.append(consumer)
-        self._consumers[cid] = consumer
-        if sub.type == "failover":
-            self._outbox.append(ActiveChanged(cid, sub.consumers[0] is consumer))
-        self._dispatch(stream, sub)
-        return cid
+        self._consumers[consumer.id] = consumer
+        if sub.type == "key_shared":
+            sub.ring.add(consumer, key_shared_points(consumer.name))
+        elif sub.type != "shared":
+            self._pick_active(stream, sub)
+            if sub.type == "failover" and sub.active is not consumer:
+                self._outbox.append(ActiveChanged(consumer.id, False))
+        if self._dispatch(stream, sub):
+            self._trim(stream)
+        return consumer.id
+
+    def _pick_active(self, stream: _Stream, sub: _Subscription) -> None:
+        """Choose the Exclusive/Failover active consumer; a Failover successor waits.
+
+        A consumer taking over from one still attached gets what that one held (Pulsar
+        rewinds the cursor for the new active consumer), after ``Rules.failover_delay``
+        like any successor; the first consumer of a subscription starts at once.
+        """
+        consumers = sub.consumers
+        if not consumers:
+            sub.active = None
+            self._cancel(sub.switch)
+            sub.switch = None
+            return
+        if sub.type == "failover" and len(consumers) > 1:
+            chosen = consumers[
+                failover_active(stream.ref.name, [(c.priority, c.name) for c in consumers])
+            ]
+        else:
+            chosen = consumers[0]
+        old = sub.active
+        if chosen is old:
+            return
+        sub.active = chosen
+        if sub.type != "failover":
+            return
+        if old is not None and old in consumers:
+            self._outbox.append(ActiveChanged(old.id, False))
+        self._outbox.append(ActiveChanged(chosen.id, True))
+        delay = self.rules.failover_delay
+        self._cancel(sub.switch)
+        sub.switch = None
+        if old is None or delay <= 0:
+            self._take_back_from_standbys(sub)
+            return
+        sub.switch = _Timer(self._clock() + delay, SWITCH, stream=stream, sub=sub)
+        heapq.heappush(self._timers, sub.switch)
+
+    def _take_back_from_standbys(self, sub: _Subscription) -> None:
+        """What consumers other than the active one hold goes back, first in line."""
+        for c in sub.consumers:
+            if c is sub.active or not c.in_flight:
+                continue
+            for seq in sorted(c.in_flight):
+                del sub.outstanding[seq]
+                self._hand_back(sub, seq, failure=False)
+            self._cancel_all(c.in_flight)
 
     def grant(self, consumer: int, permits: int = 1) -> bool:
         """Give back ``permits`` deliveries: the front end handed that many messages over.
@@ -544,12 +674,14 @@ class Broker:
         if c is None:
             return False
         was = c.permits
-        c.permits = was + permits if was + permits < c.queue_size else c.queue_size
+        cap = MAX_PERMITS if c.pull else c.queue_size
+        c.permits = was + permits if was + permits < cap else cap
         if was:  # it could take messages already: nothing waits for this permit
             return False
         sub = c.sub
         if sub.ready_set or sub.read_pos < c.stream.end:
-            self._dispatch(c.stream, sub)
+            if self._dispatch(c.stream, sub):
+                self._trim(c.stream)
             return True
         return False
 
@@ -563,17 +695,20 @@ class Broker:
         if c is None:
             return
         stream, sub = c.stream, c.sub
-        was_active = bool(sub.consumers) and sub.consumers[0] is c
         sub.consumers.remove(c)
         for seq in sorted(c.in_flight):
             del sub.outstanding[seq]
-            self._hand_back(sub, seq)
+            if sub.held_hash:
+                self._release(sub, seq)
+            self._hand_back(sub, seq, failure=False)
         self._cancel_all(c.in_flight)
         if not sub.durable:
             self._remove_sub(stream, sub)
             return
-        if sub.type == "failover" and was_active and sub.consumers:
-            self._outbox.append(ActiveChanged(sub.consumers[0].id, True))
+        if sub.type == "key_shared":
+            sub.ring.remove(c)
+        elif sub.type != "shared":
+            self._pick_active(stream, sub)  # the one leaving may have been active
         self._dispatch(stream, sub)
 
     def unsubscribe(self, consumer: int) -> None:
@@ -594,7 +729,7 @@ class Broker:
 
     def is_active(self, consumer: int) -> bool:
         c = self._live(consumer)
-        return c.sub.consumers[0] is c or c.sub.type == "shared"
+        return c.sub.active is c or c.sub.type in ("shared", "key_shared")
 
     def ack(self, consumer: int, message_id: MessageId) -> None:
         c = self._live(consumer)
@@ -602,11 +737,18 @@ class Broker:
         sub = c.sub
         if sub.is_acked(seq):
             return  # acks are idempotent
+        self._ack_seq(c.stream, sub, seq)
+        if sub.ready_set or sub.read_pos < c.stream.end:  # else there is nothing to send
+            self._dispatch(c.stream, sub)
+
+    def _ack_seq(self, stream: _Stream, sub: _Subscription, seq: int) -> None:
         holder = sub.outstanding.pop(seq, None)
         if holder is not None:
             timer = holder.in_flight.pop(seq, None)
             if timer is not None:
                 self._cancel(timer)
+            if sub.held_hash:
+                self._release(sub, seq)
         sub.ready_set.discard(seq)
         if sub.delayed:
             self._cancel(sub.delayed.pop(seq, None))
@@ -616,26 +758,34 @@ class Broker:
         while sub.mark_delete in sub.acked:
             sub.acked.remove(sub.mark_delete)
             sub.mark_delete += 1
-        self._trim(c.stream)
-        if sub.ready_set or sub.read_pos < c.stream.end:  # else there is nothing to send
-            self._dispatch(c.stream, sub)
+        self._trim(stream)
 
     def nack(self, consumer: int, message_id: MessageId) -> None:
-        """Hand a message back for redelivery after the consumer's nack delay."""
+        """Hand a message back for redelivery after the consumer's nack delay.
+
+        A message delivered with a redelivery count at the consumer's ``max_redeliver_count``
+        goes to its dead-letter stream instead.
+        """
         c = self._live(consumer)
         seq = self._seq_of(c, message_id)
         sub = c.sub
         if sub.outstanding.get(seq) is not c:
             return  # already acked, or not held here: nothing to hand back
+        if self._dead_letter(c, seq):
+            self._dispatch(c.stream, sub)
+            return
         del sub.outstanding[seq]
         self._cancel(c.in_flight.pop(seq))
+        if sub.held_hash:
+            self._release(sub, seq)
         if c.nack_delay > 0:
             timer = _Timer(self._clock() + c.nack_delay, seq, stream=c.stream, sub=sub)
             sub.delayed[seq] = timer
-            sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
+            if self._counts(sub, failure=True):
+                sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
             heapq.heappush(self._timers, timer)
         else:
-            self._hand_back(sub, seq)
+            self._hand_back(sub, seq, failure=True)
         self._dispatch(c.stream, sub)
 
     # ----------------------------------------------------------------------------- time
@@ -658,10 +808,19 @@ class Broker:
             c, stream, sub, seq = timer.consumer, timer.stream, timer.sub, timer.seq
             timer.consumer = timer.stream = timer.sub = None
             if c is not None:  # ack timeout
+                if self._dead_letter(c, seq):
+                    touched[id(c.sub)] = (c.stream, c.sub)
+                    continue
                 del c.in_flight[seq]
                 del c.sub.outstanding[seq]
-                self._hand_back(c.sub, seq)
+                if c.sub.held_hash:
+                    self._release(c.sub, seq)
+                self._hand_back(c.sub, seq, failure=True)
                 touched[id(c.sub)] = (c.stream, c.sub)
+            elif stream is not None and sub is not None and seq == SWITCH:
+                sub.switch = None  # the new active consumer takes over now
+                self._take_back_from_standbys(sub)
+                touched[id(sub)] = (stream, sub)
             elif stream is not None and sub is not None:  # nack delay over
                 del sub.delayed[seq]
                 self._ready(sub, seq)
@@ -679,6 +838,37 @@ class Broker:
         """Everything that happened since the last call, in order."""
         out, self._outbox = self._outbox, []
         return out
+
+    # ----------------------------------------------------------------------- dead letters
+
+    def _dead_letter(self, c: _Consumer, seq: int) -> bool:
+        """Dead-letter ``seq`` if ``c`` failed it at its redelivery limit; whether it did.
+
+        Pulsar's client does this when asked to redeliver (nack, ack timeout) a message it
+        received with ``redeliveryCount >= maxRedeliverCount``: it publishes the message to
+        the dead-letter topic, then acknowledges it. Here both happen in one call, so a
+        message reaches the dead-letter stream once. If the stream cannot be created or
+        take the message (limits, backlog quota), the message is redelivered as usual.
+        """
+        sub, stream = c.sub, c.stream
+        if c.max_redeliver is None or c.dead_letter is None:
+            return False
+        if sub.redeliveries.get(seq, 0) < c.max_redeliver:
+            return False
+        stored = stream.log[seq - stream.base]
+        mid = stored.message_id
+        properties = dict(stored.properties)
+        properties[REAL_TOPIC] = stream.ref.name
+        properties[ORIGIN_MESSAGE_ID] = f"{mid.ledger}:{mid.entry}:{mid.partition}"
+        target = StreamRef(c.dead_letter, stream.ref.local)
+        try:
+            if target not in self._streams:
+                self.create_stream(target)
+            self.publish(target, Envelope(stored.payload, properties, stored.key))
+        except (LimitExceeded, BacklogQuotaExceeded):
+            return False
+        self._ack_seq(stream, sub, seq)
+        return True
 
     # -------------------------------------------------------------------------- helpers
 
@@ -727,10 +917,18 @@ class Broker:
         """A subscription (or reader cursor) goes: its timers and hold on the log go too."""
         del stream.subs[sub.name]
         self._cancel_all(sub.delayed)
+        self._cancel(sub.switch)
         self._trim(stream)
 
-    def _hand_back(self, sub: _Subscription, seq: int) -> None:
-        sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
+    def _counts(self, sub: _Subscription, *, failure: bool) -> bool:
+        """Whether a hand-back (``failure``: a nack or ack timeout) adds to the count."""
+        if self.rules.redelivery_count == "every_hand_back":
+            return True
+        return failure and sub.type in ("shared", "key_shared")
+
+    def _hand_back(self, sub: _Subscription, seq: int, *, failure: bool) -> None:
+        if self._counts(sub, failure=failure):
+            sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
         self._ready(sub, seq)
 
     @staticmethod
@@ -739,12 +937,25 @@ class Broker:
             sub.ready_set.add(seq)
             heapq.heappush(sub.ready, seq)
 
+    @staticmethod
+    def _release(sub: _Subscription, seq: int) -> None:
+        """Key_Shared: ``seq`` is no longer held; its key may move once none of it is."""
+        h = sub.held_hash.pop(seq, None)
+        if h is None:
+            return
+        entry = sub.holders[h]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del sub.holders[h]
+
     def _ack_below(self, stream: _Stream, sub: _Subscription, end: int) -> None:
         """Acknowledge everything below ``end`` on ``sub`` (clear backlog, expiry)."""
         if end <= sub.mark_delete:
             return
         for seq in [s for s in sub.outstanding if s < end]:
             self._cancel(sub.outstanding.pop(seq).in_flight.pop(seq, None))
+            if sub.held_hash:
+                self._release(sub, seq)
         for seq in [s for s in sub.delayed if s < end]:
             self._cancel(sub.delayed.pop(seq))
         sub.acked = {s for s in sub.acked if s >= end}
@@ -811,11 +1022,21 @@ class Broker:
         sub.read_pos = pos
         return pos if pos < end else None
 
-    def _dispatch(self, stream: _Stream, sub: _Subscription) -> None:
+    def _dispatch(self, stream: _Stream, sub: _Subscription) -> bool:
+        """Send what ``sub``'s consumers can take; whether a reader's cursor moved.
+
+        Callers trim the log once when a reader moved (a reader holds the log back until it
+        is served), instead of every dispatch trimming: a publish dispatches to every
+        subscription of its stream, and trimming there cost O(readers) per reader.
+        """
         if not sub.consumers:
-            return
+            return False
+        if sub.type == "key_shared":
+            self._dispatch_keyed(stream, sub)
+            return False
         outbox = self._outbox
         reader = not sub.durable
+        moved = False
         while True:
             seq = self._next_seq(stream, sub)
             if seq is None:
@@ -834,14 +1055,9 @@ class Broker:
                 # cursor moves as it is served, and only its permits, given back as the
                 # application takes each message, bound what it is sent.
                 sub.mark_delete = seq + 1
-            elif consumer.ack_timeout:
-                sub.outstanding[seq] = consumer
-                timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
-                consumer.in_flight[seq] = timer
-                heapq.heappush(self._timers, timer)
+                moved = True
             else:
-                sub.outstanding[seq] = consumer
-                consumer.in_flight[seq] = None
+                self._hold(consumer, seq)
             first = stream.log[seq - stream.base]
             count = sub.redeliveries.get(seq, 0)
             outbox.append(
@@ -849,16 +1065,26 @@ class Broker:
                     consumer.id, attrs.evolve(first, redelivery_count=count) if count else first
                 )
             )
-        if reader:
-            self._trim(stream)  # what the reader held back may go now
+        return moved
 
-    @staticmethod
-    def _pick(sub: _Subscription) -> _Consumer | None:
+    def _hold(self, consumer: _Consumer, seq: int) -> None:
+        """``consumer`` holds ``seq`` unacked from now on (with its ack timeout, if any)."""
+        consumer.sub.outstanding[seq] = consumer
+        if consumer.ack_timeout:
+            timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
+            consumer.in_flight[seq] = timer
+            heapq.heappush(self._timers, timer)
+        else:
+            consumer.in_flight[seq] = None
+
+    def _pick(self, sub: _Subscription) -> _Consumer | None:
         """The consumer that gets the next message, or None if none has a permit and room."""
         if sub.type != "shared":
-            first = sub.consumers[0]
-            if first.permits > 0 and len(first.in_flight) < first.queue_size:
-                return first
+            c = sub.active
+            if c is None or sub.switch is not None:  # a failover successor still waits
+                return None
+            if c.permits > 0 and len(c.in_flight) < c.queue_size:
+                return c
             return None
         n = len(sub.consumers)
         for i in range(n):
@@ -867,3 +1093,81 @@ class Broker:
                 sub.rr = (sub.rr + i + 1) % n
                 return c
         return None
+
+    # ------------------------------------------------------------------------ Key_Shared
+
+    def _dispatch_keyed(self, stream: _Stream, sub: _Subscription) -> None:
+        """Key_Shared: each message to the owner of its key's hash, keys in publish order.
+
+        Messages handed back, and messages set aside because their key's owner is busy or
+        its key is draining, wait in ``ready`` (Pulsar's replay set) and go first, in
+        ``seq`` order. Within one pass a key that could not go blocks its later messages,
+        so every key keeps its publish order. Reading new messages stops once
+        KEY_SHARED_LOOKAHEAD of them are set aside.
+        """
+        if not any(self._has_room(c) for c in sub.consumers):
+            return
+        blocked: set[int] = set()
+        log, base = stream.log, stream.base
+        pending = sorted(sub.ready_set)
+        for seq in pending:
+            if sub.is_acked(seq):
+                sub.ready_set.discard(seq)
+                continue
+            h = key_hash(log[seq - base].key)
+            consumer = None if h in blocked else self._key_owner(sub, h)
+            if consumer is None:
+                blocked.add(h)
+                continue
+            sub.ready_set.discard(seq)
+            self._send_keyed(stream, sub, consumer, seq, h)
+            if not any(self._has_room(c) for c in sub.consumers):
+                break
+        else:
+            end = stream.end
+            while sub.read_pos < end and len(sub.ready_set) < KEY_SHARED_LOOKAHEAD:
+                seq = sub.read_pos
+                sub.read_pos += 1
+                if sub.is_acked(seq):
+                    continue
+                h = key_hash(log[seq - base].key)
+                consumer = None if h in blocked else self._key_owner(sub, h)
+                if consumer is None:
+                    blocked.add(h)
+                    sub.ready_set.add(seq)  # set aside; not a redelivery (no count)
+                    continue
+                self._send_keyed(stream, sub, consumer, seq, h)
+                if not any(self._has_room(c) for c in sub.consumers):
+                    break
+        sub.ready = sorted(sub.ready_set)  # a sorted list is a heap; drops dead entries
+
+    def _send_keyed(
+        self, stream: _Stream, sub: _Subscription, consumer: _Consumer, seq: int, h: int
+    ) -> None:
+        consumer.permits -= 1
+        self._hold(consumer, seq)
+        sub.held_hash[seq] = h
+        entry = sub.holders.get(h)
+        if entry is None:
+            sub.holders[h] = [consumer, 1]
+        else:
+            entry[1] += 1
+        first = stream.log[seq - stream.base]
+        count = sub.redeliveries.get(seq, 0)
+        self._outbox.append(
+            Deliver(consumer.id, attrs.evolve(first, redelivery_count=count) if count else first)
+        )
+
+    @staticmethod
+    def _has_room(c: _Consumer) -> bool:
+        return c.permits > 0 and len(c.in_flight) < c.queue_size
+
+    def _key_owner(self, sub: _Subscription, h: int) -> _Consumer | None:
+        """Who may get a message of hash ``h`` now, or None (busy, or the key drains)."""
+        owner = sub.ring.owner(h)
+        if owner is None:
+            return None
+        entry = sub.holders.get(h)
+        if entry is not None and entry[0] is not owner:
+            return None  # another consumer still holds unacked messages of this key
+        return owner if self._has_room(owner) else None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from streamfw.api import Acknowledger, ConsumerLink, StreamRef
 from streamfw.codec import Pipeline
-from streamfw.errors import Closed, DecodeError
+from streamfw.errors import Closed, ConfigError, DecodeError
 from streamfw.message import Delivery, Message, MessageId
 from streamfw.plugins import NO_HOOKS, MessageHooks
 
@@ -36,6 +37,7 @@ class Consumer:
         self.stream = stream
         self.subscription = subscription
         self._closed = False
+        self._deferred_error: DecodeError | None = None  # receive_many's, for its next call
         self._hooks = hooks
         # Looked up once: with no hook plugin, messages ack straight through the link.
         self._after_receive = hooks.after_receive
@@ -58,6 +60,44 @@ class Consumer:
         if delivery is None:
             return None
         return self._decode(delivery)
+
+    def receive_many(self, max_messages: int, timeout: float | None = None) -> list[Message]:
+        """Up to ``max_messages`` messages: as soon as that many came, or once ``timeout`` passed.
+
+        Pulsar's ``batchReceive``; an empty list when nothing came in time. A pull-mode
+        consumer (``pull_mode=True``) first asks the broker for ``max_messages`` (less what
+        it asked for before and has not received yet), so it never holds more than asked.
+        A message that does not decode ends the batch: raised as ``DecodeError`` at once if
+        it is the first, otherwise the batch so far is returned and the error is raised by
+        the next ``receive_many`` (nothing is dropped: ack, nack or inspect
+        ``err.undecodable`` as with ``receive``).
+
+        Raises:
+            ConfigError: ``max_messages`` is not an int >= 1.
+        """
+        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
+            raise ConfigError(f"max_messages must be an int >= 1, got {max_messages!r:.80}")
+        deferred, self._deferred_error = self._deferred_error, None
+        if deferred is not None:
+            raise deferred
+        request = getattr(self._link, "request", None)  # pull mode: ask for what we want
+        if request is not None and not self._closed:
+            request(max_messages)
+        end = None if timeout is None else time.monotonic() + timeout
+        batch: list[Message] = []
+        while len(batch) < max_messages:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                message = self.receive(left)
+            except DecodeError as exc:
+                if not batch:
+                    raise
+                self._deferred_error = exc
+                break
+            if message is None:
+                break
+            batch.append(message)
+        return batch
 
     def ack(self, message: Message | MessageId) -> None:
         message_id = message.id if isinstance(message, Message) else message

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict, TypeGuard, TypeVar
@@ -37,13 +38,16 @@ import attrs
 from streamfw.errors import ConfigError
 from streamfw.message import MessageId
 
-SubscriptionType = Literal["exclusive", "failover", "shared"]
-SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = ("exclusive", "failover", "shared")
+SubscriptionType = Literal["exclusive", "failover", "shared", "key_shared"]
+SUBSCRIPTION_TYPES: tuple[SubscriptionType, ...] = ("exclusive", "failover", "shared", "key_shared")
 InitialPosition = Literal["latest", "earliest"]
 INITIAL_POSITIONS: tuple[InitialPosition, ...] = ("latest", "earliest")
 ReaderStart = Literal["earliest", "latest"] | MessageId
 MAX_RECEIVER_QUEUE = 1000  # Pulsar's WebSocket proxy caps receiverQueueSize here
 MAX_NAME_LENGTH = 200  # producer, consumer and reader names; they travel in URL queries
+MAX_PRIORITY_LEVEL = 2**31 - 1  # Pulsar keeps priorityLevel in a Java int; 0 is the highest
+MAX_REDELIVER_COUNT = 2**31 - 1  # Pulsar's maxRedeliverCount is a Java int too
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -106,6 +110,36 @@ def _one_of(*allowed: str) -> Validator:
     return check
 
 
+def _priority(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (_is_int(value) and 0 <= value <= MAX_PRIORITY_LEVEL):
+        raise ConfigError(
+            f"{attribute.name} must be an int from 0 (highest) to {MAX_PRIORITY_LEVEL},"
+            f" got {value!r:.80}"
+        )
+
+
+def _positive_int_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (_is_int(value) and 1 <= value <= MAX_REDELIVER_COUNT):
+        raise ConfigError(
+            f"{attribute.name} must be None or an int from 1 to {MAX_REDELIVER_COUNT},"
+            f" got {value!r:.80}"
+        )
+
+
+def _stream_name_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # The same rule as streamfw.api.check_name (which imports this module).
+    if value is not None and not (isinstance(value, str) and _STREAM_NAME.match(value)):
+        raise ConfigError(
+            f"{attribute.name} must be None or a stream name of 1-200 characters from"
+            f" A-Z a-z 0-9 _ . -, got {value!r:.80}"
+        )
+
+
+def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name} must be True or False, got {value!r:.80}")
+
+
 def _start(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, MessageId) and value not in ("earliest", "latest"):
         raise ConfigError(
@@ -136,12 +170,23 @@ class ConsumerOptions:
 
     Attributes:
         name: the consumer's name, shown in subscription stats; None lets the broker pick.
-        type: ``exclusive``, ``failover`` or ``shared``.
+        type: ``exclusive``, ``failover``, ``shared`` or ``key_shared``.
         initial_position: where a new subscription starts: ``latest`` or ``earliest``.
         receiver_queue_size: messages the broker sends before the consumer takes some (its
             permits), 1 to 1000 (the WebSocket API's maximum).
         ack_timeout: seconds after which an unacknowledged message is redelivered; None never.
         nack_delay: seconds before a negatively acknowledged message is redelivered.
+        priority_level: 0 (the default) is the highest; on a Failover subscription the
+            active consumer is one of those with the highest priority (Pulsar's
+            ``priorityLevel``; docs/protocol.md §15.4).
+        max_redeliver_count: hand a message back at most this many times; the next nack or
+            ack timeout sends it to ``dead_letter_stream`` instead (Pulsar's
+            ``maxRedeliverCount``; None: no dead-letter policy; docs/protocol.md §15.2).
+        dead_letter_stream: where those messages go; default ``<stream>-<subscription>-DLQ``.
+            Needs ``max_redeliver_count``.
+        pull_mode: the consumer gets only the messages it asks for (``receive_many(n)``
+            asks for n, ``receive()`` for one), not ``receiver_queue_size`` in advance
+            (Pulsar's WebSocket ``pullMode``; docs/protocol.md §15.5).
     """
 
     name: str | None = attrs.field(default=None, validator=_name)
@@ -154,6 +199,17 @@ class ConsumerOptions:
     receiver_queue_size: int = attrs.field(default=MAX_RECEIVER_QUEUE, validator=_queue_size)
     ack_timeout: float | None = attrs.field(default=None, validator=_positive_seconds_or_none)
     nack_delay: float = attrs.field(default=60.0, validator=_seconds)
+    priority_level: int = attrs.field(default=0, validator=_priority)
+    max_redeliver_count: int | None = attrs.field(default=None, validator=_positive_int_or_none)
+    dead_letter_stream: str | None = attrs.field(default=None, validator=_stream_name_or_none)
+    pull_mode: bool = attrs.field(default=False, validator=_bool)
+
+    def __attrs_post_init__(self) -> None:
+        if self.dead_letter_stream is not None and self.max_redeliver_count is None:
+            raise ConfigError(
+                "dead_letter_stream needs max_redeliver_count (after how many redeliveries a"
+                " message goes there)"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -188,6 +244,10 @@ class ConsumerOptionsDict(TypedDict, total=False):
     receiver_queue_size: int
     ack_timeout: float | None
     nack_delay: float
+    priority_level: int
+    max_redeliver_count: int | None
+    dead_letter_stream: str | None
+    pull_mode: bool
     consumer_name: str | None  # deprecated spelling of ``name``; removed in the next release
 
 

@@ -24,18 +24,12 @@ from streamfw import hookspecs
 from streamfw.api import CommandSpec, TransportSpec
 from streamfw.codec import CodecRegistry
 from streamfw.errors import PluginError
-from streamfw.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    import concurrent.futures as cf
-
-    from streamfw.message import MessageId, OutgoingMessage
-    from streamfw.producer import Producer
     from streamfw.testing.harness import HarnessSpec
 
 ENTRY_POINT_GROUP = "streamfw"
 BUILTIN_PLUGINS = ("streamfw.codec",)  # core ships its codecs as a plugin
-SENDER = "streamfw.send"  # the plugin name of streamfw's own streamfw_send: the send itself
 
 
 @attrs.frozen
@@ -163,8 +157,7 @@ class MessageHooks:
     def of(cls, pm: pluggy.PluginManager, transport: str) -> MessageHooks:
         def implemented(name: str) -> HookCaller | None:
             caller: HookCaller = getattr(pm.hook, name)
-            plugins = [i for i in caller.get_hookimpls() if i.plugin_name != SENDER]
-            return caller if plugins else None
+            return caller if caller.get_hookimpls() else None
 
         return cls(
             transport,
@@ -183,18 +176,6 @@ class MessageHooks:
 NO_HOOKS = MessageHooks()
 
 
-class _Sender:
-    """streamfw's own ``streamfw_send``: the send itself, innermost in the plugins' wrappers.
-
-    Registered by ``discover()`` in every plugin manager, last in line (``trylast``), so a
-    wrapper's ``yield`` reaches it and a plain implementation that returns None runs first.
-    """
-
-    @hookimpl(trylast=True)
-    def streamfw_send(self, producer: Producer, message: OutgoingMessage) -> cf.Future[MessageId]:
-        return producer._transmit(message)
-
-
 def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -206,7 +187,6 @@ def discover(*, entry_points: bool = True, extra: dict[str, object] | None = Non
     """Build a plugin manager: built-ins, then entry points, then ``extra`` (name -> plugin)."""
     pm = pluggy.PluginManager("streamfw")
     pm.add_hookspecs(hookspecs)
-    pm.register(_Sender(), name=SENDER)
     infos: list[PluginInfo] = []
     for dotted in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(dotted), name=dotted)

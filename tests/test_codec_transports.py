@@ -68,7 +68,7 @@ def test_a_decompression_bomb_is_a_decode_error_to_ack(client: Client, stream: S
 def test_a_decode_error_can_be_nacked_and_comes_back(
     client: Client, stream: Stream, streamfw_harness: Harness
 ) -> None:
-    with stream.consumer("sub", nack_delay=30) as c:
+    with stream.consumer("sub", type="shared", nack_delay=30) as c:
         write_raw(client, stream, (BOMB, "bytes+zlib+zlib"))
         must_fail(c, "inflates to more than").nack()
         assert c.receive(streamfw_harness.settle) is None

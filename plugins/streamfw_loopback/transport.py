@@ -23,7 +23,15 @@ from streamfw.api import (
     TransportConfig,
     first_ledger_now,
 )
-from streamfw.broker import ActiveChanged, Broker, ConsumerClosed, Deliver, Limits, ProducerClosed
+from streamfw.broker import (
+    ActiveChanged,
+    Broker,
+    ConsumerClosed,
+    Deliver,
+    Limits,
+    ProducerClosed,
+    Rules,
+)
 from streamfw.errors import Closed, ConfigError, LocalProtocolError, StreamDeleted
 from streamfw.message import Delivery, Envelope, MessageId
 
@@ -99,10 +107,14 @@ class _Host:
     due (``next_due``), so an ack timeout, a nack or an admin call is always seen first.
     """
 
-    def __init__(self, name: str, clock: Callable[[], float], limits: Limits | None) -> None:
+    def __init__(
+        self, name: str, clock: Callable[[], float], limits: Limits | None, rules: Rules | None
+    ) -> None:
         self.name = name
         self.clock = clock
-        self.broker = Broker(clock=clock, limits=limits, first_ledger=first_ledger_now())
+        self.broker = Broker(
+            clock=clock, limits=limits, first_ledger=first_ledger_now(), rules=rules
+        )
         self.lock = _HostLock()
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
@@ -176,11 +188,17 @@ _hosts: dict[str, _Host] = {}
 _hosts_lock = threading.Lock()
 
 
-def _acquire(name: str, clock: Callable[[], float] | None, limits: Limits | None) -> _Host:
+def _acquire(
+    name: str, clock: Callable[[], float] | None, limits: Limits | None, rules: Rules | None
+) -> _Host:
     with _hosts_lock:
         host = _hosts.get(name)
         if host is None:
-            host = _hosts[name] = _Host(name, clock or time.time, limits)
+            host = _hosts[name] = _Host(name, clock or time.time, limits, rules)
+        elif rules is not None and rules != host.broker.rules:
+            raise ConfigError(
+                f"loopback://{name} is already open with {host.broker.rules!r}, not {rules!r}"
+            )
         elif clock is not None and clock is not host.clock:
             raise ConfigError(f"loopback://{name} is already open with another clock")
         elif limits is not None and limits != host.broker.limits:
@@ -241,11 +259,19 @@ class LoopbackProducer:
 
 class LoopbackConsumer:
     def __init__(
-        self, host: _Host, ref: StreamRef, open_: Callable[[], int], *, reader: bool = False
+        self,
+        host: _Host,
+        ref: StreamRef,
+        open_: Callable[[], int],
+        *,
+        reader: bool = False,
+        pull: bool = False,
     ) -> None:
         self._host = host
         self._ref = ref
         self._reader = reader  # acks nothing: the broker moves its cursor as it is served
+        self._pull = pull  # pull mode: permits only for what the application asks for
+        self._asked = 0  # pull mode: asked for and not handed to the application yet
         with host.lock:
             host.generation += 1
             host.settle()
@@ -264,6 +290,7 @@ class LoopbackConsumer:
         host, inbox = self._host, self._inbox
         if (
             inbox.items
+            and not self._pull  # pull mode counts what it hands out, under the lock
             and self._seen == host.generation
             and not self._closed
             and host.clock() < host.next_due
@@ -273,13 +300,17 @@ class LoopbackConsumer:
                 return delivery
         end = None if timeout is None else time.monotonic() + timeout
         with host.lock:
+            if self._pull:
+                self._ask_locked(1)
             while True:
                 host.settle()
                 host.tick_locked()
                 self._seen = host.generation
                 while inbox.items:
                     _, delivery = inbox.items.popitem(last=False)
-                    if host.broker.grant(self._id):  # handed over (or dropped as stale)
+                    # handed over (or dropped as stale); in pull mode only a stale copy's
+                    # permit comes back: the application asks for the rest
+                    if not self._pull and host.broker.grant(self._id):
                         host._route()
                     if self._reader:
                         return delivery
@@ -287,7 +318,10 @@ class LoopbackConsumer:
                     # hand out only what the broker still counts as held by this consumer.
                     if host.broker.is_outstanding(self._id, delivery.message_id):
                         self._handed.add(delivery.message_id)
+                        self._asked -= self._pull
                         return delivery
+                    if self._pull and host.broker.grant(self._id):
+                        host._route()
                 if inbox.closed_reason is not None:
                     # the broker closes a consumer only when its stream is deleted
                     raise StreamDeleted(
@@ -329,6 +363,24 @@ class LoopbackConsumer:
                 self._handed.add(delivery.message_id)
                 return delivery
         return None
+
+    def request(self, messages: int) -> None:
+        """Pull mode: have ``messages`` asked for, counting those asked for and not received.
+
+        Each ask grants the broker that many more permits (Pulsar's WebSocket ``permit``
+        frame); outside pull mode the consumer has its receiver queue's worth already.
+        """
+        if self._pull:
+            with self._host.lock:
+                self._ask_locked(messages)
+
+    def _ask_locked(self, messages: int) -> None:
+        if messages > self._asked and not self._closed:
+            more, self._asked = messages - self._asked, messages
+            self._host.generation += 1
+            self._host.settle()
+            if self._host.broker.grant(self._id, more):
+                self._host._route()
 
     def ack(self, message_id: MessageId) -> None:
         consumer = self._live()
@@ -377,22 +429,26 @@ class LoopbackTransport:
         *,
         clock: Callable[[], float] | None = None,
         limits: Limits | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.name = name
-        self._host = _acquire(name, clock, limits)
+        self._host = _acquire(name, clock, limits, rules)
         self._closed = False
 
     @classmethod
     def from_config(cls, config: TransportConfig) -> LoopbackTransport:
         parts = urlsplit(config.url)
         name = (parts.netloc + parts.path).strip("/") or "default"
-        unknown = sorted(set(config.options) - {"clock", "limits"})
+        unknown = sorted(set(config.options) - {"clock", "limits", "rules"})
         if unknown:
             raise ConfigError(f"loopback:// does not take option(s): {', '.join(unknown)}")
         limits = config.options.get("limits")
         if limits is not None and not isinstance(limits, Limits):
             raise ConfigError(f"limits must be a streamfw.broker.Limits, got {limits!r}")
-        return cls(name, clock=config.options.get("clock"), limits=limits)
+        rules = config.options.get("rules")
+        if rules is not None and not isinstance(rules, Rules):
+            raise ConfigError(f"rules must be a streamfw.broker.Rules, got {rules!r}")
+        return cls(name, clock=config.options.get("clock"), limits=limits, rules=rules)
 
     @property
     def broker(self) -> Broker:
@@ -433,7 +489,10 @@ class LoopbackTransport:
     ) -> LoopbackConsumer:
         broker = self._host.broker
         return LoopbackConsumer(
-            self._host, stream, lambda: broker.subscribe(stream, subscription, options)
+            self._host,
+            stream,
+            lambda: broker.subscribe(stream, subscription, options),
+            pull=options.pull_mode,
         )
 
     def open_reader(self, stream: StreamRef, options: ReaderOptions) -> LoopbackConsumer:

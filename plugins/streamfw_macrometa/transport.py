@@ -294,6 +294,19 @@ class MacrometaTransport:
                 " Use a reader from 'earliest', or extensions=True (CLI: -o extensions=1) against"
                 " the streamfw emulator."
             )
+        # Not sent over the wire yet (issue 11): refused rather than silently dropped.
+        unsent = [
+            what
+            for what, used in (
+                ("type='key_shared'", options.type == "key_shared"),
+                ("max_redeliver_count", options.max_redeliver_count is not None),
+                ("pull_mode", options.pull_mode),
+                ("priority_level", options.priority_level != 0),
+            )
+            if used
+        ]
+        if unsent:
+            raise Unsupported(f"the macrometa transport cannot send {', '.join(unsent)} yet")
         self._require(stream)
         params = wire.consumer_query(options)
         link = MacrometaConsumer(

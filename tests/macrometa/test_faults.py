@@ -81,7 +81,7 @@ def test_unacked_come_back_acked_do_not(proxy: Proxy, make_client: Callable[...,
         proxy.cut()
         again = [c.receive(5), c.receive(5)]
         assert sorted(m.value for m in again) == [1, 3]
-        assert all(m.redelivery_count >= 1 for m in again)
+        assert all(m.redelivery_count == 0 for m in again)  # a cut is no failure (Pulsar)
         for m in again:
             m.ack()
         assert c.receive(0.5) is None
