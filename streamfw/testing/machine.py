@@ -48,16 +48,21 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import hypothesis.strategies as st
-from hypothesis import Phase, settings
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from streamfw.extras import missing
+
+try:
+    import hypothesis.strategies as st
+    from hypothesis import Phase, settings
+    from hypothesis.stateful import (
+        RuleBasedStateMachine,
+        initialize,
+        invariant,
+        precondition,
+        rule,
+        run_state_machine_as_test,
+    )
+except ModuleNotFoundError as exc:  # say which install brings it: streamfw[testing]
+    raise missing(exc, __name__) from None
 
 from streamfw.api import SUBSCRIPTION_TYPES, SubscriptionType
 from streamfw.broker import ORIGIN_MESSAGE_ID
@@ -83,7 +88,10 @@ MULTI = ("shared", "key_shared")  # types where every consumer receives
 class SubscriptionMachine(RuleBasedStateMachine):
     """One stream, one subscription, up to three consumer slots, one model."""
 
+    # What examples pick from (run_subscription_machine narrows these).
     types: Sequence[SubscriptionType] = SUBSCRIPTION_TYPES
+    dead_letter_limits: Sequence[int | None] = (None, 1, 2)
+    pull_modes: Sequence[bool] = (False, True)
 
     def __init__(self, harness: Harness) -> None:
         super().__init__()
@@ -125,20 +133,15 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.late_acks: dict[int, int] = {}  # acked through a stale copy: value -> slot
         self.may_return: set[int] = set()  # late-acked by a consumer that left before it came back
 
-    @initialize(
-        sub_type=st.sampled_from(SUBSCRIPTION_TYPES),
-        timeout=st.booleans(),
-        max_redeliver=st.sampled_from([None, 1, 2]),
-        pull=st.booleans(),
-    )
-    def choose(
-        self, sub_type: SubscriptionType, timeout: bool, max_redeliver: int | None, pull: bool
-    ) -> None:
-        self.type = sub_type if sub_type in self.types else self.types[0]
+    @initialize(data=st.data(), timeout=st.booleans())
+    def choose(self, data: st.DataObject, timeout: bool) -> None:
+        self.type = data.draw(st.sampled_from(self.types), label="type")
         # Shared + ack timeout races a late ack against a redelivery elsewhere (as in Pulsar).
         self.ack_timeout = ACK_TIMEOUT if timeout and self.type not in MULTI else None
-        self.max_redeliver = max_redeliver
-        self.pull = pull
+        self.max_redeliver = data.draw(
+            st.sampled_from(self.dead_letter_limits), label="max_redeliver_count"
+        )
+        self.pull = data.draw(st.sampled_from(self.pull_modes), label="pull_mode")
 
     # --------------------------------------------------------------------------- rules
 
@@ -528,10 +531,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
             self._check_dead_letters()
 
 
-def _machine_of(types: Sequence[SubscriptionType]) -> type[SubscriptionMachine]:
-    if tuple(types) == SUBSCRIPTION_TYPES:
+def _machine_of(**narrowed: Sequence[Any] | None) -> type[SubscriptionMachine]:
+    given = {k: tuple(v) for k, v in narrowed.items() if v is not None}
+    if not given:
         return SubscriptionMachine
-    return type("SubscriptionMachine", (SubscriptionMachine,), {"types": tuple(types)})
+    return type("SubscriptionMachine", (SubscriptionMachine,), given)
 
 
 def run_subscription_machine(
@@ -539,7 +543,9 @@ def run_subscription_machine(
     *,
     max_examples: int | None = None,
     budget: float | None = None,
-    types: Sequence[SubscriptionType] = SUBSCRIPTION_TYPES,
+    types: Sequence[SubscriptionType] | None = None,
+    dead_letter_limits: Sequence[int | None] | None = None,
+    pull_modes: Sequence[bool] | None = None,
     shrink: bool = True,
 ) -> int:
     """Run the state machine against ``harness`` (used by tests and by plugin authors).
@@ -554,6 +560,8 @@ def run_subscription_machine(
             none is started that would be expected to end past the budget. Shrinking a real
             failure is not cut short (it ends with the counterexample).
         types: the subscription types examples pick from (all by default).
+        dead_letter_limits: the ``max_redeliver_count`` values they pick from (None, 1, 2).
+        pull_modes: the ``pull_mode`` values they pick from (both).
         shrink: shrink a failure to a minimal example (off: report the first one found,
             sooner; the mutant tests use this).
 
@@ -565,7 +573,7 @@ def run_subscription_machine(
     if budget is None:
         budget = float(os.environ.get(BUDGET_ENV) or BUDGET)
     phases = current.phases if shrink else tuple(p for p in current.phases if p != Phase.shrink)
-    machine = _machine_of(types)
+    machine = _machine_of(types=types, dead_letter_limits=dead_letter_limits, pull_modes=pull_modes)
     start = time.monotonic()
     end = start + budget
     done = 0
