@@ -46,7 +46,8 @@ def test_loopback_options_are_checked() -> None:
         streamfw.connect("loopback://clocked", clock=ManualClock())
 
 
-@pytest.mark.parametrize("url", ["", "loopback", "no-scheme-here", None])
+# None is not here: connect(None) means "no URL given", i.e. $STREAMFW_URL or loopback://.
+@pytest.mark.parametrize("url", ["", "loopback", "no-scheme-here", 7])
 def test_bad_urls_are_refused(url: object) -> None:
     with pytest.raises(ConfigError, match="scheme://"):
         streamfw.connect(url)  # type: ignore[arg-type]
