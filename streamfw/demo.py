@@ -55,6 +55,7 @@ class _Run:
     log: _Log
     acked: dict[str, list[str]] = attrs.Factory(lambda: {"consumer-1": [], "consumer-2": []})
     foreign: int = 0
+    left_unacked: str | None = None  # what consumer-1 held when it left
     failures: list[BaseException] = attrs.Factory(list)
 
     def own(self, who: str, msg: Message) -> bool:
@@ -155,6 +156,7 @@ def _play(stream: Stream, sub: str, consumer_1: Consumer, run: _Run, interval: f
                     run.acked["consumer-1"].append(msg.value)
                     log("consumer-1", f"received {msg.value!r} -> ack")
                 else:
+                    run.left_unacked = msg.value
                     log("consumer-1", f"received {msg.value!r} -> leaving WITHOUT ack")
             standby_ready.wait(timeout=10 * interval + 5)
         log("consumer-1", "detached; its unacked message goes back to the subscription")
@@ -181,7 +183,9 @@ def _play(stream: Stream, sub: str, consumer_1: Consumer, run: _Run, interval: f
                         break
                     if not run.own("consumer-2", msg):
                         continue
-                    again = f" (redelivery {msg.redelivery_count})" if msg.redelivery_count else ""
+                    again = " (left unacked by consumer-1)" if msg.value == run.left_unacked else ""
+                    if msg.redelivery_count:
+                        again += f" (redelivery {msg.redelivery_count})"
                     msg.ack()
                     run.acked["consumer-2"].append(msg.value)
                     log("consumer-2", f"received {msg.value!r}{again} -> ack")
