@@ -44,6 +44,17 @@ def test_the_emulator_comes_with_the_default_install() -> None:
     assert "--port" in done.stdout and "--api-key-file" in done.stdout
 
 
+def test_one_streamfw_metadata_on_the_path() -> None:
+    # A checkout installed with setuptools before keeps a streamfw.egg-info at its root, now on
+    # sys.path: Python would read its stale requirements and entry points (docs/install.md).
+    found = [
+        str(d.locate_file(""))
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"] == "streamfw"
+    ]
+    assert len(found) == 1, f"delete the stale copies; streamfw metadata found in {found}"
+
+
 def test_the_testing_extra_brings_what_the_kit_imports() -> None:
     requires = importlib.metadata.requires("streamfw") or []
     testing = {
