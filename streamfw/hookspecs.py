@@ -60,9 +60,9 @@ def streamfw_send(producer: Producer, message: OutgoingMessage) -> cf.Future[Mes
     the future of the broker's confirmation (already done on transports that confirm
     inline; ``add_done_callback`` sees the outcome either way), or raises what the send
     raised. Return that future. Wrappers compose: pluggy calls the last registered first,
-    so it is the outermost. streamfw itself does the sending, so a plain (non-wrapper)
-    implementation is never called unless ``tryfirst``, and then whatever it returns
-    stands in for the send.
+    so it is the outermost. streamfw's own implementation, last in line, does the sending;
+    a plain (non-wrapper) implementation runs before it and should return None, since
+    whatever else it returns stands in for the send.
     """
 
 

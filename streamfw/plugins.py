@@ -24,12 +24,18 @@ from streamfw import hookspecs
 from streamfw.api import CommandSpec, TransportSpec
 from streamfw.codec import CodecRegistry
 from streamfw.errors import PluginError
+from streamfw.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+    from streamfw.message import MessageId, OutgoingMessage
+    from streamfw.producer import Producer
     from streamfw.testing.harness import HarnessSpec
 
 ENTRY_POINT_GROUP = "streamfw"
 BUILTIN_PLUGINS = ("streamfw.codec",)  # core ships its codecs as a plugin
+SENDER = "streamfw.send"  # the plugin name of streamfw's own streamfw_send: the send itself
 
 
 @attrs.frozen
@@ -140,7 +146,9 @@ class MessageHooks:
 
     Each is pluggy's hook caller (``pm.hook.NAME``: wrappers compose, tracing sees the call),
     or None when no plugin implements it, so a producer or consumer that looked them up when
-    it opened skips the call entirely: no hook plugin, no cost per message.
+    it opened skips the call entirely: no hook plugin, no cost per message. A plugin object
+    may have a ``streamfw_hooks_idle()`` method: when it returns True at that moment (an
+    OpenTelemetry plugin with no SDK configured), the plugin is left out as if absent.
 
     Attributes:
         transport: the URL scheme of the transport the messages go over (``loopback``, ...),
@@ -155,9 +163,14 @@ class MessageHooks:
 
     @classmethod
     def of(cls, pm: pluggy.PluginManager, transport: str) -> MessageHooks:
+        idle = [p for p in pm.get_plugins() if _idle(p)]
+
         def implemented(name: str) -> HookCaller | None:
             caller: HookCaller = getattr(pm.hook, name)
-            return caller if caller.get_hookimpls() else None
+            impls = caller.get_hookimpls()
+            if not [i for i in impls if i.plugin_name != SENDER and i.plugin not in idle]:
+                return None
+            return pm.subset_hook_caller(name, idle) if idle else caller
 
         return cls(
             transport,
@@ -176,6 +189,23 @@ class MessageHooks:
 NO_HOOKS = MessageHooks()
 
 
+def _idle(plugin: object) -> bool:
+    check = getattr(plugin, "streamfw_hooks_idle", None)
+    return callable(check) and check() is True
+
+
+class _Sender:
+    """streamfw's own ``streamfw_send``: the send itself, innermost in the plugins' wrappers.
+
+    Registered by ``discover()`` in every plugin manager, last in line (``trylast``), so a
+    wrapper's ``yield`` reaches it and a plain implementation that returns None runs first.
+    """
+
+    @hookimpl(trylast=True)
+    def streamfw_send(self, producer: Producer, message: OutgoingMessage) -> cf.Future[MessageId]:
+        return producer._transmit(message)
+
+
 def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -187,6 +217,7 @@ def discover(*, entry_points: bool = True, extra: dict[str, object] | None = Non
     """Build a plugin manager: built-ins, then entry points, then ``extra`` (name -> plugin)."""
     pm = pluggy.PluginManager("streamfw")
     pm.add_hookspecs(hookspecs)
+    pm.register(_Sender(), name=SENDER)
     infos: list[PluginInfo] = []
     for dotted in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(dotted), name=dotted)

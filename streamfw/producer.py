@@ -37,7 +37,6 @@ class Producer:
         self._tag_only: dict[str, Properties] = {}
         self._hooks = hooks
         self._send_hook = hooks.send  # looked up once: None costs nothing per message
-        self._through_hook = [self._transmit]
         # A link that confirms every send before returning gives the id directly: no Future.
         send_confirmed = getattr(link, "send_confirmed", None)
         self._send_confirmed: Callable[[Envelope], MessageId] | None = (
@@ -138,9 +137,7 @@ class Producer:
         message = OutgoingMessage(
             self.stream.name, envelope.payload, dict(props), envelope.key, props[CODEC_PROPERTY]
         )
-        future = self._send_hook.call_extra(
-            self._through_hook, {"producer": self, "message": message}
-        )
+        future = self._send_hook(producer=self, message=message)
         if not isinstance(future, cf.Future):
             raise PluginError(
                 f"a streamfw_send hook returned {type(future).__name__}, not the send's Future"
@@ -148,7 +145,7 @@ class Producer:
         return future
 
     def _transmit(self, message: OutgoingMessage) -> cf.Future[MessageId]:
-        """The send itself, innermost in the ``streamfw_send`` hook's wrappers."""
+        """The send itself, innermost in the ``streamfw_send`` hook's wrappers (``_Sender``)."""
         props = message.properties
         if props.get(CODEC_PROPERTY) != message.codec:
             raise PluginError(

@@ -15,7 +15,7 @@ from streamfw import hookimpl
 from streamfw.consumer import Consumer
 from streamfw.errors import DecodeError, PluginError
 from streamfw.message import Message, MessageId, OutgoingMessage
-from streamfw.plugins import installed
+from streamfw.plugins import PluginSet, installed
 from streamfw.producer import Producer
 from streamfw.testing import Harness
 from streamfw.testing.pytest_plugin import harnesses
@@ -203,3 +203,40 @@ def test_hooks_are_looked_up_once_when_a_producer_or_consumer_opens() -> None:
             with stream.producer() as newer:
                 newer.send(2)
         assert [c[0] for c in recorder.calls] == ["before", "confirmed", "after"]
+
+
+class Observer:
+    """A plain implementation: runs before the send, and returns what it was given."""
+
+    def __init__(self, result: object = None) -> None:
+        self.result = result
+        self.seen: list[str] = []
+
+    @hookimpl
+    def streamfw_send(self, producer: Producer, message: OutgoingMessage) -> object:
+        self.seen.append(message.stream)
+        return self.result
+
+
+def test_a_plain_implementation_observes_and_one_returning_junk_is_an_error() -> None:
+    import streamfw_loopback
+
+    def only(**plugins: object) -> PluginSet:
+        return streamfw.discover(
+            entry_points=False, extra={"loopback": streamfw_loopback, **plugins}
+        )
+
+    url = f"loopback://hooks-{uuid.uuid4().hex}"
+    watcher, junk = Observer(), Observer(result="not a future")
+    with streamfw.connect(url, plugins=only(w=watcher)) as client:
+        stream = client.stream("s").create()
+        with stream.consumer("c") as consumer, stream.producer() as producer:
+            producer.send("seen")
+            message = consumer.receive(WAIT)
+            assert message is not None and message.value == "seen"
+    assert watcher.seen == ["s"]
+    with streamfw.connect(url, plugins=only(j=junk)) as client:
+        stream = client.stream("s").create()
+        with stream.producer() as producer, pytest.raises(PluginError, match="returned str"):
+            producer.send("lost")
+        assert stream.backlog() == 0

@@ -215,3 +215,22 @@ def test_the_plugin_implements_no_hook_without_opentelemetry_or_when_disabled(
         check=True,
     ).stdout
     assert out.split() == ["Inactive", "True"]
+
+
+def test_the_plugin_is_left_out_while_nothing_records() -> None:
+    """opentelemetry-api installed but no SDK provider: the proxies record nothing, so a
+    producer or consumer opened then calls no hook at all (as with no plugin)."""
+    assert isinstance(plugin, Telemetry) and not plugin.recording()
+    with streamfw.connect(f"loopback://otel-{uuid.uuid4().hex}") as client:
+        stream = client.stream("s").create()
+        with stream.consumer("c") as quiet_consumer, stream.producer() as quiet:
+            assert quiet._send_hook is None and quiet_consumer._after_receive is None
+        rec = Recorded()
+        plugin.configure(rec.tracer_provider, rec.meter_provider)
+        try:
+            with stream.producer() as traced:
+                assert traced._send_hook is not None
+                traced.send("x")
+        finally:
+            plugin.configure()
+    assert len(rec.finished(SpanKind.PRODUCER)) == 1

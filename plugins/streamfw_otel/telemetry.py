@@ -78,6 +78,7 @@ class Telemetry:
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         """Send spans and counters to these providers from now on (None: the global ones)."""
+        self._own_providers = tracer_provider is not None or meter_provider is not None
         self._tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider)
         meter = metrics.get_meter(INSTRUMENTATION, meter_provider=meter_provider)
         self._sent = meter.create_counter(
@@ -96,12 +97,36 @@ class Telemetry:
             "streamfw.messages.redelivered", "{message}", "Messages received more than once"
         )
 
+    def recording(self) -> bool:
+        """Whether spans or counters go anywhere: given providers, or global ones set.
+
+        Until an SDK sets a global provider, OpenTelemetry's API hands out proxies that
+        record nothing; the hooks then return at once instead of building spans, contexts
+        and attributes for nothing (several times a message's own cost in streamfw).
+        """
+        if self._own_providers:
+            return True
+        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return True
+        meter_provider = metrics.get_meter_provider()
+        # the API's default is a private proxy class; an SDK's provider is neither
+        return not (
+            isinstance(meter_provider, metrics.NoOpMeterProvider)
+            or type(meter_provider).__name__ == "_ProxyMeterProvider"
+        )
+
+    def streamfw_hooks_idle(self) -> bool:
+        """Left out of a producer's or consumer's hooks if nothing records when it opens."""
+        return not self.recording()
+
     # ------------------------------------------------------------------------- producer
 
     @hookimpl(wrapper=True)
     def streamfw_send(
         self, producer: Producer, message: OutgoingMessage
     ) -> Generator[None, cf.Future[MessageId], cf.Future[MessageId]]:
+        if not self.recording():
+            return (yield)
         attributes: dict[str, AttributeValue] = {
             "messaging.system": messaging_system(producer.transport),
             "messaging.destination.name": message.stream,
@@ -150,6 +175,8 @@ class Telemetry:
 
     @hookimpl
     def streamfw_after_receive(self, consumer: Consumer, message: Message) -> None:
+        if not self.recording():
+            return
         attributes = _consumer_attributes(consumer, "process")
         self._consumed.add(1, attributes)
         if message.redelivery_count:
@@ -182,11 +209,15 @@ class Telemetry:
 
     @hookimpl
     def streamfw_on_ack(self, consumer: Consumer, message_id: MessageId) -> None:
+        if not self.recording():
+            return
         self._acked.add(1, _consumer_attributes(consumer, "ack"))
         self._settle(consumer, message_id, "ack")
 
     @hookimpl
     def streamfw_on_nack(self, consumer: Consumer, message_id: MessageId) -> None:
+        if not self.recording():
+            return
         self._nacked.add(1, _consumer_attributes(consumer, "nack"))
         self._settle(consumer, message_id, "nack")
 
