@@ -114,6 +114,9 @@ class Block:
 sys.meta_path.insert(0, Block())
 """
 
+# The project's own test tools (heavy to import, and needing hypothesis), not a user's.
+NOT_OURS = "'-p', 'no:hypothesispytest', '-p', 'no:schemathesis'"
+
 EMULATOR_TEST = """
     def test_uses_the_emulator(streamfw_emulator):
         pass
@@ -127,8 +130,8 @@ def test_the_emulator_fixtures_without_aiohttp_say_how_to_get_it(tmp_path: Path)
     (tmp_path / "test_app.py").write_text(textwrap.dedent(EMULATOR_TEST), encoding="utf-8")
     code = BLOCK.format(name="aiohttp") + (
         "import pytest\n"
-        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '--streamfw-transports',"
-        " 'macrometa', 'test_app.py']))\n"
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {NOT_OURS},"
+        " '--streamfw-transports', 'macrometa', 'test_app.py']))\n"
     )
     done = run_python(code, tmp_path)
     out = done.stdout + done.stderr
@@ -177,9 +180,8 @@ def test_the_kit_fixtures_need_no_hypothesis(tmp_path: Path) -> None:
     (tmp_path / "test_app.py").write_text(textwrap.dedent(KIT_TEST), encoding="utf-8")
     code = BLOCK.format(name="hypothesis") + (
         "import pytest\n"
-        "sys.exit(pytest.main(['-v', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest',"
-        " '-p', 'no:schemathesis', '--streamfw-transports', 'loopback,macrometa',"
-        " 'test_app.py']))\n"
+        f"sys.exit(pytest.main(['-v', '-p', 'no:cacheprovider', {NOT_OURS},"
+        " '--streamfw-transports', 'loopback,macrometa', 'test_app.py']))\n"
     )
     done = run_python(code, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
