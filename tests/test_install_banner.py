@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import trustme
 from streamfw_macrometa.emulator import Emulator
 from streamfw_macrometa.emulator.command import YOUR_KEY, banner
 
@@ -23,21 +26,42 @@ def export_line(text: str) -> str:
     return lines[0]
 
 
+def run_pasted(export: str) -> subprocess.CompletedProcess[str]:
+    script = f"{export}\nexec {sys.executable} -c '{textwrap.dedent(CHECK).strip()}'\n"
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
 def test_the_export_line_connects_as_pasted() -> None:
     with Emulator.start(host="127.0.0.1", port=0, fabrics=("_system", "eu")) as emu:
         export = export_line(banner(emu, development=True))
-        script = f"{export}\nexec {sys.executable} -c '{textwrap.dedent(CHECK).strip()}'\n"
-        done = subprocess.run(
-            ["bash", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env={"PATH": "/usr/bin:/bin"},
-        )
+        done = run_pasted(export)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == [f"macrometa+{emu.url}", "True"]
         assert emu.api_key in export
+
+
+def test_over_tls_the_banner_says_how_to_trust_the_certificate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued = ca.issue_cert("127.0.0.1")
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    ca.cert_pem.write_to_path(str(ca_file))
+    with Emulator.start(port=0, tls_cert=str(cert), tls_key=str(key)) as emu:
+        text = banner(emu, development=True)
+        assert "add ?ca_bundle=<its CA's PEM file> to STREAMFW_URL" in text
+        export = export_line(text)
+        assert run_pasted(export).returncode != 0  # untrusted, as the banner warns
+        url = f"macrometa+{emu.url}?ca_bundle={ca_file}"
+        done = run_pasted(export.replace(shlex.quote(f"macrometa+{emu.url}"), shlex.quote(url)))
+        assert done.returncode == 0, done.stderr
 
 
 def test_a_fabric_other_than_system_is_in_the_url() -> None:

@@ -192,6 +192,13 @@ def banner(emu: Emulator, development: bool) -> str:
         "  streamfw: docs/macrometa.md   pyC8/jsC8: docs/emulator-sdks.md",
         "Press Ctrl-C to stop.",
     ]
+    if emu.url.startswith("https:"):
+        sep = "&" if "?" in connect_url(emu) else "?"
+        lines.insert(
+            lines.index("Then:"),
+            f"  (a certificate your system does not trust: add {sep}ca_bundle=<its CA's PEM file>"
+            " to STREAMFW_URL)",
+        )
     if development and not is_loopback(emu.host):
         lines.insert(1, f"  WARNING    anyone who can reach {emu.url} can use the public key below")
     return "\n".join(lines)
