@@ -22,6 +22,12 @@ from streamfw.client import Client, Stream
 from streamfw.codec import AUTO, DEFAULT_MAX_MESSAGE_SIZE
 from streamfw.errors import AlreadyExists, ConfigError, DecodeError, StreamNotFound
 from streamfw.message import Message, MessageId
+from streamfw.options import (
+    INITIAL_POSITIONS,
+    SUBSCRIPTION_TYPES,
+    ConsumerOptions,
+    ReaderOptions,
+)
 from streamfw.plugins import installed
 from streamfw.terminal import Terminal
 
@@ -130,12 +136,13 @@ def add_consume(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgT
     )
     c.add_argument("stream")
     c.add_argument("--subscription", required=True, help="subscription name")
-    c.add_argument("--type", default="exclusive", choices=["exclusive", "failover", "shared"])
+    defaults = ConsumerOptions()  # the defaults are written there only
+    c.add_argument("--type", default=defaults.type, choices=SUBSCRIPTION_TYPES)
     c.add_argument(
         "--initial-position",
-        default="latest",
-        choices=["latest", "earliest"],
-        help="where a NEW subscription starts (default: latest). Macrometa GDN has no such"
+        default=defaults.initial_position,
+        choices=INITIAL_POSITIONS,
+        help="where a NEW subscription starts (default: %(default)s). Macrometa GDN has no such"
         " option: earliest needs the streamfw emulator and -o extensions=1, else the server"
         " refuses it (Unsupported); `streamfw read --from earliest` reads old messages anywhere",
     )
@@ -164,7 +171,7 @@ def add_read(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgType
     r.add_argument(
         "--from",
         dest="start",
-        default="latest",
+        default=ReaderOptions().start,
         metavar="earliest|latest|ID",
         help="where to start: earliest, latest (default: only new messages) or just after a"
         " message id as printed by produce/consume (STREAM:LEDGER:ENTRY or LEDGER:ENTRY)",
