@@ -91,14 +91,10 @@ from streamfw.errors import (
     SubscriptionNotFound,
 )
 from streamfw.message import Delivery, Envelope, MessageId, Properties
+from streamfw.options import at_least_one
 from streamfw.sticky import Ring, failover_active, key_hash, key_shared_points
 
 MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
-
-
-def _at_least_one(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
 
 
 @attrs.frozen
@@ -110,10 +106,10 @@ class Limits:
     stores messages on disk; a broker that keeps everything in memory needs finite ones.
     """
 
-    max_streams: int = attrs.field(default=10_000, validator=_at_least_one)
-    max_subscriptions: int = attrs.field(default=1_000, validator=_at_least_one)  # per stream
-    backlog_quota_messages: int = attrs.field(default=100_000, validator=_at_least_one)
-    backlog_quota_bytes: int = attrs.field(default=100 * 2**20, validator=_at_least_one)
+    max_streams: int = attrs.field(default=10_000, validator=at_least_one)
+    max_subscriptions: int = attrs.field(default=1_000, validator=at_least_one)  # per stream
+    backlog_quota_messages: int = attrs.field(default=100_000, validator=at_least_one)
+    backlog_quota_bytes: int = attrs.field(default=100 * 2**20, validator=at_least_one)
 
 
 RedeliveryRule = Literal["pulsar", "every_hand_back"]

@@ -19,7 +19,6 @@ from streamfw.codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
     CodecRegistry,
     Pipeline,
-    check_limit,
 )
 from streamfw.consumer import Consumer
 from streamfw.errors import AlreadyExists, Closed, ConfigError
@@ -31,6 +30,7 @@ from streamfw.options import (
     ReaderOptions,
     ReaderOptionsDict,
     ReaderStart,
+    check_limit,
     options_from_keywords,
 )
 from streamfw.plugins import MessageHooks, PluginSet, installed

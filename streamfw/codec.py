@@ -34,6 +34,7 @@ import attrs
 
 from streamfw.errors import ConfigError, DecodeError, EncodeError, MessageTooLarge
 from streamfw.hookspecs import hookimpl
+from streamfw.options import check_limit as check_limit  # its home; imported from here too
 
 CODEC_PROPERTY = "streamfw-codec"
 AUTO = "auto"
@@ -223,13 +224,6 @@ def _auto_codec_for(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "bytes"
     return "json"
-
-
-def check_limit(name: str, value: object) -> int:
-    """Return ``value`` if it is a usable limit (an int of at least 1), else raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an int of at least 1, got {value!r}")
-    return value
 
 
 def _show(tag: str) -> str:

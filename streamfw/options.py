@@ -85,9 +85,17 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
-def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def check_limit(name: str, value: object) -> int:
+    """Return ``value`` if it is a usable count or size (an int of at least 1), else raise
+    ConfigError naming ``name``. The one check of every such limit, options and broker's."""
     if not (_is_int(value) and value >= 1):
-        raise ConfigError(f"{attribute.name} must be an int >= 1, got {value!r:.80}")
+        raise ConfigError(f"{name} must be an int of at least 1, got {value!r:.80}")
+    return value
+
+
+def at_least_one(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """``check_limit`` as an attrs validator."""
+    check_limit(attribute.name, value)
 
 
 def _queue_size(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -160,7 +168,7 @@ class ProducerOptions:
     """
 
     name: str | None = attrs.field(default=None, validator=_name)
-    max_pending: int = attrs.field(default=1000, validator=_positive_int)
+    max_pending: int = attrs.field(default=1000, validator=at_least_one)
     send_timeout: float | None = attrs.field(default=30.0, validator=_positive_seconds_or_none)
 
 
