@@ -15,13 +15,14 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from streamfw.api import CommandSpec, TransportSpec
+from streamfw.api import CommandSpec, TransportConfig, TransportSpec
 from streamfw.extras import missing
 from streamfw.hookspecs import hookimpl
 from streamfw_macrometa.config import SCHEMES, InsecureTLSWarning, Secret, Settings
 from streamfw_macrometa.transport import MacrometaTransport
 
 if TYPE_CHECKING:
+    from streamfw.aio.spi import AsyncTransport
     from streamfw.testing.harness import HarnessSpec
 
 __all__ = ["InsecureTLSWarning", "MacrometaTransport", "Secret", "Settings"]
@@ -36,7 +37,21 @@ _SUMMARIES = {
 @hookimpl
 def streamfw_register_transports(register: Callable[[TransportSpec], None]) -> None:
     for scheme in SCHEMES:
-        register(TransportSpec(scheme, MacrometaTransport.from_config, _SUMMARIES[scheme]))
+        register(
+            TransportSpec(
+                scheme,
+                MacrometaTransport.from_config,
+                _SUMMARIES[scheme],
+                async_factory=_open_async,
+            )
+        )
+
+
+async def _open_async(config: TransportConfig) -> AsyncTransport:
+    """The native asyncio transport (imported on first use: aiohttp is not cheap to load)."""
+    from streamfw_macrometa.aio import AsyncMacrometaTransport
+
+    return await AsyncMacrometaTransport.from_config(config)
 
 
 @hookimpl

@@ -147,10 +147,23 @@ def handshake_error(
 ) -> StreamError:
     """A refused WebSocket upgrade: 409 means the subscription (or producer name) is busy."""
     body = exc.resp_body.decode("utf-8", "replace") if exc.resp_body else ""
-    on_409: type[StreamError] = SubscriptionBusy if subscription else Conflict
-    return error_for_status(
+    return refused_upgrade(
         exc.status_code,
         body or (exc.status_message or ""),
+        what=what,
+        stream=stream,
+        subscription=subscription,
+    )
+
+
+def refused_upgrade(
+    status: int, detail: str, *, what: str, stream: str, subscription: str
+) -> StreamError:
+    """A WebSocket upgrade answered ``status``, whichever client met it."""
+    on_409: type[StreamError] = SubscriptionBusy if subscription else Conflict
+    return error_for_status(
+        status,
+        detail,
         what=strip_query(what),
         stream=stream,
         subscription=subscription,

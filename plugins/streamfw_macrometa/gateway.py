@@ -7,6 +7,8 @@ drift apart. WebSocket frames and topic names are ``wire``'s; this module is the
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 API_KEY_SCHEME = "apikey"  # Authorization: apikey <key>
 BEARER_SCHEME = "bearer"  # Authorization: bearer <jwt>
 SCHEMES = (API_KEY_SCHEME, BEARER_SCHEME)
@@ -17,6 +19,7 @@ LOCAL_DC_PATH = "/datacenter/local"  # the region this host serves
 OTP_PATH = "/apid/otp"  # POST: a one-time password for one WebSocket upgrade
 OTP = "otp"  # the one-time password: its key in OTP_PATH's answer, and the upgrade's parameter
 STREAMS_PATH = "/_fabric/{fabric}/_api/streams"  # the stream admin routes sit below it
+WS_ROOT = "/_ws/ws/v2"  # the WebSocket sessions' paths sit below it
 
 # The largest text frame Pulsar's WebSocket proxy reads: webSocketMaxTextFrameSize, 1 MiB by
 # default (conf/websocket.conf); the emulator reads no more, and the client sends no more.
@@ -40,3 +43,8 @@ def parse_authorization(value: str | None) -> tuple[str, str] | None:
     if scheme not in SCHEMES:
         return None
     return scheme, credential.strip()
+
+
+def ws_path(session: str) -> str:
+    """The URL path of a WebSocket session (``producer/persistent/<tenant>/...``), quoted."""
+    return WS_ROOT + "/" + "/".join(quote(p, safe="._-") for p in session.split("/"))

@@ -124,7 +124,7 @@ class Rest:
                     # deadline's, even if the watchdog has not fired yet
                     spent = reason(exc) == "timed out" and deadline.remaining() < 0.05
                     if deadline.expired or spent:
-                        raise _late(what, budget) from exc
+                        raise late(what, budget) from exc
                     tls = isinstance(exc, requests.exceptions.SSLError)  # retrying cannot help
                     retry = not tls and (idempotent or is_connect_error(exc))
                     if retry and attempt < attempts and self._wait(attempt, deadline):
@@ -137,11 +137,11 @@ class Rest:
                         timeout=budget,
                     ) from exc
                 if deadline.expired:  # the answer came, but the watchdog cut its socket
-                    raise _late(what, budget)
+                    raise late(what, budget)
                 retry = status in RETRYABLE_STATUSES and idempotent
                 if retry and attempt < attempts and self._wait(attempt, deadline):
                     continue
-                return _result(
+                return read_answer(
                     status, phrase, raw, what, envelope, stream, subscription, on_404, on_409
                 )
         raise AssertionError("unreachable")  # pragma: no cover
@@ -167,12 +167,12 @@ class Rest:
         with response:
             announced = response.headers.get("Content-Length", "")
             if announced.isdigit() and int(announced) > limit:
-                raise _too_large(what, limit, f"Content-Length {announced}")
+                raise too_large(what, limit, f"Content-Length {announced}")
             body = bytearray()
             for chunk in response.iter_content(READ_CHUNK):
                 body += chunk
                 if len(body) > limit:
-                    raise _too_large(what, limit, f"more than {limit} bytes read")
+                    raise too_large(what, limit, f"more than {limit} bytes read")
             return response.status_code, response.reason or "", bytes(body)
 
     def _wait(self, attempt: int, deadline: Deadline) -> bool:
@@ -187,36 +187,51 @@ class Rest:
 
     def discover_tenant(self) -> str:
         """``GET /_api/user`` -> ``result[0].tenant`` (also proves the credentials work)."""
-        result = self.call("GET", gateway.USER_PATH)
-        try:
-            tenant = result[0]["tenant"] if isinstance(result, list) else result["tenant"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise RemoteProtocolError("GET /_api/user: answer holds no tenant") from exc
-        if not isinstance(tenant, str) or not tenant:
-            raise AuthError("GET /_api/user: no tenant for these credentials")
-        return tenant
+        return read_tenant(self.call("GET", gateway.USER_PATH))
 
     def otp(self, timeout: float | None = None) -> str:
         """A fresh one-time password (``POST /apid/otp``); used once, never cached.
 
         ``timeout`` bounds the whole call (a WebSocket connect passes what is left of its own).
         """
-        body = self.call("POST", gateway.OTP_PATH, envelope=False, timeout=timeout)
-        otp = body.get(gateway.OTP) if isinstance(body, dict) else None
-        if not isinstance(otp, str) or not otp:
-            raise RemoteProtocolError("POST /apid/otp: answer holds no otp")
-        return otp
+        return read_otp(self.call("POST", gateway.OTP_PATH, envelope=False, timeout=timeout))
 
     def local_dc_url(self) -> str:
         """``GET /datacenter/local`` -> ``tags.url``, the region host local streams live on."""
-        body = self.call("GET", gateway.LOCAL_DC_PATH, envelope=False)
-        try:
-            url = body["tags"]["url"]
-        except (KeyError, TypeError) as exc:
-            raise RemoteProtocolError("GET /datacenter/local: answer holds no tags.url") from exc
-        if not isinstance(url, str) or not url or "/" in url.strip("/"):
-            raise RemoteProtocolError(f"GET /datacenter/local: unusable tags.url {url!r}")
-        return url.strip("/")
+        return read_dc_url(self.call("GET", gateway.LOCAL_DC_PATH, envelope=False))
+
+
+# What the discovery and OTP answers hold, read here for every REST client (sync and asyncio).
+
+
+def read_tenant(result: Any) -> str:
+    """The tenant in ``GET /_api/user``'s result (``result[0].tenant``)."""
+    try:
+        tenant = result[0]["tenant"] if isinstance(result, list) else result["tenant"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise RemoteProtocolError("GET /_api/user: answer holds no tenant") from exc
+    if not isinstance(tenant, str) or not tenant:
+        raise AuthError("GET /_api/user: no tenant for these credentials")
+    return tenant
+
+
+def read_otp(body: Any) -> str:
+    """The one-time password in ``POST /apid/otp``'s answer (a secret: never log it)."""
+    otp = body.get(gateway.OTP) if isinstance(body, dict) else None
+    if not isinstance(otp, str) or not otp:
+        raise RemoteProtocolError("POST /apid/otp: answer holds no otp")
+    return otp
+
+
+def read_dc_url(body: Any) -> str:
+    """``tags.url`` in ``GET /datacenter/local``'s answer: the region's host."""
+    try:
+        url = body["tags"]["url"]
+    except (KeyError, TypeError) as exc:
+        raise RemoteProtocolError("GET /datacenter/local: answer holds no tags.url") from exc
+    if not isinstance(url, str) or not url or "/" in url.strip("/"):
+        raise RemoteProtocolError(f"GET /datacenter/local: unusable tags.url {url!r}")
+    return url.strip("/")
 
 
 def loads_maybe(value: Any, what: str = "a REST answer") -> Any:
@@ -235,18 +250,18 @@ def loads_maybe(value: Any, what: str = "a REST answer") -> Any:
         raise RemoteProtocolError(f"{what}: the result is not usable JSON: {exc}") from exc
 
 
-def _late(what: str, budget: float) -> OperationTimeout:
+def late(what: str, budget: float) -> OperationTimeout:
     return OperationTimeout(f"{what}: no complete answer within timeout={budget:g} s")
 
 
-def _too_large(what: str, limit: int, seen: str) -> RemoteProtocolError:
+def too_large(what: str, limit: int, seen: str) -> RemoteProtocolError:
     return RemoteProtocolError(
         f"{what}: answer refused: larger than max_response_bytes={limit} ({seen});"
         " raise that option if such answers are expected"
     )
 
 
-def _result(
+def read_answer(
     status: int,
     phrase: str,
     raw: bytes,

@@ -19,10 +19,9 @@ clear_backlog(stream, sub)    ``POST …/clearbacklog/<sub>?global=…`` -- GDN'
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from typing import Any
+from typing import Any, TypeVar
 
 from streamfw.api import (
     ConsumerOptions,
@@ -30,46 +29,16 @@ from streamfw.api import (
     ReaderOptions,
     StreamRef,
     SubscriptionInfo,
-    SubscriptionType,
     TransportConfig,
 )
-from streamfw.errors import (
-    Closed,
-    ConfigError,
-    RemoteProtocolError,
-    StreamNotFound,
-    SubscriptionNotFound,
-    Unsupported,
-)
-from streamfw_macrometa import config, wire
+from streamfw.errors import Closed
+from streamfw_macrometa import admin, config, wire
 from streamfw_macrometa.consumer import MacrometaConsumer
 from streamfw_macrometa.producer import MacrometaProducer
-from streamfw_macrometa.rest import Rest, loads_maybe
+from streamfw_macrometa.rest import Rest
 from streamfw_macrometa.ws import Connector, Link, make_ws_base
 
-_TYPES: dict[str, SubscriptionType] = {
-    "exclusive": "exclusive",
-    "failover": "failover",
-    "shared": "shared",
-}
-
-
-def _flag(stream: StreamRef) -> dict[str, str]:
-    return {"global": "false" if stream.local else "true"}
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _count(figures: dict[str, Any], key: str, stream: StreamRef) -> int:
-    """A non-negative integer figure (0 when absent); anything else is a protocol error."""
-    value = figures.get(key, 0)
-    if not _is_count(value):
-        raise RemoteProtocolError(
-            f"stats of stream {stream.name!r}: {key} is not a count: {str(value)[:40]!r}"
-        )
-    return int(value)
+T = TypeVar("T")
 
 
 class MacrometaTransport:
@@ -97,151 +66,51 @@ class MacrometaTransport:
 
     # ------------------------------------------------------------------------- admin
 
-    def _streams(self, suffix: str = "") -> str:
-        return f"/_fabric/{self.settings.fabric}/_api/streams{suffix}"
+    def _run(self, operation: admin.Operation[T]) -> T:
+        """Run an ``admin`` operation, making each REST call it asks for."""
+        rest = self._live()
+        return admin.run(
+            operation,
+            lambda c: rest.call(
+                c.method,
+                c.path,
+                params=c.params,
+                stream=c.stream,
+                subscription=c.subscription,
+                on_404=c.on_404,
+            ),
+        )
 
     def create_stream(self, stream: StreamRef) -> None:
-        self._live().call(
-            "POST", self._streams(f"/{stream.name}"), params=_flag(stream), stream=stream.name
-        )
+        self._run(admin.create_stream(self.settings.fabric, stream))
 
     def delete_stream(self, stream: StreamRef, *, force: bool) -> None:
-        self._live().call(
-            "DELETE",
-            self._streams(f"/{wire.topic_name(stream)}"),
-            params={"force": "true"} if force else None,
-            stream=stream.name,
-        )
+        self._run(admin.delete_stream(self.settings.fabric, stream, force=force))
 
     def list_streams(self, *, local: bool | None) -> list[StreamRef]:
-        params = None if local is None else {"global": "false" if local else "true"}
-        result = self._live().call("GET", self._streams(), params=params)
-        refs = []
-        for entry in result if isinstance(result, list) else []:
-            topic = entry.get("topic") if isinstance(entry, dict) else None
-            if isinstance(topic, str):
-                with contextlib.suppress(ConfigError):  # a name streamfw cannot address
-                    ref = wire.parse_topic_name(topic)
-                    if ref is not None:
-                        refs.append(ref)
-        return sorted(set(refs), key=lambda r: (r.local, r.name))
-
-    def _get(self, stream: StreamRef, what: str) -> Any:
-        return loads_maybe(
-            self._live().call(
-                "GET",
-                self._streams(f"/{wire.topic_name(stream)}/{what}"),
-                params=_flag(stream),
-                stream=stream.name,
-            )
-        )
+        return self._run(admin.list_streams(self.settings.fabric, local=local))
 
     def backlog(self, stream: StreamRef) -> int:
-        result = self._get(stream, "backlog")
-        if _is_count(result):
-            return int(result)
-        if isinstance(result, dict):
-            for key in ("messageBacklog", "msgBacklog", "backlog"):
-                if _is_count(result.get(key)):
-                    return int(result[key])
-        subs = self._subscription_stats(stream)  # fall back: sum per subscription
-        return sum(_count(s, "msgBacklog", stream) for s in subs.values())
+        return self._run(admin.backlog(self.settings.fabric, stream))
 
     def stats(self, stream: StreamRef) -> dict[str, Any]:
-        result = self._get(stream, "stats")
-        return result if isinstance(result, dict) else {"raw": result}
-
-    def _subscription_stats(self, stream: StreamRef) -> dict[str, dict[str, Any]]:
-        """``stats.subscriptions``: subscription name -> its figures, shape checked."""
-        subs = self.stats(stream).get("subscriptions") or {}
-        if not isinstance(subs, dict) or not all(isinstance(d, dict) for d in subs.values()):
-            raise RemoteProtocolError(
-                f"stats of stream {stream.name!r}: 'subscriptions' is not an object of objects"
-            )
-        return subs
+        return self._run(admin.stats(self.settings.fabric, stream))
 
     def subscriptions(self, stream: StreamRef) -> list[SubscriptionInfo]:
-        names = self._get(stream, "subscriptions")
-        names = names if isinstance(names, list) else []
-        if not all(isinstance(n, str) for n in names):
-            raise RemoteProtocolError(
-                f"subscriptions of stream {stream.name!r}: a name that is not a string"
-            )
-        details = self._subscription_stats(stream)
-        infos = []
-        for name in sorted(names):
-            d = details.get(name) or {}
-            consumers = d.get("consumers") or []
-            if not isinstance(consumers, list):
-                raise RemoteProtocolError(
-                    f"stats of stream {stream.name!r}: consumers of {name!r} is not a list"
-                )
-            infos.append(
-                SubscriptionInfo(
-                    name=name,
-                    type=_TYPES.get(str(d.get("type", "exclusive")).lower(), "exclusive"),
-                    backlog=_count(d, "msgBacklog", stream),
-                    consumers=len(consumers),
-                )
-            )
-        return infos
+        return self._run(admin.subscriptions(self.settings.fabric, stream))
 
     def delete_subscription(self, stream: StreamRef, subscription: str) -> None:
-        try:
-            self._live().call(
-                "DELETE",
-                self._streams(f"/{wire.topic_name(stream)}/subscriptions/{subscription}"),
-                params=_flag(stream),
-                stream=stream.name,
-                subscription=subscription,
-                on_404=SubscriptionNotFound,
-            )
-        except SubscriptionNotFound as exc:
-            if stream not in self.list_streams(local=stream.local):
-                raise StreamNotFound(f"stream {stream} does not exist") from exc
-            raise
+        self._run(admin.delete_subscription(self.settings.fabric, stream, subscription))
 
     def clear_backlog(self, stream: StreamRef, subscription: str | None) -> None:
-        rest = self._live()
-        if subscription is None:
-            rest.call(
-                "POST",
-                self._streams(f"/{wire.topic_name(stream)}/expiry/0"),
-                params=_flag(stream),
-                stream=stream.name,
-            )
-            return
-        if subscription not in {s.name for s in self.subscriptions(stream)}:
-            raise SubscriptionNotFound(f"stream {stream} has no subscription {subscription!r}")
-        others = [
-            s.name
-            for s in self.list_streams(local=stream.local)
-            if s != stream and subscription in {i.name for i in self.subscriptions(s)}
-        ]
-        if others:
-            raise Unsupported(
-                f"clear_backlog({subscription!r}) on stream {stream}: GDN clears a subscription"
-                f" name across the fabric and streams {', '.join(sorted(others))} also have one;"
-                " refusing rather than clearing those too (clear_backlog(None) is per stream)"
-            )
-        rest.call(
-            "POST",
-            self._streams(f"/clearbacklog/{subscription}"),
-            params=_flag(stream),
-            stream=stream.name,
-            subscription=subscription,
-            on_404=SubscriptionNotFound,
-        )
+        self._run(admin.clear_backlog(self.settings.fabric, stream, subscription))
 
     # ------------------------------------------------------------------------- links
 
     def _connector(
         self, kind: str, stream: StreamRef, params: dict[str, str], subscription: str = ""
     ) -> Connector:
-        ns = wire.namespace_name(self.settings.fabric, stream.local)
-        path = f"{kind}/persistent/{self.tenant}/{ns}/{wire.topic_name(stream)}"
-        if subscription:
-            path += "/" + subscription
+        path = admin.session_path(kind, self.tenant, self.settings.fabric, stream, subscription)
         base = make_ws_base(self.settings, stream.local, self._local_dc)
         return Connector(
             self.settings,
@@ -259,10 +128,7 @@ class MacrometaTransport:
         return self._dc_url
 
     def _require(self, stream: StreamRef) -> None:
-        """Check that the stream exists before attaching (GDN's answer to a WebSocket on a
-        missing stream is not documented; pyC8 checks first too)."""
-        if stream not in self.list_streams(local=stream.local):
-            raise StreamNotFound(f"stream {stream.name!r} does not exist ({stream})")
+        self._run(admin.require(self.settings.fabric, stream))
 
     def _track(self, link: Link) -> None:
         with self._lock:
@@ -273,13 +139,7 @@ class MacrometaTransport:
 
     def open_producer(self, stream: StreamRef, options: ProducerOptions) -> MacrometaProducer:
         self._require(stream)
-        params = {
-            # Pulsar's sendTimeoutMillis 0 is "no timeout", our None
-            "sendTimeoutMillis": str(round((options.send_timeout or 0) * 1000)),
-            "maxPendingMessages": str(options.max_pending),
-        }
-        if options.name:
-            params["producerName"] = options.name
+        params = admin.producer_query(options)
         link = MacrometaProducer(self._connector("producer", stream, params), stream, options)
         self._track(link)
         return link
@@ -287,26 +147,9 @@ class MacrometaTransport:
     def open_consumer(
         self, stream: StreamRef, subscription: str, options: ConsumerOptions
     ) -> MacrometaConsumer:
-        if options.initial_position == "earliest" and not self.settings.extensions:
-            raise Unsupported(
-                f"initial_position='earliest' for subscription {subscription!r}: GDN's WebSocket"
-                " API has no initial position (new subscriptions start at the latest message)."
-                " Use a reader from 'earliest', or extensions=True (CLI: -o extensions=1) against"
-                " the streamfw emulator."
-            )
-        # Not sent over the wire yet (issue 11): refused rather than silently dropped.
-        unsent = [
-            what
-            for what, used in (
-                ("type='key_shared'", options.type == "key_shared"),
-                ("max_redeliver_count", options.max_redeliver_count is not None),
-                ("pull_mode", options.pull_mode),
-                ("priority_level", options.priority_level != 0),
-            )
-            if used
-        ]
-        if unsent:
-            raise Unsupported(f"the macrometa transport cannot send {', '.join(unsent)} yet")
+        refusal = admin.consumer_refusal(subscription, options, extensions=self.settings.extensions)
+        if refusal is not None:
+            raise refusal
         self._require(stream)
         params = wire.consumer_query(options)
         link = MacrometaConsumer(

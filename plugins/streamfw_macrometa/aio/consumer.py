@@ -1,0 +1,100 @@
+"""The asyncio consumer and reader link: drives a ``ConsumerProtocol`` or ``ReaderProtocol``.
+
+What the protocol decides (which copy to hand out, which frame acks or nacks it, the
+duplicate filter, a reader's resume position) lives in ``protocol/``, as for the threaded
+link. Here the read task queues what arrived; ``receive`` takes the next arrival off that
+queue and asks the protocol what to hand out in one step, with no ``await`` in between, so a
+cancelled ``receive`` took nothing; ``ack``/``nack`` apply to the protocol and queue their frame
+at once (an ack lost with a connection is sent again when the broker redelivers).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from streamfw.api import StreamRef
+from streamfw.errors import StreamError
+from streamfw.message import Delivery, MessageId
+from streamfw_macrometa.aio.link import AsyncLink, Endpoint, log
+from streamfw_macrometa.aio.waiters import Waiters
+from streamfw_macrometa.protocol.consumer import ConsumerProtocol
+from streamfw_macrometa.protocol.deliveries import Arrival, Arrived, Notice, Reply
+from streamfw_macrometa.protocol.reader import ReaderProtocol
+
+
+class AsyncMacrometaConsumer(AsyncLink):
+    """``AsyncConsumerLink`` over a consumer (``subscription`` set) or reader session."""
+
+    skip_bad_frames = True  # what could not be read stays with the broker
+
+    def __init__(self, endpoint: Endpoint, stream: StreamRef, subscription: str | None) -> None:
+        what = (
+            f"consumer of {subscription!r} on stream {stream.name!r}"
+            if subscription is not None
+            else f"reader on stream {stream.name!r}"
+        )
+        super().__init__(endpoint, what)
+        self.protocol: ConsumerProtocol | ReaderProtocol = (
+            ConsumerProtocol(stream.name, what)
+            if subscription is not None
+            else ReaderProtocol(stream.name, what)
+        )
+        self._arrivals: collections.deque[Arrival] = collections.deque()
+        self._arrived = Waiters()
+
+    async def receive(self, timeout: float | None) -> Delivery | None:
+        arrivals = self._arrivals
+        end = None if timeout is None else self._loop.time() + timeout
+        while True:
+            self.raise_if_unusable()
+            while arrivals:
+                handout = self.protocol.take(arrivals.popleft())
+                if handout is None:
+                    continue  # an older copy, or one from a dropped connection
+                if handout.frame is not None:
+                    self.write(handout.frame)  # a reader frees a receiver-queue slot
+                return handout.delivery
+            wait = None if end is None else end - self._loop.time()
+            if wait is not None and wait <= 0:
+                return None
+            # a cancellation lands here, with nothing taken
+            await self._arrived.wait_for(self._ready, wait)
+
+    def _ready(self) -> bool:
+        return bool(self._arrivals) or self.closed or self.failure is not None
+
+    async def ack(self, message_id: MessageId) -> None:
+        self.raise_if_unusable()
+        protocol = self.protocol
+        if isinstance(protocol, ConsumerProtocol):  # readers do not acknowledge
+            frame = protocol.ack(message_id)
+            if frame is not None:  # else: acked when the broker sends it again
+                self.write(frame)
+
+    async def nack(self, message_id: MessageId) -> None:
+        self.raise_if_unusable()
+        protocol = self.protocol
+        if isinstance(protocol, ConsumerProtocol):
+            frame = protocol.nack(message_id)
+            if frame is not None:  # else: the broker does not hold it here
+                self.write(frame)
+
+    # ------------------------------------------------------------------------ link side
+
+    def on_text(self, data: bytes) -> None:
+        event = self.protocol.receive(data)  # FrameError: skipped
+        if isinstance(event, Arrived):
+            self._arrivals.append(event.arrival)
+            self._arrived.wake()
+        elif isinstance(event, Reply):
+            self.write(event.frame)
+        elif isinstance(event, Notice):
+            log.debug("%s: %s", self.what, event.frame)
+
+    def on_disconnect(self) -> None:
+        self.protocol.disconnected()
+        if isinstance(self.protocol, ReaderProtocol):
+            self.endpoint.params.update(self.protocol.resume_query())
+
+    def on_fail(self, error: StreamError) -> None:
+        self._arrived.wake()
