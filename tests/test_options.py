@@ -15,6 +15,7 @@ import pytest
 import streamfw
 from streamfw import ConfigError, MessageId
 from streamfw.aio import client as aio
+from streamfw.broker import Limits
 from streamfw.client import Stream
 from streamfw.options import (
     RENAMED,
@@ -185,3 +186,27 @@ def test_options_from_keywords_builds_the_value_the_classes_build() -> None:
     assert options_from_keywords(ConsumerOptions, {"nack_delay": 0}) == ConsumerOptions(
         nack_delay=0
     )
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (
+            lambda bad: streamfw.connect("loopback://l", max_message_size=bad),
+            "max_message_size",
+        ),
+        (
+            lambda bad: streamfw.connect("loopback://l", max_codec_stages=bad),
+            "max_codec_stages",
+        ),
+        (lambda bad: ProducerOptions(max_pending=bad), "max_pending"),
+        (lambda bad: Limits(max_streams=bad), "max_streams"),
+        (lambda bad: Limits(backlog_quota_bytes=bad), "backlog_quota_bytes"),
+    ],
+)
+@pytest.mark.parametrize("bad", [0, -1, True, 2.0, "5"])
+def test_every_count_or_size_limit_is_checked_by_the_one_rule(
+    build: Callable[[object], object], name: str, bad: object
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{name} must be an int of at least 1, got {bad!r}$"):
+        build(bad)
