@@ -48,6 +48,8 @@ from streamfw_macrometa.faults import (
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
 READ_CHUNK = 65536
+# Methods retried on any failure unless a call says otherwise: they change nothing on the server.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
 def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -111,7 +113,7 @@ class Rest:
         """
         what = f"{method} {path}"
         url = self.settings.rest_url + path
-        idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempts = attempts or self.settings.retries
         budget = timeout or self.settings.timeout
         with Deadline(budget) as deadline:

@@ -29,6 +29,7 @@ from streamfw_macrometa import gateway
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.faults import RETRYABLE_STATUSES, reason
 from streamfw_macrometa.rest import (
+    IDEMPOTENT_METHODS,
     READ_CHUNK,
     backoff,
     late,
@@ -63,7 +64,7 @@ class AsyncRest:
     ) -> Any:
         """Send one request; the envelope's ``result`` (or the bare body). See ``Rest.call``."""
         what = f"{method} {path}"
-        idempotent = method in ("GET", "HEAD") if idempotent is None else idempotent
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         budget = timeout or self.settings.timeout
         answer = (stream, subscription, on_404, on_409)
         try:
