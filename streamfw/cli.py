@@ -110,20 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     found = installed()
     schemes = ", ".join(f"{name}://" for name in found.transports()) or "none installed"
-    common = Parser(add_help=False, parents=[verbosity])
-    common.add_argument(
-        "--url",
-        default=os.environ.get(URL_ENV),
-        help=f"server URL, SCHEME://...; schemes: {schemes} (default: ${URL_ENV})",
-    )
-    common.add_argument(
+    transport = Parser(add_help=False, parents=[verbosity])
+    transport.add_argument(
         "--api-key",
         help="API key (default: the transport's own environment variable; never printed)",
     )
-    common.add_argument(
+    transport.add_argument(
         "--fabric", help="the transport's fabric option, as -o fabric=NAME (default: its own)"
     )
-    common.add_argument(
+    transport.add_argument(
         "-o",
         "--option",
         dest="options",
@@ -133,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="another transport option (repeatable), e.g. -o retries=1",
     )
+    common = Parser(add_help=False, parents=[transport])
+    common.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV),
+        help=f"server URL, SCHEME://...; schemes: {schemes} (default: ${URL_ENV})",
+    )
     json_output = Parser(add_help=False)
     json_output.add_argument(
         "--json",
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="machine-readable output: JSON lines for messages, else one JSON document;"
         " errors as one JSON object on stderr",
     )
-    commands.add_demo(sub, [verbosity, json_output], seconds, positive_int, URL_ENV)
+    commands.add_demo(sub, [transport, json_output], seconds, positive_int, URL_ENV)
     commands.add_produce(sub, [common], seconds, positive_int)
     commands.add_consume(sub, [common, json_output], seconds, positive_int)
     commands.add_read(sub, [common, json_output], seconds, positive_int)
@@ -225,11 +226,10 @@ def _run(args: argparse.Namespace, term: Terminal) -> int:
         if check is not None:
             check(args)
             term.as_json = getattr(args, "json", False) is True
-        check_url(args.url, needed=args.command != "demo")
-        if args.command == "demo":
-            with streamfw.connect(args.url) as client:
-                return commands.demo_command(client, args, sys.stdout, term)
+        check_url(args.url)
         with connect(args, term) as client:
+            if args.command == "demo":
+                return commands.demo_command(client, args, sys.stdout, term)
             return commands.STREAM_COMMANDS[args.command](client, args, sys.stdout, term)
     except ConfigError as exc:
         term.error(type(exc).__name__, _flag_words(str(exc)), EXIT_USAGE)
@@ -254,15 +254,13 @@ def _run(args: argparse.Namespace, term: Terminal) -> int:
         return EXIT_INTERRUPTED
 
 
-def check_url(url: str | None, *, needed: bool) -> None:
+def check_url(url: str | None) -> None:
     """Refuse a missing URL or an unknown scheme before anything connects.
 
     Raises:
         UsageFailure: no URL, no ``://`` or an unknown scheme ("did you mean" a near one).
     """
     if not url:
-        if not needed:
-            return
         raise UsageFailure(
             f"no server given: pass --url or set ${URL_ENV}. The default loopback:// broker"
             " lives inside one process, so what this command did would vanish when it exits;"

@@ -49,8 +49,11 @@ def remaining(url: str, api_key: str, stream: str, subscription: str) -> list[st
 
 
 def demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the demo; the key goes in as --api-key, as the other stream commands take it."""
+    key = env["MACROMETA_API_KEY"]
+    env = {k: v for k, v in env.items() if k != "MACROMETA_API_KEY"}
     return subprocess.run(
-        [*CLI, "demo", "--count", "3", "--interval", "0.1", *args],
+        [*CLI, "demo", "--count", "3", "--interval", "0.1", "--api-key", key, *args],
         env=env,
         capture_output=True,
         text=True,
