@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -36,7 +36,11 @@ class ManualClock:
 
 
 class Harness(Protocol):
-    """One broker for one test."""
+    """One broker for one test.
+
+    A harness that also has ``url`` and ``options`` (what ``connect()`` takes to reach its
+    broker) runs the kit on the asyncio API too (``streamfw.testing.aio_facade``).
+    """
 
     name: str
     settle: float  # seconds to wait before concluding that nothing more will arrive
@@ -76,10 +80,11 @@ class LoopbackHarness:
     def __init__(self) -> None:
         self.clock = ManualClock()
         self.url = f"loopback://test-{uuid.uuid4().hex[:12]}"
-        self._anchor = connect(self.url, clock=self.clock)  # keeps the broker alive
+        self.options: dict[str, Any] = {"clock": self.clock}
+        self._anchor = connect(self.url, **self.options)  # keeps the broker alive
 
     def client(self) -> Client:
-        return connect(self.url, clock=self.clock)
+        return connect(self.url, **self.options)
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)  # loopback consumers tick when they next receive
