@@ -142,9 +142,10 @@ def add_consume(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgT
         "--initial-position",
         default=defaults.initial_position,
         choices=INITIAL_POSITIONS,
-        help="where a NEW subscription starts (default: %(default)s). Macrometa GDN has no such"
-        " option: earliest needs the streamfw emulator and -o extensions=1, else the server"
-        " refuses it (Unsupported); `streamfw read --from earliest` reads old messages anywhere",
+        help="where a NEW subscription starts (default: %(default)s). Not every server has"
+        " this option: on one that has it only as an extension (the streamfw emulator) pass"
+        " -o extensions=1, elsewhere earliest is refused (Unsupported); `streamfw read --from"
+        " earliest` reads old messages on any server",
     )
     _add_stop_flags(c, seconds, count)
     c.add_argument(
