@@ -66,9 +66,15 @@ def add_demo(
         default=os.environ.get(url_env, "loopback://demo"),
         help=f"server URL (default: ${url_env} or %(default)s)",
     )
-    demo.add_argument("--count", type=count, default=6, help="messages to send (default: 6)")
     demo.add_argument(
-        "--interval", type=seconds, default=0.5, help="seconds between messages (default: 0.5)"
+        "--count", type=count, metavar="N", default=6, help="messages to send (default: 6)"
+    )
+    demo.add_argument(
+        "--interval",
+        type=seconds,
+        metavar="S",
+        default=0.5,
+        help="seconds between messages (default: 0.5)",
     )
     demo.add_argument(
         "--stream", default="streamQuickstart", help="stream to use (default: %(default)s)"
@@ -91,9 +97,14 @@ def add_produce(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgT
         "--json-value", metavar="JSON", help="a JSON value to send, e.g. '{\"n\": 1}'"
     )
     source.add_argument("--file", type=Path, help="send this file's bytes as one message")
-    p.add_argument("--interval", type=seconds, help="seconds between messages, e.g. 1 or 1s")
     p.add_argument(
-        "--count", type=count, help="messages to send (default: 1; with --interval: until Ctrl-C)"
+        "--interval", type=seconds, metavar="S", help="seconds between messages, e.g. 1 or 1s"
+    )
+    p.add_argument(
+        "--count",
+        type=count,
+        metavar="N",
+        help="messages to send (default: 1; with --interval: until Ctrl-C)",
     )
     p.add_argument("--key", help="message key")
     p.add_argument(
@@ -117,9 +128,10 @@ def add_produce(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgT
         nargs="?",
         const=True,
         default=False,
-        metavar="",
+        metavar="VALUE",
         help='machine-readable output: one JSON line per sent message, {"n", "id"}.'
-        " (--json VALUE, the old spelling of --json-value, still works but is deprecated)",
+        " (--json VALUE, the old spelling of --json-value VALUE, still sends VALUE but is"
+        " deprecated)",
     )
     p.add_argument("--output-json", action="store_true", help=argparse.SUPPRESS)  # deprecated
     p.epilog = "Without --message/--json-value/--file, each line of standard input is a message."
@@ -183,8 +195,10 @@ def add_read(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgType
 
 
 def _add_stop_flags(p: argparse.ArgumentParser, seconds: ArgType, count: ArgType) -> None:
-    p.add_argument("--count", type=count, help="stop after this many messages")
-    p.add_argument("--timeout", type=seconds, help="stop after this long with no message")
+    p.add_argument("--count", type=count, metavar="N", help="stop after this many messages")
+    p.add_argument(
+        "--timeout", type=seconds, metavar="S", help="stop after this long with no message"
+    )
 
 
 def _add_codec(p: argparse.ArgumentParser, text: str) -> None:
