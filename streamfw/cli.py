@@ -290,8 +290,18 @@ def connect(args: argparse.Namespace, term: Terminal) -> streamfw.Client:
     if args.fabric:
         options["fabric"] = args.fabric
     if term.tty:
-        term.status(f"connecting to {args.url} ...")
+        term.status(f"connecting to {_shown(args.url)} ...")
     return streamfw.connect(args.url, **options)
+
+
+def _shown(url: str) -> str:
+    """The URL without user info, query or fragment: where a mistaken secret would sit."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: the transport will say so
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def _flag_words(text: str) -> str:

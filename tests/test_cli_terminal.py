@@ -155,3 +155,10 @@ def test_completion_scripts_complete_the_commands(shell: str) -> None:
         timeout=60,
     )
     assert "produce" in asked.stdout
+
+
+def test_the_server_shown_on_a_terminal_never_carries_a_secret_put_in_the_url() -> None:
+    url = "macrometa+http://user:SECRETPW@127.0.0.1:9/?token=SECRETTOKEN"
+    code, _, err = run_with_tty_stderr(["streams", "list", "--url", url], dict(os.environ))
+    assert code == 2 and "connecting to macrometa+http://127.0.0.1:9/ ..." in err
+    assert "SECRET" not in err and "--api-key" in err
