@@ -62,10 +62,11 @@ class MacrometaProducer(Link):
                 except StreamError:
                     self._window.release()
                     raise
-                # if the write fails, the frame stays unconfirmed and is resent
+                # If the write fails, the frame stays unconfirmed and is resent. ``written``
+                # without ``_idle``: it only marks the entry (if the receipt has not removed it
+                # yet), and every call to it is made holding the write lock.
                 if self.write(out.frame):
-                    with self._idle:
-                        self.protocol.written(out.context)
+                    self.protocol.written(out.context)
         except StreamError as exc:
             future.set_exception(exc)
         return future
@@ -109,8 +110,7 @@ class MacrometaProducer(Link):
         for out in frames:
             if not self.write(out.frame):
                 return  # dropped again: the reader thread reconnects and resends
-            with self._idle:
-                self.protocol.written(out.context)
+            self.protocol.written(out.context)  # under the write lock, as in send
 
     def on_fail(self, error: StreamError) -> None:
         with self._idle:

@@ -606,7 +606,12 @@ class Ack:
     message_id: str
 
     def encode(self) -> str:
-        return _dumps({"messageId": self.message_id})
+        return ack_frame(self.message_id)
+
+
+def ack_frame(raw_id: str) -> str:
+    """``Ack(raw_id).encode()`` without building the object (the hot path)."""
+    return _dumps({"messageId": raw_id})
 
 
 @attrs.frozen

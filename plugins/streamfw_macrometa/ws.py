@@ -23,6 +23,10 @@ Limits on what the server sends (docs/macrometa.md, "What the client accepts"):
 * silence: with nothing received for ``ping_interval`` the link pings; with still nothing
   ``timeout`` seconds later it reconnects. A server that vanished is noticed within
   ``ping_interval + timeout`` (30 s by default) of the last frame it sent.
+
+The last two rules are ``BadFrameRun`` and ``Liveness`` in ``protocol/health.py``; this
+module gives them the time. What a frame means is the subclasses' protocol object's business
+(``protocol/``); a link only moves text between it and the socket.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import reason, upgrade_failure
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
+from streamfw_macrometa.protocol.reconnect import Reconnecting
 from streamfw_macrometa.rest import Rest, backoff
 
 log = logging.getLogger("streamfw.macrometa")
@@ -393,29 +398,23 @@ class Link:
             return None
         log.warning("%s: connection lost (%s); reconnecting", self.what, why)
         self.on_disconnect()
-        start = time.monotonic()
-        deadline = start + self.settings.reconnect_deadline
-        # A 409 means the server still holds our previous session: it lets go once it notices
-        # that session is dead, which may take longer than other failures deserve.
-        busy_deadline = start + max(self.settings.reconnect_deadline, self.settings.busy_deadline)
+        plan = Reconnecting(
+            deadline=self.settings.reconnect_deadline,
+            busy_deadline=self.settings.busy_deadline,
+            now=time.monotonic(),
+        )
         last = why
-        attempt = 0
-        limit = deadline
         while not self.closed:
-            attempt += 1
-            remaining = limit - time.monotonic()
+            timeout = plan.attempt(time.monotonic(), self.settings.timeout)
             try:
-                ws = self.connector.open(timeout=max(0.1, min(self.settings.timeout, remaining)))
+                ws = self.connector.open(timeout=timeout)
             except FATAL as exc:
                 log.warning("%s: not reconnecting: %s", self.what, exc)
                 self.fail(self._fatal(exc))
                 return None
             except StreamError as exc:
                 last = str(exc)
-                if isinstance(exc, SubscriptionBusy):
-                    # Kept once seen: a later attempt that merely times out (its budget is
-                    # small near the end) says nothing new about the session still held.
-                    limit = busy_deadline
+                busy = isinstance(exc, SubscriptionBusy)
             else:
                 with self.lock:
                     if self.closed:
@@ -426,19 +425,19 @@ class Link:
                         "%s: reconnected to %s (attempt %d, after %.1f s)",
                         self.what,
                         self.connector.where,
-                        attempt,
-                        time.monotonic() - start,
+                        plan.attempts,
+                        time.monotonic() - plan.start,
                     )
                     self.on_reconnect(ws)
                 return ws
-            left = limit - time.monotonic()
-            if left <= 0.05:
+            delay = plan.failed(time.monotonic(), busy=busy, backoff=backoff(plan.attempts))
+            if delay is None:
                 break
-            self._wake.wait(min(backoff(attempt), left))  # the last try comes at the limit
+            self._wake.wait(delay)  # the last try comes at the limit
         if not self.closed:
             lost = ConnectionLost(
                 f"{self.what}: connection lost ({why}); gave up reconnecting to"
-                f" {self.connector.where} after {limit - start:g} s: {last}"
+                f" {self.connector.where} after {plan.span:g} s: {last}"
             )
             log.warning("%s", lost)
             self.fail(lost)

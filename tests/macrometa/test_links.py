@@ -226,6 +226,7 @@ def test_server_error_frames_do_not_drop_the_consumer(
         p.send("still here")
         assert c.receive(5).value == "still here"
         assert proxy.connections == before
+        assert link.protocol_errors == 0  # notices, read as such: not unreadable frames
 
 
 def test_a_bug_in_frame_handling_fails_the_link_instead_of_hanging(

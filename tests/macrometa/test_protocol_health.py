@@ -1,8 +1,9 @@
-"""``BadFrameRun`` and ``Liveness``: the time is passed in, so every rule is checked exactly."""
+"""``BadFrameRun``, ``Liveness`` and ``Reconnecting``: the time is passed in, so every rule is
+checked exactly."""
 
 from __future__ import annotations
 
-from streamfw_macrometa.protocol import BadFrameRun, Liveness, Silence
+from streamfw_macrometa.protocol import BadFrameRun, Liveness, Reconnecting, Silence
 
 
 def test_a_run_of_unreadable_frames_gives_up_after_its_limit() -> None:
@@ -34,3 +35,23 @@ def test_any_frame_or_a_new_connection_resets_the_clock() -> None:
     assert live.check(30) is None and live.check(35) is Silence.PING
     live.connected(100)
     assert live.check(119) is None and live.check(130) is Silence.DEAD
+
+
+def test_a_reconnect_gives_up_at_its_deadline_the_last_try_at_the_limit() -> None:
+    plan = Reconnecting(deadline=10, busy_deadline=60, now=100)
+    assert plan.attempt(100, timeout=5) == 5
+    assert plan.failed(105, busy=False, backoff=2) == 2
+    assert plan.attempt(107, timeout=5) == 3  # no more than what is left
+    assert plan.failed(108, busy=False, backoff=8) == 2  # cut: the last try at the limit
+    assert plan.attempt(110, timeout=5) == 0.1  # a last try still gets a moment
+    assert plan.failed(110, busy=False, backoff=1) is None
+    assert plan.attempts == 3 and plan.span == 10
+
+
+def test_a_server_still_holding_the_session_earns_the_longer_deadline_for_good() -> None:
+    plan = Reconnecting(deadline=10, busy_deadline=60, now=0)
+    plan.attempt(0, timeout=5)
+    assert plan.failed(9, busy=True, backoff=1) == 1
+    plan.attempt(10, timeout=5)
+    assert plan.failed(30, busy=False, backoff=4) == 4  # a timeout says nothing new
+    assert plan.span == 60 and plan.failed(60, busy=False, backoff=1) is None

@@ -87,6 +87,10 @@ def test_no_secret_anywhere(
     texts += [f"{e!s} {e!r}" for err in errors for e in chain(err)]
     assert len(errors) == 6
     assert any(r.name.startswith("urllib3") for r in caplog.records)  # the capture works
+    # ... and holds the links' own story: connects, the reconnect attempts, the give-up
+    ours = [r.getMessage() for r in caplog.records if r.name == "streamfw.macrometa"]
+    for step in ("connected to", "reconnecting", "gave up reconnecting"):
+        assert any(step in text for text in ours), step
     if auth == "otp":
         assert otps
     blob = "\n".join(texts)

@@ -59,7 +59,7 @@ class ConsumerProtocol(Deliveries):
     def _arrived_again(self, arrival: Arrival) -> Reply | None:
         remembered = self._acked.get(arrival.frame.delivery.message_id)
         if remembered is not None and remembered == arrival.digest:
-            return Reply(wire.Ack(arrival.frame.raw_id).encode())
+            return Reply(wire.ack_frame(arrival.frame.raw_id))
         return None
 
     def _hand_out(self, arrival: Arrival) -> Handout:
@@ -86,7 +86,7 @@ class ConsumerProtocol(Deliveries):
         self._acked.move_to_end(message_id)
         _trim(self._acked)
         raw = self._held_here(message_id, copy, nacked_counts=True)
-        return None if raw is None else wire.Ack(raw).encode()
+        return None if raw is None else wire.ack_frame(raw)
 
     def nack(self, message_id: MessageId) -> str | None:
         """Hand a message back; the frame to write, if the broker holds it here.

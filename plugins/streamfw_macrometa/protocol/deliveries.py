@@ -49,21 +49,21 @@ class Arrival:
         return self._digest
 
 
-@attrs.frozen
+@attrs.define
 class Arrived:
     """Queue ``arrival``; offer it to ``take`` when the application asks for a message."""
 
     arrival: Arrival
 
 
-@attrs.frozen
+@attrs.define
 class Reply:
     """Write ``frame`` (e.g. the ack of a copy of a message acked already)."""
 
     frame: str
 
 
-@attrs.frozen
+@attrs.define
 class Notice:
     """The server answered a frame of ours with an error, or told whether the topic ended;
     nothing to act on (what could not be acked is sent again by the broker)."""
@@ -74,7 +74,7 @@ class Notice:
 Event = Arrived | Reply | Notice
 
 
-@attrs.frozen
+@attrs.define
 class Handout:
     """Give ``delivery`` to the application; write ``frame`` first if there is one."""
 

@@ -39,7 +39,7 @@ from streamfw_macrometa import wire
 H = TypeVar("H")  # the driver's handle on one send, e.g. a future
 
 
-@attrs.frozen
+@attrs.define
 class Outgoing:
     """A publish frame to write, and the context its receipt will name."""
 
@@ -47,7 +47,7 @@ class Outgoing:
     frame: str
 
 
-@attrs.frozen
+@attrs.define
 class Confirmed(Generic[H]):
     """The broker stored the send ``handle`` as ``message_id``."""
 
@@ -55,7 +55,7 @@ class Confirmed(Generic[H]):
     message_id: MessageId
 
 
-@attrs.frozen
+@attrs.define
 class Failed(Generic[H]):
     """The send ``handle`` failed with ``error`` (``OutcomeUnknown``: it may be stored)."""
 

@@ -20,7 +20,7 @@ class ReaderProtocol(Deliveries):
 
     def _hand_out(self, arrival: Arrival) -> Handout:
         self._last_taken = arrival.frame.raw_id
-        return Handout(arrival.frame.delivery, wire.Ack(arrival.frame.raw_id).encode())
+        return Handout(arrival.frame.delivery, wire.ack_frame(arrival.frame.raw_id))
 
     def resume_query(self) -> dict[str, str]:
         """Query parameters for the next connection: start after the last message taken."""
