@@ -38,32 +38,38 @@ from streamfw_loopback.transport import LoopbackConsumer, LoopbackProducer, Loop
 
 
 class _Waker:
-    """Stands in for an inbox's ``threading.Condition``: wakes one async ``receive``.
+    """Stands in for an inbox's ``threading.Condition``: wakes the async ``receive`` calls.
 
     The host calls ``notify`` and ``notify_all`` with its lock held, from whichever thread
-    routed the event; ``wait_for`` arms it under the same lock.
+    routed the event; ``arm`` and ``disarm`` run under the same lock. Every waiting
+    ``receive`` is woken (several tasks may share one consumer); each looks again, and those
+    that find nothing wait again.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._thread = threading.get_ident()  # the loop's thread: it created this waker
-        self._future: asyncio.Future[None] | None = None
+        self._waiting: list[asyncio.Future[None]] = []
 
     def arm(self) -> asyncio.Future[None]:
-        future = self._future = self._loop.create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiting.append(future)
         return future
 
-    def disarm(self) -> None:
-        self._future = None
+    def disarm(self, future: asyncio.Future[None]) -> None:
+        if future in self._waiting:
+            self._waiting.remove(future)
 
     def notify(self, n: int = 1) -> None:
-        future, self._future = self._future, None
-        if future is None:
+        if not self._waiting:
             return
+        waiting, self._waiting = self._waiting, []
         if threading.get_ident() == self._thread:
-            _wake(future)
+            for future in waiting:
+                _wake(future)
         else:
-            self._loop.call_soon_threadsafe(_wake, future)
+            for future in waiting:
+                self._loop.call_soon_threadsafe(_wake, future)
 
     notify_all = notify
 
@@ -142,7 +148,7 @@ class AsyncLoopbackConsumer:
             finally:
                 with host.lock:
                     inbox.waiting -= 1
-                    self._waker.disarm()
+                    self._waker.disarm(woken)
 
     async def ack(self, message_id: MessageId) -> None:
         self._sync.ack(message_id)
