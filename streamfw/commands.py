@@ -421,6 +421,7 @@ def _drain(
     """Show messages until --count or --timeout; ack them if ``ack`` (None: a reader)."""
     received = left = 0
     progress = term.progress("received", args.count)
+    out_is_tty = progress.active and out.isatty()
     try:
         with consumer:
             while args.count is None or received < args.count:
@@ -437,6 +438,8 @@ def _drain(
                 # Counted before it is shown: a Ctrl-C landing right after the print must not
                 # report one message fewer than the user saw.
                 received += 1
+                if out_is_tty:
+                    progress.clear()
                 _show(msg, error, acks if ack is not None else None, out, args.json)
                 progress.step()
                 if acks:

@@ -55,6 +55,8 @@ class Progress:
         self._done = 0
         self._start = time.monotonic()
         self._drawn = 0.0
+        self._last = self._start  # the time of the last step: the rate is up to it
+        self._visible = False
 
     @property
     def active(self) -> bool:
@@ -62,18 +64,27 @@ class Progress:
 
     def step(self, n: int = 1) -> None:
         self._done += n
-        now = time.monotonic()
+        now = self._last = time.monotonic()
         if self._out is not None and (
-            now - self._drawn >= PROGRESS_REDRAW_SECONDS or self._done == self._total
+            not self._visible
+            or now - self._drawn >= PROGRESS_REDRAW_SECONDS
+            or self._done == self._total
         ):
             self._drawn = now
             self._draw(now)
 
+    def clear(self) -> None:
+        """Erase the line before other output to the same terminal (stdout may be it too)."""
+        if self._out is not None and self._visible:
+            print("\r\x1b[K", end="", file=self._out, flush=True)
+            self._visible = False
+
     def close(self) -> None:
         """Leave the last state on its own line."""
         if self._out is not None and self._done:
-            self._draw(time.monotonic())
+            self._draw(self._last)
             print(file=self._out, flush=True)
+            self._visible = False
 
     def _draw(self, now: float) -> None:
         assert self._out is not None
@@ -81,6 +92,7 @@ class Progress:
         of = f"/{self._total}" if self._total is not None else ""
         line = f"{self._verb} {self._done}{of} ({self._done / elapsed:.1f} msg/s)"
         print(f"\r\x1b[K{line}", end="", file=self._out, flush=True)
+        self._visible = True
 
 
 def configure_logging(*, verbose: int, level: str | None, tty: bool | None) -> None:

@@ -16,10 +16,13 @@ from streamfw.cli import main
 CLI = [sys.executable, "-m", "streamfw"]
 
 
-def run_with_tty_stderr(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Run the CLI with stderr on a pseudo-terminal (stdout still a pipe)."""
+def run_with_tty_stderr(
+    argv: list[str], env: dict[str, str], *, stdout_too: bool = False
+) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout a pipe unless ``stdout_too``)."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*CLI, *argv], env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+    stdout: int = slave if stdout_too else subprocess.PIPE
+    proc = subprocess.Popen([*CLI, *argv], env=env, stdout=stdout, stderr=slave, text=True)
     os.close(slave)
     chunks = []
     try:
@@ -73,6 +76,23 @@ def test_produce_and_consume_count_show_progress_with_a_rate_on_a_terminal(
     )
     assert code == 0 and len(out.splitlines()) == 40
     assert "received 40/40 (" in err and " msg/s)" in err
+    subprocess.run(
+        [*CLI, "produce", stream, "--message", "again{n}", "--count", "3"],
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    code, _, both = run_with_tty_stderr(
+        ["consume", stream, "--subscription", "s", "--count", "3"], env, stdout_too=True
+    )
+    # The progress line is erased before each message, so every message starts its own line.
+    lines = [line.rsplit("\x1b[K", 1)[-1] for line in both.splitlines()]
+    assert [line.split("] ")[1] for line in lines if line.startswith("[")] == [
+        "'again1'",
+        "'again2'",
+        "'again3'",
+    ]
 
 
 def test_nothing_but_status_lines_when_stderr_is_not_a_terminal(emulator: Any) -> None:
