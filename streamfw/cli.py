@@ -26,7 +26,7 @@ import streamfw
 from streamfw import commands
 from streamfw.errors import ConfigError, OutcomeUnknown, StreamError
 from streamfw.plugins import installed
-from streamfw.terminal import Terminal, configure_logging
+from streamfw.terminal import Terminal, cli_logging
 
 URL_ENV = "STREAMFW_URL"
 
@@ -199,16 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # True, not a string: `produce --json VALUE` is the deprecated payload spelling.
     term = Terminal(as_json=getattr(args, "json", False) is True)
     plugin_run: Callable[[argparse.Namespace], int] | None = getattr(args, "plugin_command", None)
-    configure_logging(
+    logs = cli_logging(
         verbose=args.verbose,
         level=args.cli_log_level,
         tty=None if plugin_run is not None else term.tty,
     )
-    if plugin_run is not None:
-        return plugin_run(args)
     try:
-        with _sigterm_as_interrupt():
-            return _run(args, term)
+        with logs:
+            if plugin_run is not None:
+                return plugin_run(args)
+            with _sigterm_as_interrupt():
+                return _run(args, term)
     except BrokenPipeError:  # `streamfw consume ... | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet

@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 #: Seconds between redraws of the progress line (a redraw per message would cost more than
@@ -95,29 +97,38 @@ class Progress:
         self._visible = True
 
 
-def configure_logging(*, verbose: int, level: str | None, tty: bool | None) -> None:
-    """Send the ``streamfw.*`` loggers (and no one else's) to stderr at the chosen level.
+@contextmanager
+def cli_logging(*, verbose: int, level: str | None, tty: bool | None) -> Iterator[None]:
+    """While a command runs, send the ``streamfw.*`` loggers (no one else's) to stderr.
 
     ``--log-level`` wins; else ``-v`` is INFO and ``-vv`` DEBUG; else INFO when stderr is a
     terminal, so a person sees which server is tried, reconnects and resends, and WARNING
     when it is not. ``tty=None`` (a plugin's command, which may configure logging itself)
-    changes nothing unless a level was asked for.
+    changes nothing unless a level was asked for. Everything is put back afterwards, so a
+    program (or test) calling ``main()`` keeps its own logging.
     """
     if level is not None:
         chosen = getattr(logging, level.upper())
     elif verbose:
         chosen = logging.INFO if verbose == 1 else logging.DEBUG
     elif tty is None:
+        yield
         return
     else:
         chosen = logging.INFO if tty else logging.WARNING
     logger = logging.getLogger("streamfw")
+    saved = logger.level, logger.propagate
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("streamfw: %(levelname)s %(name)s: %(message)s"))
     logger.setLevel(chosen)
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("streamfw: %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False  # one line per record, whatever the root logger does
+    logger.addHandler(handler)
+    logger.propagate = False  # one line per record, whatever the root logger does
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

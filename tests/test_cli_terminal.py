@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
 import subprocess
@@ -147,9 +148,13 @@ def test_log_flags_work_after_the_command_too(
     url = f"macrometa+http://127.0.0.1:{emulator.port}"
     stream = f"late{os.urandom(3).hex()}"
     argv = ["produce", stream, "--create", "--message", "m", "--url", url, "--json"]
+    logger = logging.getLogger("streamfw")
+    before = logger.level, logger.propagate, list(logger.handlers)
     assert main([*argv, "--api-key", emulator.api_key, "-v"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["n"] == 1 and "INFO streamfw.macrometa" in err
+    # A program (or test) calling main() keeps its own logging afterwards.
+    assert (logger.level, logger.propagate, logger.handlers) == before
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
