@@ -43,7 +43,7 @@ from streamfw.errors import (
     TransportError,
 )
 from streamfw_macrometa import gateway
-from streamfw_macrometa.aio.rest import AsyncRest
+from streamfw_macrometa.aio.rest import AsyncRest, client_reason
 from streamfw_macrometa.aio.session import refusal_detail
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.faults import reason, refused_upgrade, strip_query
@@ -97,8 +97,9 @@ class Endpoint:
                 f"WebSocket {self.where}: not connected within timeout={budget:g} s"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
-            text = f"WebSocket {strip_query(self.where)}: could not connect: {reason(exc)}"
-            raise ConnectFailed(text) from None
+            why = client_reason(exc)
+        # out here: no context holding aiohttp's error, which may quote the URL (and OTP)
+        raise ConnectFailed(f"WebSocket {strip_query(self.where)}: could not connect: {why}")
 
     async def _open(self, budget: float) -> WebSocket:
         loop = asyncio.get_running_loop()
@@ -121,14 +122,16 @@ class Endpoint:
                 decode_text=False,  # we decode: an undecodable frame is ours to judge
             )
         except aiohttp.WSServerHandshakeError as exc:
-            # not chained: aiohttp's text quotes the URL, and the query holds the OTP
-            raise refused_upgrade(
-                exc.status,
-                refusal_detail.get("") or exc.message,
-                what=f"WebSocket {self.path}",
-                stream=self.stream,
-                subscription=self.subscription,
-            ) from None
+            status, detail = exc.status, refusal_detail.get("") or exc.message
+        # Raised out here, with neither cause nor context: aiohttp's error quotes the URL,
+        # whose query holds the OTP.
+        raise refused_upgrade(
+            status,
+            detail,
+            what=f"WebSocket {self.path}",
+            stream=self.stream,
+            subscription=self.subscription,
+        )
 
 
 class AsyncLink:

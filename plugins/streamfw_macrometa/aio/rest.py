@@ -13,6 +13,7 @@ errors for the same answers. Messages name the method and path, never the query 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,7 +128,7 @@ class AsyncRest:
     def _failure(self, exc: aiohttp.ClientError, what: str, attempts: int) -> StreamError:
         base = self.settings.rest_url
         if isinstance(exc, aiohttp.ClientSSLError):
-            return ConnectFailed(f"{what} at {base}: TLS failed: {reason(exc)}")
+            return ConnectFailed(f"{what} at {base}: TLS failed: {client_reason(exc)}")
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return OperationTimeout(f"{what}: no complete answer")
         verb = (
@@ -135,7 +136,9 @@ class AsyncRest:
             if isinstance(exc, aiohttp.ClientConnectorError)
             else "connection failed"
         )
-        return ConnectFailed(f"{what} at {base}: {verb} after {attempts} attempt(s): {reason(exc)}")
+        return ConnectFailed(
+            f"{what} at {base}: {verb} after {attempts} attempt(s): {client_reason(exc)}"
+        )
 
     # ------------------------------------------------------------------- discovery, OTP
 
@@ -151,3 +154,13 @@ class AsyncRest:
     async def local_dc_url(self) -> str:
         """``GET /datacenter/local`` -> the region host local streams live on."""
         return read_dc_url(await self.call("GET", gateway.LOCAL_DC_PATH, envelope=False))
+
+
+def client_reason(exc: BaseException) -> str:
+    """``faults.reason`` for an aiohttp exception (its certificate error is wrapped)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return reason(exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
+        # asyncio words it "Connect call failed (host, port)"; the errno says why
+        return os.strerror(exc.os_error.errno)
+    return reason(exc)
