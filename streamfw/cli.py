@@ -24,11 +24,10 @@ from argcomplete.shell_integration import shellcode
 
 import streamfw
 from streamfw import commands
+from streamfw.client import URL_ENV
 from streamfw.errors import ConfigError, OutcomeUnknown, StreamError
 from streamfw.plugins import installed
 from streamfw.terminal import Terminal, cli_logging
-
-URL_ENV = "STREAMFW_URL"
 
 # Exit codes (docs/cli.md "Exit codes").
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
