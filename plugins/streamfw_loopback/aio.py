@@ -87,13 +87,11 @@ class AsyncLoopbackProducer:
         self._loop = asyncio.get_running_loop()
 
     async def send(self, envelope: Envelope) -> asyncio.Future[MessageId]:
-        confirmation = self._sync.send(envelope)  # resolved already: the broker is in-process
         future: asyncio.Future[MessageId] = self._loop.create_future()
-        error = confirmation.exception()
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(confirmation.result())
+        try:
+            future.set_result(self._sync.send_confirmed(envelope))  # stored before it returns
+        except Exception as exc:  # the future carries every failure, as the sync link's does
+            future.set_exception(exc)
         return future
 
     async def flush(self, timeout: float | None) -> None:
