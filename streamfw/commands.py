@@ -579,7 +579,12 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
     found = installed()
     sources = found.transport_sources()
     transports = {
-        name: {"plugin": sources[name], "summary": spec.summary}
+        name: {
+            "plugin": sources[name],
+            "summary": spec.summary,
+            # native: the plugin offers the async SPI; threads: streamfw.aio's thread adapter
+            "asyncio": "native" if spec.async_factory is not None else "threads",
+        }
         for name, spec in sorted(found.transports().items())
     }
     codecs = {
@@ -620,7 +625,8 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {p['name']:<16} {p['module']:<24} {origin:<22} {state}", file=out)
     print("transports (URL schemes):", file=out)
     for name, t in transports.items():
-        print(f"  {name + '://':<18} from {t['plugin']:<12} {t['summary']}", file=out)
+        line = f"from {t['plugin']:<12} asyncio: {t['asyncio']:<7} {t['summary']}"
+        print(f"  {name + '://':<18} {line}", file=out)
     print("codecs:", file=out)
     for name, c in codecs.items():
         print(f"  {name:<18} {c['kind']:<6} {c['summary']}", file=out)

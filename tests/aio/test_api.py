@@ -4,14 +4,17 @@ send_async, sharing a loopback broker with sync clients, the fixture, what is na
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
+from streamfw_loopback import LoopbackTransport
 
 import streamfw
 import streamfw.aio
-from streamfw.api import ProducerOptions
+from streamfw.api import ProducerOptions, TransportSpec
 from streamfw.errors import Closed, ConfigError, DecodeError, SubscriptionBusy
 from streamfw.message import Envelope
 from streamfw.plugins import installed
@@ -176,3 +179,35 @@ def test_loopback_and_macrometa_are_native() -> None:
     specs = installed().transports()
     assert specs["loopback"].async_factory is not None
     assert specs["macrometa"].async_factory is not None
+
+
+def test_streamfw_plugins_says_which_transports_are_native(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streamfw.cli import main
+
+    assert main(["plugins", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["transports"]["loopback"]["asyncio"] == "native"
+    assert {t["asyncio"] for t in listed["transports"].values()} <= {"native", "threads"}
+
+
+class SyncOnlyPlugin:
+    """A transport plugin that offers only the sync SPI (loopback's, under another scheme)."""
+
+    @streamfw.hookimpl
+    def streamfw_register_transports(self, register: Callable[[TransportSpec], None]) -> None:
+        register(TransportSpec("synconly", LoopbackTransport.from_config, "sync SPI only"))
+
+
+async def test_a_sync_only_transport_runs_through_the_thread_adapter() -> None:
+    plugins = streamfw.discover(entry_points=False, extra={"synconly": SyncOnlyPlugin()})
+    url = f"synconly://t-{uuid.uuid4().hex[:8]}"
+    async with streamfw.aio.connect(url, plugins=plugins) as client:
+        assert not client.native
+        stream = await client.stream("orders").create()
+        async with stream.consumer("sub") as c, stream.producer() as p:
+            await p.send("through threads")
+            msg = await c.receive(WAIT)
+            assert msg is not None and msg.value == "through threads"
+            await msg.ack()
