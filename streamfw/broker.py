@@ -104,12 +104,17 @@ class Limits:
     Pulsar leaves these unlimited by default (``backlogQuotaDefaultLimitBytes=-1``,
     ``maxTopicsPerNamespace=0``, ``maxSubscriptionsPerTopic=0`` in conf/broker.conf), but it
     stores messages on disk; a broker that keeps everything in memory needs finite ones.
+    ``key_shared_lookahead`` is Pulsar's own default
+    (``keySharedLookAheadMsgInReplayThresholdPerSubscription``): on a Key_Shared
+    subscription, how many messages may be set aside for busy or draining keys before the
+    broker stops reading further ones.
     """
 
     max_streams: int = attrs.field(default=10_000, validator=at_least_one)
     max_subscriptions: int = attrs.field(default=1_000, validator=at_least_one)  # per stream
     backlog_quota_messages: int = attrs.field(default=100_000, validator=at_least_one)
     backlog_quota_bytes: int = attrs.field(default=100 * 2**20, validator=at_least_one)
+    key_shared_lookahead: int = attrs.field(default=20_000, validator=at_least_one)
 
 
 RedeliveryRule = Literal["pulsar", "every_hand_back"]
@@ -277,9 +282,6 @@ TRIM_CHUNK = 256  # acked messages kept before the log drops them (see _trim)
 COMPACT_AT = 1024  # cancelled timers tolerated in the heap before it is rebuilt
 SWITCH = -1  # the seq of a failover switch timer
 MAX_PERMITS = 2**31 - 1  # a pull-mode consumer's permits add up to this (a Java int in Pulsar)
-# Key_Shared: messages set aside for busy or draining keys before reading stops (Pulsar's
-# keySharedLookAheadMsgInReplayThresholdPerSubscription, broker.conf).
-KEY_SHARED_LOOKAHEAD = 20_000
 REAL_TOPIC = "REAL_TOPIC"  # dead-letter properties, as Pulsar's client sets them
 ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
 
@@ -1099,7 +1101,7 @@ class Broker:
         its key is draining, wait in ``ready`` (Pulsar's replay set) and go first, in
         ``seq`` order. Within one pass a key that could not go blocks its later messages,
         so every key keeps its publish order. Reading new messages stops once
-        KEY_SHARED_LOOKAHEAD of them are set aside.
+        ``Limits.key_shared_lookahead`` of them are set aside.
         """
         if not any(self._has_room(c) for c in sub.consumers):
             return
@@ -1121,7 +1123,8 @@ class Broker:
                 break
         else:
             end = stream.end
-            while sub.read_pos < end and len(sub.ready_set) < KEY_SHARED_LOOKAHEAD:
+            lookahead = self.limits.key_shared_lookahead
+            while sub.read_pos < end and len(sub.ready_set) < lookahead:
                 seq = sub.read_pos
                 sub.read_pos += 1
                 if sub.is_acked(seq):

@@ -230,6 +230,24 @@ def test_a_busy_keys_later_messages_wait_but_other_keys_go_on(broker: Broker) ->
     assert payloads(take(broker)) == [(c1, b"4", 0)]
 
 
+def test_key_shared_sets_aside_at_most_the_lookahead(clock: ManualClock) -> None:
+    broker = Broker(clock=clock, limits=Limits(key_shared_lookahead=3))
+    broker.create_stream(S)
+    ones, twos = two_keys_apart("one", "two")
+    opts = ConsumerOptions(type="key_shared", name="one", receiver_queue_size=1)
+    c1 = broker.subscribe(S, "sub", opts)
+    c2 = broker.subscribe(S, "sub", ConsumerOptions(type="key_shared", name="two"))
+    for i in range(5):
+        broker.publish(S, Envelope(bytes([i]), key=ones))
+    broker.publish(S, Envelope(b"two", key=twos))
+    ((_, held),) = take(broker)  # one for "one"; three set aside; reading stops there
+    broker.ack(c1, held.message_id)
+    ((_, held),) = take(broker)  # the next for "one"; the fifth is set aside in its place
+    assert held.payload == b"\1"
+    broker.ack(c1, held.message_id)  # now fewer are set aside: "two" is read at last
+    assert payloads(take(broker)) == [(c1, b"\2", 0), (c2, b"two", 0)]
+
+
 # ------------------------------------------------------------------------------ pull mode
 
 

@@ -18,7 +18,7 @@ from streamfw_macrometa import wire
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.emulator import auth, edge, sockets
 
-from streamfw.broker import Limits
+from streamfw.broker import Limits, Rules
 from streamfw.codec import DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE
 from streamfw.options import MAX_NAME_LENGTH, ConsumerOptions, ProducerOptions
 from streamfw.testing import machine
@@ -74,6 +74,8 @@ ROWS: list[tuple[str, str, list[Callable[[], str]]]] = [
     ),
     ("Brokers", "streams", [lambda: count(Limits().max_streams)]),
     ("Brokers", "durable subscriptions", [lambda: count(Limits().max_subscriptions)]),
+    ("Brokers", "Key_Shared messages", [lambda: count(Limits().key_shared_lookahead)]),
+    ("Brokers", "Failover delay", [lambda: seconds(Rules().failover_delay)]),
     ("`macrometa://` client", "`timeout`", [lambda: seconds(setting("timeout"))]),
     ("`macrometa://` client", "`retries`", [lambda: count(setting("retries"))]),
     (
