@@ -8,7 +8,6 @@ codec pipeline and hands transports plain ``Envelope`` values. A transport plugi
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from streamfw.errors import ConfigError
 from streamfw.message import Delivery, Envelope, MessageId
 
 # The option values live in streamfw.options; transports have always imported them from here.
@@ -27,21 +25,10 @@ from streamfw.options import InitialPosition as InitialPosition
 from streamfw.options import ProducerOptions as ProducerOptions
 from streamfw.options import ReaderOptions as ReaderOptions
 from streamfw.options import SubscriptionType as SubscriptionType
+from streamfw.options import check_name as check_name
 
 if TYPE_CHECKING:
     from streamfw.aio.spi import AsyncTransportFactory
-
-# Names end up in URL paths and topic names: keep them to what Pulsar accepts unescaped.
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
-
-
-def check_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is a usable stream/subscription name, else raise ConfigError."""
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(
-            f"{kind} name {value!r} is invalid: use 1-200 characters from A-Z a-z 0-9 _ . -"
-        )
-    return value
 
 
 def _stream_name(_: object, __: object, value: str) -> None:

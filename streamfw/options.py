@@ -44,10 +44,12 @@ InitialPosition = Literal["latest", "earliest"]
 INITIAL_POSITIONS: tuple[InitialPosition, ...] = ("latest", "earliest")
 ReaderStart = Literal["earliest", "latest"] | MessageId
 MAX_RECEIVER_QUEUE = 1000  # Pulsar's WebSocket proxy caps receiverQueueSize here
-MAX_NAME_LENGTH = 200  # producer, consumer and reader names; they travel in URL queries
+MAX_NAME_LENGTH = 200  # any name: they travel in URL paths and queries, and show in stats
 MAX_PRIORITY_LEVEL = 2**31 - 1  # Pulsar keeps priorityLevel in a Java int; 0 is the highest
 MAX_REDELIVER_COUNT = 2**31 - 1  # Pulsar's maxRedeliverCount is a Java int too
-_STREAM_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}\Z")
+# Stream, subscription and tenant names end up in URL paths and topic names: keep them to
+# what Pulsar accepts unescaped.
+_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME_LENGTH}}}\Z")
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -134,13 +136,19 @@ def _positive_int_or_none(_: object, attribute: attrs.Attribute[Any], value: obj
         )
 
 
-def _stream_name_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # The same rule as streamfw.api.check_name (which imports this module).
-    if value is not None and not (isinstance(value, str) and _STREAM_NAME.match(value)):
+def check_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a usable stream/subscription name, else raise ConfigError."""
+    if not isinstance(value, str) or not _NAME.match(value):
         raise ConfigError(
-            f"{attribute.name} must be None or a stream name of 1-200 characters from"
-            f" A-Z a-z 0-9 _ . -, got {value!r:.80}"
+            f"{kind} name {value!r:.80} is invalid: use 1-{MAX_NAME_LENGTH} characters from"
+            " A-Z a-z 0-9 _ . -"
         )
+    return value
+
+
+def _stream_name_or_none(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_name(attribute.name, value)
 
 
 def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -63,7 +63,7 @@ ROWS: list[tuple[str, str, list[Callable[[], str]]]] = [
         "messages a consumer is sent",
         [lambda: count(ConsumerOptions().receiver_queue_size)],
     ),
-    ("Client: every transport", "producer, consumer and reader", [lambda: count(MAX_NAME_LENGTH)]),
+    ("Client: every transport", "names", [lambda: count(MAX_NAME_LENGTH)]),
     (
         "Brokers",
         "backlog per stream",

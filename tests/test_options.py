@@ -210,3 +210,14 @@ def test_every_count_or_size_limit_is_checked_by_the_one_rule(
 ) -> None:
     with pytest.raises(ConfigError, match=f"^{name} must be an int of at least 1, got {bad!r}$"):
         build(bad)
+
+
+@pytest.mark.parametrize("bad", ["a/b", "", "x" * 201, "é"])
+def test_a_dead_letter_stream_follows_the_stream_name_rule(bad: str) -> None:
+    rule = f"name {bad!r:.80} is invalid: use 1-200 characters from A-Z a-z 0-9 _ . -"
+    with pytest.raises(ConfigError) as as_stream:
+        streamfw.StreamRef(bad)
+    with pytest.raises(ConfigError) as as_option:
+        ConsumerOptions(max_redeliver_count=3, dead_letter_stream=bad)
+    assert str(as_stream.value) == f"stream {rule}"
+    assert str(as_option.value) == f"dead_letter_stream {rule}"
