@@ -91,10 +91,10 @@ from streamfw.errors import (
     SubscriptionNotFound,
 )
 from streamfw.message import Delivery, Envelope, MessageId, Properties
-from streamfw.options import at_least_one
+from streamfw.options import JAVA_INT_MAX, at_least_one
 from streamfw.sticky import Ring, failover_active, key_hash, key_shared_points
 
-MAX_SECONDS = 2**31 - 1  # TTL and expiry bounds: Pulsar keeps them in a Java int
+MAX_SECONDS = JAVA_INT_MAX  # TTL and expiry bounds: Pulsar keeps them in a Java int
 
 
 @attrs.frozen
@@ -281,7 +281,7 @@ class _Stream:
 TRIM_CHUNK = 256  # acked messages kept before the log drops them (see _trim)
 COMPACT_AT = 1024  # cancelled timers tolerated in the heap before it is rebuilt
 SWITCH = -1  # the seq of a failover switch timer
-MAX_PERMITS = 2**31 - 1  # a pull-mode consumer's permits add up to this (a Java int in Pulsar)
+MAX_PERMITS = JAVA_INT_MAX  # a pull-mode consumer's permits add up to this (a Java int in Pulsar)
 REAL_TOPIC = "REAL_TOPIC"  # dead-letter properties, as Pulsar's client sets them
 ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
 

@@ -45,8 +45,9 @@ INITIAL_POSITIONS: tuple[InitialPosition, ...] = ("latest", "earliest")
 ReaderStart = Literal["earliest", "latest"] | MessageId
 MAX_RECEIVER_QUEUE = 1000  # Pulsar's WebSocket proxy caps receiverQueueSize here
 MAX_NAME_LENGTH = 200  # any name: they travel in URL paths and queries, and show in stats
-MAX_PRIORITY_LEVEL = 2**31 - 1  # Pulsar keeps priorityLevel in a Java int; 0 is the highest
-MAX_REDELIVER_COUNT = 2**31 - 1  # Pulsar's maxRedeliverCount is a Java int too
+JAVA_INT_MAX = 2**31 - 1  # Pulsar keeps counts, levels and seconds in Java ints
+MAX_PRIORITY_LEVEL = JAVA_INT_MAX  # priorityLevel; 0 is the highest
+MAX_REDELIVER_COUNT = JAVA_INT_MAX  # maxRedeliverCount
 # Stream, subscription and tenant names end up in URL paths and topic names: keep them to
 # what Pulsar accepts unescaped.
 _NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME_LENGTH}}}\Z")
