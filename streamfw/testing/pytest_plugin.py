@@ -28,6 +28,7 @@ import pytest
 
 import streamfw.aio
 from streamfw.client import Client, connect
+from streamfw.extras import Missing
 from streamfw.plugins import installed
 from streamfw.testing.aio_facade import AioHarness
 from streamfw.testing.harness import Harness, HarnessSpec
@@ -93,7 +94,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def streamfw_harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     name, api = request.param
-    harness = harnesses()[name].factory()
+    try:
+        harness = harnesses()[name].factory()
+    except Missing as exc:  # the one command that installs it, not a traceback
+        hint = str(exc)
+    else:
+        hint = ""
+    if hint:
+        pytest.fail(hint, pytrace=False)
     if api == "aio":
         if not isinstance(getattr(harness, "url", None), str):
             harness.close()
