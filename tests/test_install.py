@@ -60,7 +60,7 @@ def test_the_testing_extra_brings_what_the_kit_imports() -> None:
     testing = {
         re.split(r"[<>=; \[]", r)[0] for r in requires if re.search(r"extra == .testing.", r)
     }
-    assert {"hypothesis", "pytest"} <= testing, requires
+    assert {"hypothesis", "pytest", "anyio"} <= testing, requires
 
 
 def test_the_readme_test_command_is_what_ci_runs() -> None:
