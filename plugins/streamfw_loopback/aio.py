@@ -148,6 +148,9 @@ class AsyncLoopbackConsumer:
                     inbox.waiting -= 1
                     self._waker.disarm(woken)
 
+    async def request(self, messages: int) -> None:
+        self._sync.request(messages)  # takes the lock only; never waits
+
     async def ack(self, message_id: MessageId) -> None:
         self._sync.ack(message_id)
 

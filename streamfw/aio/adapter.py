@@ -257,6 +257,11 @@ class ThreadedConsumer:
             if end is not None and loop.time() >= end:
                 return None
 
+    async def request(self, messages: int) -> None:
+        request = getattr(self._link, "request", None)  # pull mode, where the link has it
+        if request is not None:
+            await self._threads.run(request, messages)
+
     async def ack(self, message_id: MessageId) -> None:
         await self._threads.run(self._link.ack, message_id)
 

@@ -10,7 +10,7 @@ from streamfw.aio.message import Message
 from streamfw.aio.spi import AsyncConsumerLink
 from streamfw.api import StreamRef
 from streamfw.codec import Pipeline
-from streamfw.errors import Closed, DecodeError
+from streamfw.errors import Closed, ConfigError, DecodeError
 from streamfw.message import Delivery, MessageId
 
 OnDecodeError = Callable[[DecodeError], object]  # may return an awaitable: it is awaited
@@ -41,6 +41,8 @@ class Consumer:
         self.stream = stream
         self.subscription = subscription
         self._closed = False
+        self._deferred_error: DecodeError | None = None  # receive_many's, for its next call
+        self._kept: list[Message] = []  # taken by a cancelled receive_many, for the next one
 
     @property
     def max_message_size(self) -> int:
@@ -54,6 +56,47 @@ class Consumer:
         if delivery is None:
             return None
         return self._decode(delivery)
+
+    async def receive_many(self, max_messages: int, timeout: float | None = None) -> list[Message]:
+        """Up to ``max_messages`` messages: as soon as that many came, or once ``timeout`` passed.
+
+        The sync ``Consumer.receive_many``'s rules: an empty list when nothing came in time; a
+        pull-mode consumer (``pull_mode=True``) first asks the broker for ``max_messages``
+        (less what it asked for before and has not received yet); a message that does not
+        decode ends the batch (raised at once if it is the first, otherwise by the next call).
+        Cancelled, it keeps what it took for the next call, so nothing is lost.
+
+        Raises:
+            ConfigError: ``max_messages`` is not an int >= 1.
+        """
+        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
+            raise ConfigError(f"max_messages must be an int >= 1, got {max_messages!r:.80}")
+        deferred, self._deferred_error = self._deferred_error, None
+        if deferred is not None:
+            raise deferred
+        request = getattr(self._link, "request", None)  # pull mode: ask for what we want
+        if request is not None and not self._closed:
+            await request(max_messages)
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        batch, self._kept = self._kept, []
+        try:
+            while len(batch) < max_messages:
+                left = None if end is None else max(0.0, end - loop.time())
+                try:
+                    message = await self.receive(left)
+                except DecodeError as exc:
+                    if not batch:
+                        raise
+                    self._deferred_error = exc
+                    break
+                if message is None:
+                    break
+                batch.append(message)
+        except asyncio.CancelledError:
+            self._kept = batch  # taken already: the next receive_many returns them first
+            raise
+        return batch
 
     async def ack(self, message: Message | MessageId) -> None:
         await self._link.ack(message.id if isinstance(message, Message) else message)

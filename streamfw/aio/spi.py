@@ -147,6 +147,14 @@ class AsyncConsumerLink(Protocol):
         """
         ...
 
+    # Optional, for pull mode (``ConsumerOptions.pull_mode``), as on the sync ``ConsumerLink``:
+    #
+    #     async def request(self, messages: int) -> None:
+    #         """Have ``messages`` asked for, counting those asked for and not received yet:
+    #         grant the broker that many more permits. A no-op outside pull mode."""
+    #
+    # ``Consumer.receive_many`` awaits it when the link has it.
+
     async def close(self) -> None:
         """Detach; unacked messages go back to the subscription; idempotent.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar, cast
@@ -77,6 +78,13 @@ class AioHarness:
 
     def advance(self, seconds: float) -> None:
         self.inner.advance(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        # The wrapped harness's own settings (``redelivery_rule``, ``examples``, ...); not
+        # ``cut``, which drops the connections of the sync clients it made, not ours.
+        if name in ("cut", "inner") or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         try:
@@ -196,14 +204,24 @@ class FacadeConsumer:
         self._acker = _Acker(consumer, loop)
 
     def receive(self, timeout: float | None = None) -> Message | None:
-        try:
+        with self._undecodable_as_sync():
             got = self._loop.run(self.aio.receive(timeout))
+        return None if got is None else self._sync(got)
+
+    @contextlib.contextmanager
+    def _undecodable_as_sync(self) -> Iterator[None]:
+        try:
+            yield
         except DecodeError as exc:
             bad = exc.undecodable
-            if bad is not None:
-                exc.undecodable = self._sync(cast(streamfw.aio.Message, bad))
+            if isinstance(bad, streamfw.aio.Message):
+                exc.undecodable = self._sync(bad)
             raise
-        return None if got is None else self._sync(got)
+
+    def receive_many(self, max_messages: int, timeout: float | None = None) -> list[Message]:
+        with self._undecodable_as_sync():
+            got = self._loop.run(self.aio.receive_many(max_messages, timeout))
+        return [self._sync(m) for m in got]
 
     def ack(self, message: Message | MessageId) -> None:
         self._acker.ack(message.id if isinstance(message, Message) else message)

@@ -200,3 +200,23 @@ async def test_a_cancelled_iteration_loses_nothing(
         await p.send(2)
         assert await drain(c, target.harness.settle) == [2]
         assert seen == [1]
+
+
+async def test_cancelled_receive_many_keeps_what_it_took(
+    client: streamfw.aio.Client, target: Target
+) -> None:
+    stream = await new_stream(client)
+    async with stream.consumer("sub") as c, stream.producer() as p:
+        for i in range(3):
+            await p.send(i)
+        await p.flush()
+        # waits for a 4th message that never comes, holding the three it took
+        batch = asyncio.ensure_future(c.receive_many(4))
+        await asyncio.sleep(target.harness.settle * 3)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        got = await c.receive_many(4, target.harness.settle)
+        assert [m.value for m in got] == [0, 1, 2]
+        for m in got:
+            await m.ack()
