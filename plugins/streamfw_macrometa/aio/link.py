@@ -289,7 +289,7 @@ class AsyncLink:
                 self._interrupt_reader(ws, "no answer to pings")
             elif silence is Silence.PING:
                 self.write(*_PING)
-        if not self.closed:
+        if not self.closed and self.failure is None:
             self._arm_watchdog()
 
     def _interrupt_reader(self, ws: WebSocket, why: str) -> None:

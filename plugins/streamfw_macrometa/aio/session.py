@@ -1,9 +1,8 @@
 """The one ``aiohttp.ClientSession`` of an asyncio macrometa client, and its TLS settings.
 
 REST calls and WebSockets share it (one connection pool, one TLS context). TLS follows
-``Settings.verify`` as the sync transport does: ``True`` verifies against certifi's bundle
-(what requests uses), a path verifies against that CA bundle only, ``False`` does not verify
-(``config.parse`` warned already). The ``Authorization`` header is added per request, never
+``Settings.verify`` as docs/macrometa.md says: ``True`` verifies against the system CAs, a
+path against that CA bundle only, ``False`` does not verify (``config.parse`` warned already). The ``Authorization`` header is added per request, never
 stored in the session, so no repr of it shows a credential.
 """
 
@@ -14,7 +13,6 @@ import ssl
 import types
 
 import aiohttp
-import certifi
 
 from streamfw_macrometa import gateway
 from streamfw_macrometa.config import Settings
@@ -43,7 +41,9 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | bool:
     """What aiohttp's ``ssl=`` takes for ``settings.verify``."""
     if settings.verify is False:
         return False
-    cafile = settings.verify if isinstance(settings.verify, str) else certifi.where()
+    if not settings.rest_url.startswith("https:") and not settings.ws_url.startswith("wss:"):
+        return True  # no TLS at all: skip loading a CA bundle (~0.2 s)
+    cafile = settings.verify if isinstance(settings.verify, str) else None
     return ssl.create_default_context(cafile=cafile)
 
 

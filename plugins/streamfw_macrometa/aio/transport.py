@@ -160,7 +160,7 @@ class AsyncMacrometaTransport:
         refusal = admin.consumer_refusal(subscription, options, extensions=self.settings.extensions)
         if refusal is not None:
             raise refusal
-        params = wire.consumer_query(options)
+        params = wire.consumer_query(options, local=stream.local)
         endpoint = await self._endpoint("consumer", stream, params, subscription)
         link = AsyncMacrometaConsumer(endpoint, stream, subscription)
         await self._attach(link)
