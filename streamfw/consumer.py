@@ -102,13 +102,13 @@ class Consumer:
     def ack(self, message: Message | MessageId) -> None:
         message_id = message.id if isinstance(message, Message) else message
         self._link.ack(message_id)
-        if self._hooks.on_ack is not None:
+        if self._hooks.on_ack is not None and self.subscription is not None:  # readers: no-op
             self._hooks.on_ack(consumer=self, message_id=message_id)
 
     def nack(self, message: Message | MessageId) -> None:
         message_id = message.id if isinstance(message, Message) else message
         self._link.nack(message_id)
-        if self._hooks.on_nack is not None:
+        if self._hooks.on_nack is not None and self.subscription is not None:
             self._hooks.on_nack(consumer=self, message_id=message_id)
 
     def close(self) -> None:

@@ -78,7 +78,10 @@ def streamfw_after_receive(consumer: Consumer, message: Message) -> None:
 
 @hookspec
 def streamfw_on_ack(consumer: Consumer, message_id: MessageId) -> None:
-    """``consumer`` acknowledged ``message_id`` (``msg.ack()`` or ``consumer.ack()``)."""
+    """``consumer`` acknowledged ``message_id`` (``msg.ack()`` or ``consumer.ack()``).
+
+    Not called for a reader: readers acknowledge nothing (nor for ``streamfw_on_nack``).
+    """
 
 
 @hookspec

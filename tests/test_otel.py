@@ -234,3 +234,18 @@ def test_the_plugin_is_left_out_while_nothing_records() -> None:
         finally:
             plugin.configure()
     assert len(rec.finished(SpanKind.PRODUCER)) == 1
+
+
+def test_a_readers_process_span_ends_when_it_receives(recorded: Recorded) -> None:
+    with streamfw.connect(f"loopback://otel-{uuid.uuid4().hex}") as client:
+        stream = client.stream("s").create()
+        with stream.producer() as producer:
+            producer.send("a")
+        with stream.reader("earliest") as reader:
+            message = reader.receive(WAIT)
+            assert message is not None
+            message.ack()  # a no-op for a reader: no hook, no count
+    (process,) = recorded.finished(SpanKind.CONSUMER)
+    assert dict(process.attributes or {})["streamfw.settled"] == "none"
+    assert isinstance(plugin, Telemetry) and plugin.open_spans() == 0
+    assert "streamfw.messages.acked" not in recorded.counts()

@@ -195,6 +195,10 @@ class Telemetry:
                 "messaging.message.redelivery_count": message.redelivery_count,
             },
         )
+        if consumer.subscription is None:  # a reader settles nothing: processing ends here
+            span.set_attribute("streamfw.settled", "none")
+            span.end()
+            return
         key = (id(consumer), message.id)
         with self._lock:
             stale = self._open.pop(key, None)  # received again before it was settled
