@@ -30,7 +30,7 @@ from streamfw.options import (
     ReaderStart,
     options_from_keywords,
 )
-from streamfw.plugins import PluginSet, installed
+from streamfw.plugins import MessageHooks, PluginSet, installed
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -115,6 +115,7 @@ def connect(
             url,
             max_message_size=max_message_size,
             max_codec_stages=max_codec_stages,
+            plugins=found,
         )
 
     return Opening(open_)
@@ -131,10 +132,12 @@ class Client:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
+        plugins: PluginSet | None = None,  # whose message hooks producers and consumers call
     ) -> None:
         self.transport = transport
         self.codecs = codecs
         self.url = url
+        self.plugins = plugins
         self.max_message_size = check_limit("max_message_size", max_message_size)
         self.max_codec_stages = check_limit("max_codec_stages", max_codec_stages)
         self._closed = False
@@ -173,6 +176,10 @@ class Client:
         if self._closed:
             raise Closed("client is closed")
         return self.transport
+
+    def _hooks(self) -> MessageHooks:
+        scheme = urlsplit(self.url).scheme
+        return self.plugins.message_hooks(scheme) if self.plugins else MessageHooks(scheme)
 
     def _pipeline(self, codec: str, max_message_size: int | None = None) -> Pipeline:
         size = self.max_message_size if max_message_size is None else max_message_size
@@ -239,7 +246,7 @@ class Stream:
 
         async def open_() -> Producer:
             link = await transport.open_producer(self.ref, opened)
-            return Producer(link, self.ref, pipeline, opened)
+            return Producer(link, self.ref, pipeline, opened, self._client._hooks())
 
         return Opening(open_)
 
@@ -266,7 +273,7 @@ class Stream:
 
         async def open_() -> Consumer:
             link = await transport.open_consumer(self.ref, subscription, opened)
-            return Consumer(link, self.ref, subscription, pipeline)
+            return Consumer(link, self.ref, subscription, pipeline, self._client._hooks())
 
         return Opening(open_)
 
@@ -291,7 +298,7 @@ class Stream:
 
         async def open_() -> Consumer:
             link = await transport.open_reader(self.ref, opened)
-            return Consumer(link, self.ref, None, pipeline)
+            return Consumer(link, self.ref, None, pipeline, self._client._hooks())
 
         return Opening(open_)
 

@@ -6,12 +6,13 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 
-from streamfw.aio.message import Message
+from streamfw.aio.message import AsyncAcknowledger, Message
 from streamfw.aio.spi import AsyncConsumerLink
 from streamfw.api import StreamRef
 from streamfw.codec import Pipeline
 from streamfw.errors import Closed, ConfigError, DecodeError
 from streamfw.message import Delivery, MessageId
+from streamfw.plugins import NO_HOOKS, MessageHooks
 
 OnDecodeError = Callable[[DecodeError], object]  # may return an awaitable: it is awaited
 
@@ -35,14 +36,24 @@ class Consumer:
         stream: StreamRef,
         subscription: str | None,
         pipeline: Pipeline,
+        hooks: MessageHooks = NO_HOOKS,
     ) -> None:
         self._link = link
         self._pipeline = pipeline
         self.stream = stream
         self.subscription = subscription
         self._closed = False
+        self._hooks = hooks
+        # Looked up once: with no hook plugin, messages ack straight through the link.
+        self._after_receive = hooks.after_receive
+        self._acker: AsyncAcknowledger = self if hooks.on_ack or hooks.on_nack else link
         self._deferred_error: DecodeError | None = None  # receive_many's, for its next call
         self._kept: list[Message] = []  # taken by a cancelled receive_many, for the next one
+
+    @property
+    def transport(self) -> str:
+        """The URL scheme of the transport this consumer receives over (``loopback``, ...)."""
+        return self._hooks.transport
 
     @property
     def max_message_size(self) -> int:
@@ -99,10 +110,16 @@ class Consumer:
         return batch
 
     async def ack(self, message: Message | MessageId) -> None:
-        await self._link.ack(message.id if isinstance(message, Message) else message)
+        message_id = message.id if isinstance(message, Message) else message
+        await self._link.ack(message_id)
+        if self._hooks.on_ack is not None:
+            self._hooks.on_ack(consumer=self, message_id=message_id)
 
     async def nack(self, message: Message | MessageId) -> None:
-        await self._link.nack(message.id if isinstance(message, Message) else message)
+        message_id = message.id if isinstance(message, Message) else message
+        await self._link.nack(message_id)
+        if self._hooks.on_nack is not None:
+            self._hooks.on_nack(consumer=self, message_id=message_id)
 
     async def close(self) -> None:
         """Detach; unacked messages go back to the subscription. Safe to call twice."""
@@ -143,11 +160,17 @@ class Consumer:
         try:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
+            undecodable = self._message(d, None)
+            if self._after_receive is not None:
+                self._after_receive(consumer=self, message=undecodable)
             raise DecodeError(
                 f"{self._what()}: {d.message_id}: {exc}",
-                undecodable=self._message(d, None),  # type: ignore[arg-type]  # the aio Message
+                undecodable=undecodable,  # type: ignore[arg-type]  # the aio Message
             ) from exc
-        return self._message(d, value)
+        message = self._message(d, value)
+        if self._after_receive is not None:
+            self._after_receive(consumer=self, message=message)
+        return message
 
     def _message(self, d: Delivery, value: object) -> Message:
         return Message(
@@ -160,7 +183,7 @@ class Consumer:
             d.redelivery_count,
             self.stream.name,
             self.subscription,
-            acker=self._link,
+            acker=self._acker,
         )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 from collections.abc import Mapping
 from typing import Any
 
 from streamfw.aio.spi import AsyncProducerLink
 from streamfw.api import StreamRef
 from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, SendTimeout
-from streamfw.message import Envelope, MessageId, Properties
+from streamfw.errors import Closed, ConfigError, PluginError, SendTimeout
+from streamfw.message import Envelope, MessageId, OutgoingMessage, Properties
 from streamfw.options import ProducerOptions
+from streamfw.plugins import NO_HOOKS, MessageHooks
 
 
 class Producer:
@@ -26,6 +28,11 @@ class Producer:
     Cancelling ``send`` or ``send_async`` while it waits for room sends nothing (retrying is
     safe). Cancelling ``send`` while it waits for the confirmation does not withdraw the
     message: it stays pending and may be stored, as after a ``SendTimeout``.
+
+    Message hooks (``streamfw_send`` wrappers) run as for the sync producer, with one
+    difference: the wrappers' ``yield`` gives the confirmation's ``concurrent.futures.Future``
+    at once, and the message is handed to the link when the wrappers have returned; a failure
+    to hand it over (``NotSent``, ``Closed``, a cancellation) fails that future too.
     """
 
     def __init__(
@@ -34,6 +41,7 @@ class Producer:
         stream: StreamRef,
         pipeline: Pipeline,
         options: ProducerOptions,
+        hooks: MessageHooks = NO_HOOKS,
     ) -> None:
         self._link = link
         self._pipeline = pipeline
@@ -41,6 +49,14 @@ class Producer:
         self.stream = stream
         self._closed = False
         self._tag_only: dict[str, Properties] = {}
+        self._hooks = hooks
+        self._send_hook = hooks.send  # looked up once: None costs nothing per message
+        self._outgoing: Envelope | None = None  # what the hooks' innermost send handed over
+
+    @property
+    def transport(self) -> str:
+        """The URL scheme of the transport this producer sends over (``loopback``, ...)."""
+        return self._hooks.transport
 
     @property
     def codec(self) -> str:
@@ -101,7 +117,9 @@ class Producer:
         if self._closed:
             raise Closed(f"producer on stream {self.stream} is closed")
         envelope = self._envelope(value, properties, key)
-        return await self._link.send(envelope)
+        if self._send_hook is None:
+            return await self._link.send(envelope)
+        return await self._send_through_hooks(envelope)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every message sent so far is confirmed (or failed).
@@ -136,6 +154,43 @@ class Producer:
         state = "closed" if self._closed else "open"
         return f"<aio.Producer stream={self.stream.name!r} codec={self.codec!r} {state}>"
 
+    async def _send_through_hooks(self, envelope: Envelope) -> asyncio.Future[MessageId]:
+        props = envelope.properties
+        message = OutgoingMessage(
+            self.stream.name, envelope.payload, dict(props), envelope.key, props[CODEC_PROPERTY]
+        )
+        confirmation = self._send_hook(producer=self, message=message)  # type: ignore[misc]
+        outgoing, self._outgoing = self._outgoing, None
+        if not isinstance(confirmation, cf.Future) or outgoing is None:
+            raise PluginError("a streamfw_send hook did not return the send's Future")
+        try:
+            future = await self._link.send(outgoing)
+        except BaseException as exc:  # not handed over: the hooks' future tells them so
+            if isinstance(exc, asyncio.CancelledError):
+                confirmation.cancel()
+            elif not confirmation.done():
+                confirmation.set_exception(exc)
+            raise
+        if future.done():  # confirmed inline (loopback): the hooks hear of it at once
+            _copy(future, confirmation)
+        else:
+            future.add_done_callback(lambda f: _copy(f, confirmation))
+        return future
+
+    def _transmit(self, message: OutgoingMessage) -> cf.Future[MessageId]:
+        """The innermost ``streamfw_send`` (``plugins._Sender``): keep what the wrappers made
+        of the message for ``_send_through_hooks`` to hand over, and give their future."""
+        props = message.properties
+        if props.get(CODEC_PROPERTY) != message.codec:
+            raise PluginError(
+                f"a streamfw_send hook changed the reserved property {CODEC_PROPERTY!r}"
+            )
+        try:
+            self._outgoing = Envelope(message.payload, Properties(props), message.key)
+        except TypeError as exc:
+            raise PluginError(f"a streamfw_send hook wrote bad properties: {exc}") from exc
+        return cf.Future()
+
     def _envelope(
         self, value: Any, properties: Mapping[str, str] | None, key: str | None
     ) -> Envelope:
@@ -153,3 +208,15 @@ class Producer:
             return Envelope(payload, Properties({**properties, CODEC_PROPERTY: tag}), key)
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
+
+
+def _copy(future: asyncio.Future[MessageId], confirmation: cf.Future[MessageId]) -> None:
+    """The link's outcome, told to the hooks' future."""
+    if confirmation.done():  # a hook cancelled it: nothing to tell
+        return
+    if future.cancelled():
+        confirmation.cancel()
+    elif future.exception() is not None:
+        confirmation.set_exception(future.exception())
+    else:
+        confirmation.set_result(future.result())
