@@ -109,17 +109,19 @@ class ThreadedTransport:
 
     async def open_producer(self, stream: StreamRef, options: ProducerOptions) -> ThreadedProducer:
         link = await _opened(self._threads, self.sync.open_producer, stream, options)
-        return ThreadedProducer(link, options, self._threads)
+        return ThreadedProducer(link, options, self._threads, f"producer on stream {stream}")
 
     async def open_consumer(
         self, stream: StreamRef, subscription: str, options: ConsumerOptions
     ) -> ThreadedConsumer:
         link = await _opened(self._threads, self.sync.open_consumer, stream, subscription, options)
-        return ThreadedConsumer(link, self._threads)
+        return ThreadedConsumer(
+            link, self._threads, f"consumer of {subscription!r} on stream {stream}"
+        )
 
     async def open_reader(self, stream: StreamRef, options: ReaderOptions) -> ThreadedConsumer:
         link = await _opened(self._threads, self.sync.open_reader, stream, options)
-        return ThreadedConsumer(link, self._threads)
+        return ThreadedConsumer(link, self._threads, f"reader on stream {stream}")
 
     async def close(self) -> None:
         if self._closed:
@@ -134,7 +136,10 @@ class ThreadedTransport:
 class ThreadedProducer:
     """``AsyncProducerLink`` over a sync ``ProducerLink``."""
 
-    def __init__(self, link: ProducerLink, options: ProducerOptions, threads: _Threads) -> None:
+    def __init__(
+        self, link: ProducerLink, options: ProducerOptions, threads: _Threads, what: str
+    ) -> None:
+        self.what = what
         self._link = link
         self._options = options
         self._threads = threads
@@ -145,7 +150,7 @@ class ThreadedProducer:
 
     async def send(self, envelope: Envelope) -> asyncio.Future[MessageId]:
         if self._closed:
-            raise Closed("producer is closed")
+            raise Closed(f"{self.what} is closed")
         if not self._room.locked():
             await self._room.acquire()  # room now: returns without suspending
         else:
@@ -153,12 +158,12 @@ class ThreadedProducer:
                 await asyncio.wait_for(self._room.acquire(), self._options.send_timeout)
             except asyncio.TimeoutError:
                 raise NotSent(
-                    f"not sent: {self._options.max_pending} sends still unconfirmed after"
-                    f" {self._options.send_timeout:g} s"
+                    f"{self.what}: not sent: {self._options.max_pending} sends still"
+                    f" unconfirmed after {self._options.send_timeout:g} s"
                 ) from None
         if self._closed:  # closed while this send waited for room
             self._room.release()
-            raise Closed("producer is closed")
+            raise Closed(f"{self.what} is closed")
         # From here on no await: the message is on its way, whatever happens to the caller.
         loop = self._threads.loop
         future: asyncio.Future[MessageId] = loop.create_future()
@@ -177,8 +182,8 @@ class ThreadedProducer:
         left = sum(1 for f in pending if not f.done())
         if left:
             raise SendTimeout(
-                f"{left} send(s) unconfirmed after {timeout:g} s; they stay pending and may"
-                " still be stored (their futures tell)"
+                f"{self.what}: {left} send(s) unconfirmed after {timeout:g} s; they stay"
+                " pending and may still be stored (their futures tell)"
             )
 
     async def close(self) -> None:
@@ -225,7 +230,8 @@ def _settle(confirmation: cf.Future[MessageId], future: asyncio.Future[MessageId
 class ThreadedConsumer:
     """``AsyncConsumerLink`` over a sync ``ConsumerLink``."""
 
-    def __init__(self, link: ConsumerLink, threads: _Threads) -> None:
+    def __init__(self, link: ConsumerLink, threads: _Threads, what: str) -> None:
+        self.what = what
         self._link = link
         self._threads = threads
         self._reader = cf.ThreadPoolExecutor(1, thread_name_prefix="streamfw-aio-receive")
@@ -238,7 +244,7 @@ class ThreadedConsumer:
         end = None if timeout is None else loop.time() + timeout
         while True:
             if self._closed:
-                raise Closed("consumer is closed")
+                raise Closed(f"{self.what} is closed")
             left = None if end is None else max(0.0, end - loop.time())
             inflight = self._inflight
             if inflight is None:
