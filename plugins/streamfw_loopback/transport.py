@@ -146,7 +146,8 @@ class _Host:
             # LocalProtocolError: its stream was force-deleted meanwhile; nothing left to ack.
             with contextlib.suppress(LocalProtocolError):
                 broker.ack(consumer, message_id)
-        self._route()
+        # acks and grants add a timer only with the Deliver event it comes with
+        self._route(timers_may_change=False)
 
     def tick_locked(self) -> None:
         deadline = self.broker.next_deadline()
@@ -155,9 +156,10 @@ class _Host:
             self.broker.tick()
             self._route()
 
-    def _route(self) -> None:
+    def _route(self, *, timers_may_change: bool = True) -> None:
         more = False  # a stale copy's permit given back may dispatch more
-        for event in self.broker.events():
+        events = self.broker.events()
+        for event in events:
             if isinstance(event, Deliver):
                 inbox = self.inboxes[event.consumer]
                 mid = event.delivery.message_id
@@ -177,6 +179,8 @@ class _Host:
         if more:
             self._route()
             return
+        if not (events or timers_may_change):
+            return  # next_due may only be early now (a timer cancelled): that is safe
         due = self.broker.next_deadline()
         if self.broker.message_ttl:  # every receive sweeps the TTL: never skip the lock
             self.next_due = -math.inf
@@ -383,7 +387,9 @@ class LoopbackConsumer:
                 self._host._route()
 
     def ack(self, message_id: MessageId) -> None:
-        consumer = self._live()
+        if self._closed:
+            raise Closed(f"consumer on stream {self._ref} is closed")
+        consumer = self._id
         if self._reader:
             return  # readers do not acknowledge
         # Known good and not queued again meanwhile (a redelivered copy would have to be
