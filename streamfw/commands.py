@@ -159,6 +159,20 @@ def add_consume(sub: Subparsers, parents: Parents, seconds: ArgType, count: ArgT
         " -o extensions=1, elsewhere earliest is refused (Unsupported); `streamfw read --from"
         " earliest` reads old messages on any server",
     )
+    c.add_argument(
+        "--max-redeliveries",
+        type=count,
+        default=None,
+        metavar="N",
+        help="after N redeliveries, the next nack or ack timeout sends a message to the"
+        " dead-letter stream (max_redeliver_count; counted on shared and key_shared)",
+    )
+    c.add_argument(
+        "--dead-letter-stream",
+        default=None,
+        metavar="NAME",
+        help="where those go (default: STREAM-SUBSCRIPTION-DLQ); needs --max-redeliveries",
+    )
     _add_stop_flags(c, seconds, count)
     c.add_argument(
         "--no-ack",
@@ -394,8 +408,18 @@ def _as_text(msg: Message) -> str:
 
 def consume(client: Client, args: argparse.Namespace, out: TextIO, term: Terminal) -> int:
     stream = _stream(client, args, create=False)
+    dead_letters: dict[str, Any] = {}  # issue 11: only when asked for (a transport may refuse)
+    if args.max_redeliveries is not None or args.dead_letter_stream is not None:
+        dead_letters = {
+            "max_redeliver_count": args.max_redeliveries,
+            "dead_letter_stream": args.dead_letter_stream,
+        }
     consumer = stream.consumer(
-        args.subscription, codec=args.codec, type=args.type, initial_position=args.initial_position
+        args.subscription,
+        codec=args.codec,
+        type=args.type,
+        initial_position=args.initial_position,
+        **dead_letters,
     )
     term.status(
         f"consuming {stream.name!r} as {args.subscription!r} ({args.type}) on {client!r}"

@@ -174,8 +174,9 @@ def test_consumer_query_round_trip() -> None:
     assert consumer_options_from_query({"ackTimeoutMillis": "0"}).ack_timeout is None
     assert consumer_options_from_query({"receiverQueueSize": "5000"}).receiver_queue_size == 1000
     assert consumer_options_from_query({"subscriptionType": "failover"}).type == "failover"
+    assert consumer_options_from_query({"subscriptionType": "Key_Shared"}).type == "key_shared"
     with pytest.raises(ConfigError, match="subscriptionType"):
-        consumer_options_from_query({"subscriptionType": "Key_Shared"})
+        consumer_options_from_query({"subscriptionType": "Sticky"})
     with pytest.raises(ConfigError, match="receiverQueueSize"):
         consumer_options_from_query({"receiverQueueSize": "lots"})
 

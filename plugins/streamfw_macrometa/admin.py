@@ -252,17 +252,8 @@ def consumer_refusal(
             " Use a reader from 'earliest', or extensions=True (CLI: -o extensions=1) against"
             " the streamfw emulator."
         )
-    # Not sent over the wire yet (issue 11): refused rather than silently dropped.
-    unsent = [
-        what
-        for what, used in (
-            ("type='key_shared'", options.type == "key_shared"),
-            ("max_redeliver_count", options.max_redeliver_count is not None),
-            ("pull_mode", options.pull_mode),
-            ("priority_level", options.priority_level != 0),
-        )
-        if used
-    ]
-    if unsent:
-        return Unsupported(f"the macrometa transport cannot send {', '.join(unsent)} yet")
+    if options.pull_mode:
+        # The links do not send permit frames yet (docs/protocol.md §15.5): refused rather
+        # than a consumer waiting for messages it never asks for.
+        return Unsupported("pull_mode: the macrometa transport does not send permits yet")
     return None

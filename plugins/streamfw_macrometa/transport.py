@@ -151,7 +151,7 @@ class MacrometaTransport:
         if refusal is not None:
             raise refusal
         self._require(stream)
-        params = wire.consumer_query(options)
+        params = wire.consumer_query(options, local=stream.local)
         link = MacrometaConsumer(
             self._connector("consumer", stream, params, subscription), stream, subscription
         )

@@ -39,7 +39,12 @@ MAX_DEPTH = 32
 INT32_MAX = 2**31 - 1  # redeliveryCount and permitMessages are Java ints in Pulsar
 _SHOWN = 60  # characters of a bad value quoted in an error (values can be megabytes long)
 
-_WIRE_TYPES = {"exclusive": "Exclusive", "failover": "Failover", "shared": "Shared"}
+_WIRE_TYPES = {
+    "exclusive": "Exclusive",
+    "failover": "Failover",
+    "shared": "Shared",
+    "key_shared": "Key_Shared",
+}
 _FROM_WIRE_TYPES = {v.lower(): k for k, v in _WIRE_TYPES.items()}
 
 
@@ -677,8 +682,14 @@ def parse_consumer_frame(text: str | bytes) -> ConsumerFrame:
 # ---------------------------------------------------------------------- consumer parameters
 
 
-def consumer_query(options: ConsumerOptions) -> dict[str, str]:
-    """The WebSocket query parameters for a consumer (initial position excluded: see below)."""
+def consumer_query(options: ConsumerOptions, *, local: bool = False) -> dict[str, str]:
+    """The WebSocket query parameters for a consumer (of a ``local`` stream or not).
+
+    Issue 11's options travel under Pulsar's WebSocket names (docs/protocol.md §15):
+    ``priorityLevel``, ``maxRedeliverCount``, ``deadLetterTopic`` (as the dead-letter
+    stream's topic; left out, the server's default ``<topic>-<subscription>-DLQ``) and
+    ``pullMode``.
+    """
     query = {
         "subscriptionType": _WIRE_TYPES[options.type],
         "receiverQueueSize": str(options.receiver_queue_size),
@@ -691,7 +702,22 @@ def consumer_query(options: ConsumerOptions) -> dict[str, str]:
     if options.initial_position == "earliest":
         # Not part of Pulsar's WebSocket API; the emulator understands it (an extension).
         query["subscriptionInitialPosition"] = "Earliest"
+    if options.priority_level:
+        query["priorityLevel"] = str(options.priority_level)
+    if options.max_redeliver_count is not None:
+        query["maxRedeliverCount"] = str(options.max_redeliver_count)
+    if options.dead_letter_stream is not None:
+        query["deadLetterTopic"] = topic_name(StreamRef(options.dead_letter_stream, local))
+    if options.pull_mode:
+        query["pullMode"] = "true"
     return query
+
+
+def dead_letter_stream_of(topic: str) -> str:
+    """The stream a ``deadLetterTopic`` names: a full Pulsar topic, a GDN topic, or a name."""
+    short = topic.rsplit("/", 1)[-1]  # persistent://tenant/namespace/<topic>
+    split = split_topic_name(short)
+    return short if split is None else split[0]
 
 
 def _query_number(query: Mapping[str, str], name: str, default: float) -> float:
@@ -775,4 +801,22 @@ def consumer_options_from_query(query: Mapping[str, str]) -> ConsumerOptions:
         fields["ack_timeout"] = ack_ms / 1000
     if "negativeAckRedeliveryDelay" in query:
         fields["nack_delay"] = _query_number(query, "negativeAckRedeliveryDelay", 0) / 1000
+    if "priorityLevel" in query:
+        fields["priority_level"] = _query_int(query, "priorityLevel")
+    if "maxRedeliverCount" in query:
+        fields["max_redeliver_count"] = _query_int(query, "maxRedeliverCount")
+    if query.get("deadLetterTopic"):
+        fields["dead_letter_stream"] = dead_letter_stream_of(query["deadLetterTopic"])
+    pull = query.get("pullMode", "false").lower()
+    if pull not in ("true", "false"):
+        raise ConfigError(f"Invalid pullMode {_show(pull)}: true or false")
+    fields["pull_mode"] = pull == "true"
     return ConsumerOptions(**fields)
+
+
+def _query_int(query: Mapping[str, str], name: str) -> int:
+    """A whole-number parameter (Integer.parseInt in Pulsar's proxy: 400 otherwise)."""
+    value = query[name]
+    if not (value.isascii() and value.lstrip("-").isdigit()) or len(value) > 11:
+        raise ConfigError(f"Invalid {name} {_show(value)}: not an int")
+    return int(value)

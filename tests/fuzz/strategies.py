@@ -225,4 +225,8 @@ CONSUMER_QUERY_NAMES = [
     "negativeAckRedeliveryDelay",
     "subscriptionInitialPosition",
     "consumerName",
+    "priorityLevel",
+    "maxRedeliverCount",
+    "deadLetterTopic",
+    "pullMode",
 ]

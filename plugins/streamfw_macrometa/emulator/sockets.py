@@ -56,6 +56,7 @@ from streamfw_macrometa.wire import (
     EndOfTopic,
     FrameError,
     Nack,
+    Permit,
     Receipt,
     SendRefused,
     ServerError,
@@ -75,7 +76,6 @@ log = logging.getLogger("streamfw.emulator")
 MAX_FRAME = gateway.PULSAR_MAX_TEXT_FRAME  # bytes, as Pulsar's WebSocket proxy reads
 MAX_QUEUED = 1000  # receipts queued for a producer before we stop reading its frames
 _KINDS = ("producer", "consumer", "reader")
-_UNSUPPORTED = ("maxRedeliverCount", "deadLetterTopic")
 
 
 class Refused(Exception):
@@ -287,21 +287,16 @@ def _attacher(
     """Parse the query now; return what attaches the socket to the broker later."""
     query = request.query
     broker = fabric.broker
+    pull = False  # pull mode: permits come from permit frames only
     if kind == "producer":
         open_: Callable[[], int] = lambda: broker.open_producer(ref)  # noqa: E731
     elif kind == "consumer":
         assert sub is not None
-        for name in _UNSUPPORTED:
-            if name in query:
-                raise Refused(
-                    HTTPStatus.BAD_REQUEST, f"Invalid query params: {name} is not emulated"
-                )
-        if query.get("pullMode", "false").lower() == "true":
-            raise Refused(HTTPStatus.BAD_REQUEST, "Invalid query params: pullMode is not emulated")
         try:
             options = consumer_options_from_query(query)
         except (ValueError, OverflowError) as exc:  # ConfigError, or int() of an infinity
             raise Refused(HTTPStatus.BAD_REQUEST, f"Invalid query params: {exc}") from exc
+        pull = options.pull_mode
         open_ = lambda: broker.subscribe(ref, sub, options)  # noqa: E731
     else:
         try:
@@ -318,7 +313,8 @@ def _attacher(
         except (ConfigError, LocalProtocolError) as exc:
             raise Refused.by_table(exc, f"Invalid query params: {exc}") from exc
         fabric.sessions[broker_id] = sock  # before call() routes the first deliveries
-        if kind != "producer":
+        # A frame written frees its permit; in pull mode only a permit frame gives one.
+        if kind != "producer" and not pull:
             sock.on_written = lambda: fabric.call(lambda: broker.grant(broker_id))
         return broker_id
 
@@ -441,6 +437,9 @@ def _consumer_frame(
             sock.deliver(ServerError(ERR_FAILED_TO_SUBSCRIBE, str(exc)).encode())
             return
         sock.close_soon(1000, "unsubscribed")
+    elif isinstance(cmd, Permit) and sock.on_written is None and kind == "consumer":
+        count = cmd.count
+        fabric.call(lambda: broker.grant(cid, count))  # pull mode (docs/protocol.md §15.5)
     elif isinstance(cmd, Ack) or (isinstance(cmd, Nack) and kind == "consumer"):
         try:
             mid = decode_message_id(ref.name, cmd.message_id)
