@@ -44,7 +44,7 @@ class _Copy:
 
     raw_id: str  # the id exactly as the broker sent it: acks and nacks echo it
     generation: int  # the connection it came over
-    digest: bytes
+    digest: int
     nacked: bool = False
 
 
@@ -54,7 +54,7 @@ class ConsumerProtocol(Deliveries):
     def __init__(self, stream: str, what: str) -> None:
         super().__init__(stream, what)
         self._handed: collections.OrderedDict[MessageId, _Copy] = collections.OrderedDict()
-        self._acked: collections.OrderedDict[MessageId, bytes] = collections.OrderedDict()
+        self._acked: collections.OrderedDict[MessageId, int] = collections.OrderedDict()
 
     def _arrived_again(self, arrival: Arrival) -> Reply | None:
         remembered = self._acked.get(arrival.frame.delivery.message_id)

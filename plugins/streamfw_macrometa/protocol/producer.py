@@ -105,7 +105,7 @@ class ProducerProtocol(Generic[H]):
             NotSent: the window is full (the driver waits for ``room()`` first).
             MessageTooLarge: the frame is over ``max_frame_size``; nothing was recorded.
         """
-        if not self.can_send():
+        if len(self._unconfirmed) >= self.max_pending:
             raise NotSent(
                 f"{self.what}: not sent: {self.max_pending} sends are unconfirmed (max_pending)"
             )
