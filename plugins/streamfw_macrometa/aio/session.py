@@ -2,8 +2,9 @@
 
 REST calls and WebSockets share it (one connection pool, one TLS context). TLS follows
 ``Settings.verify`` as docs/macrometa.md says: ``True`` verifies against the system CAs, a
-path against that CA bundle only, ``False`` does not verify (``config.parse`` warned already). The ``Authorization`` header is added per request, never
-stored in the session, so no repr of it shows a credential.
+path against that CA bundle only, ``False`` does not verify (``config.parse`` warned
+already). The ``Authorization`` header is added per request, never stored in the session, so
+no repr of it shows a credential.
 """
 
 from __future__ import annotations

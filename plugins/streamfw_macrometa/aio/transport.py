@@ -7,6 +7,7 @@ objects of ``protocol/``), the same settings (``config.parse``) and errors.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from typing import Any, TypeVar
 
@@ -180,7 +181,10 @@ class AsyncMacrometaTransport:
         if self._closed:
             return
         self._closed = True
-        links = list(self._links)
+        # Cancelling close() from here on still closes everything: the rest only waits.
+        await asyncio.shield(self._close_all(list(self._links)))
+
+    async def _close_all(self, links: list[AsyncLink]) -> None:
         try:
             for link in links:
                 await link.close()
