@@ -99,7 +99,12 @@ def flow_consume(client: C8Client, args: argparse.Namespace) -> None:
     """The seed consumer: receive, print, ack. Stops after --count or --idle seconds."""
     if args.ensure:
         ensure_stream(client, args.stream)
-    consumer = client.subscribe(args.stream, local=False, subscription_name=args.subscription)
+    consumer = client.subscribe(
+        args.stream,
+        local=False,
+        subscription_name=args.subscription,
+        consumer_type=args.type,  # pyC8 sends it as subscriptionType, unchecked
+    )
     emit("subscribed", subscription=args.subscription)
     received = 0
     deadline = time.monotonic() + args.hold
@@ -221,6 +226,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fabric", default="_system")
     p.add_argument("--stream", default="stream_quickstart")
     p.add_argument("--subscription", default="consumer_subscription")
+    p.add_argument("--type", default="Exclusive", help="consume: pyC8's consumer_type")
     p.add_argument("--count", type=int, default=3, help="messages to send / to receive (0: any)")
     p.add_argument("--prefix", default="hello ")
     p.add_argument("--interval", type=float, default=0.0, help="seconds between sends")

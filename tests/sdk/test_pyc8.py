@@ -187,3 +187,17 @@ def test_backlog_ttl_and_unsubscribe_calls(sdk: Sdk, unique: Callable[[str], str
         sdk.run(PY, "consume", "--stream", stream, "--subscription", cleared, "--idle", "0.5")
     )
     assert back.payloads() == [], back.explain()
+
+
+def test_key_shared_consumers_share_a_subscription(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    """Issue 11: pyC8 passes consumer_type through; Key_Shared is no longer refused (400)."""
+    stream, sub = unique("py_keys"), unique("sub")
+    _ok(sdk.run(PY, "create", "--stream", stream))
+    flags = ["--stream", stream, "--subscription", sub, "--type", "Key_Shared", "--idle", "2"]
+    first = sdk.start(PY, "consume", *flags, "--count", "0")
+    first.wait_for("subscribed")
+    second = sdk.start(PY, "consume", *flags, "--count", "0")
+    second.wait_for("subscribed")  # a second Exclusive consumer would get 409 here
+    _ok(sdk.run(PY, "produce", "--stream", stream, "--count", "3"))
+    got = sorted(_ok(first.finish()).payloads() + _ok(second.finish()).payloads())
+    assert got == ["hello 0", "hello 1", "hello 2"]  # messages without a key: one consumer
