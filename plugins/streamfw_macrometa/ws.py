@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import websocket
 from websocket._abnf import frame_buffer
@@ -66,7 +66,6 @@ from streamfw_macrometa.rest import Rest, backoff
 
 log = logging.getLogger("streamfw.macrometa")
 
-WS_ROOT = "/_ws/ws/v2"
 FATAL = (AuthError, NotFound, ConfigError)  # reconnecting cannot fix these
 READ_CHUNK = 65536
 CONTROL_FRAME_MAX = 125  # RFC 6455 section 5.5
@@ -157,7 +156,7 @@ class Connector:
         self.settings = settings
         self._rest = rest
         self.base = base
-        self.path = WS_ROOT + "/" + "/".join(quote(p, safe="._-") for p in path.split("/"))
+        self.path = gateway.ws_path(path)
         self.params = dict(params)
         self.stream = stream
         self.subscription = subscription
