@@ -116,7 +116,9 @@ class Endpoint:
                 self.where,
                 params=params,
                 headers=headers,
-                max_msg_size=self.settings.max_frame_size,
+                # aiohttp refuses a message of max_msg_size bytes or more (from the frame
+                # header, before buffering it); ours are accepted up to max_frame_size
+                max_msg_size=self.settings.max_frame_size + 1,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.settings.timeout),
                 autoping=True,
                 decode_text=False,  # we decode: an undecodable frame is ours to judge
