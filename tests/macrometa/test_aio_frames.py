@@ -4,6 +4,7 @@ link's twin of these tests): a real WebSocket on 127.0.0.1 writing frames byte b
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -17,11 +18,13 @@ import pytest
 from streamfw_macrometa import config, gateway
 from streamfw_macrometa.aio.consumer import AsyncMacrometaConsumer
 from streamfw_macrometa.aio.link import Endpoint
+from streamfw_macrometa.aio.producer import AsyncMacrometaProducer
 from streamfw_macrometa.aio.rest import AsyncRest
 from streamfw_macrometa.aio.session import open_session
 
-from streamfw.api import StreamRef, TransportConfig
+from streamfw.api import ProducerOptions, StreamRef, TransportConfig
 from streamfw.errors import RemoteProtocolError
+from streamfw.message import Envelope
 from tests.macrometa.test_consumer_frames import (
     BAD_FRAMES,
     KEY,
@@ -176,3 +179,44 @@ async def test_a_silent_server_is_noticed_after_ping_interval_plus_timeout() -> 
         noticed = times[1] - times[0]
         assert 1.2 <= noticed < 1.2 + 1.0  # ping_interval + timeout, plus at most a few ticks
         assert link.failure is None
+
+
+async def test_a_producer_reconnects_on_an_unreadable_receipt_and_resends() -> None:
+    """Only a new connection tells what became of an unconfirmed send: reconnect, resend."""
+
+    def script(peer: Peer, n: int) -> None:
+        text = peer.read_text()
+        assert text is not None
+        if n == 0:
+            peer.send_frame(b"\xff not a receipt")
+            hold(peer)
+        else:
+            context = json.loads(text)["context"]
+            mid = delivery(7)["messageId"]
+            peer.send({"result": "ok", "messageId": mid, "context": context})
+            hold(peer)
+
+    server = ScriptedServer(script)
+    opts = {"api_key": KEY, "tenant": "acme", "timeout": 2.0, "reconnect_deadline": 3.0}
+    settings = config.parse(TransportConfig(f"macrometa+http://127.0.0.1:{server.port}", opts))
+    session = open_session(settings)
+    endpoint = Endpoint(
+        settings,
+        AsyncRest(settings, session),
+        settings.ws_url,
+        gateway.ws_path("producer/persistent/acme/c8global._system/c8globals.s"),
+        {},
+        stream="s",
+    )
+    link = AsyncMacrometaProducer(endpoint, StreamRef("s"), ProducerOptions())
+    try:
+        await link.start()
+        future = await link.send(Envelope(b"once"))
+        message_id = await asyncio.wait_for(future, WAIT)
+        assert message_id.entry == 7
+        assert link.protocol_errors == 1 and server.connections == 2
+        assert [json.loads(t)["payload"] for t in server.peers[1].received] == ["b25jZQ=="]
+    finally:
+        await link.close()
+        await session.close()
+        server.close()
