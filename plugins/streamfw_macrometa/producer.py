@@ -57,8 +57,9 @@ class MacrometaProducer(Link):
             with self.lock:  # the write lock: frames go out in context order
                 try:
                     self.raise_if_unusable()
+                    out = self.protocol.prepare(envelope)  # outside _idle: the costly part
                     with self._idle:
-                        out = self.protocol.send(envelope, future)
+                        self.protocol.record(out, future)
                 except StreamError:
                     self._window.release()
                     raise

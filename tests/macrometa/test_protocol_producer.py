@@ -155,3 +155,13 @@ def test_closing_fails_every_send() -> None:
     assert isinstance(events["written"], OutcomeUnknown)
     assert isinstance(events["written"].__cause__, Closed)
     assert type(events["never"]) is Closed and "closed" in str(events["never"])
+
+
+def test_prepare_builds_without_recording_and_record_keeps_the_window() -> None:
+    p = producer(max_pending=1)
+    first, second = p.prepare(Envelope(b"1")), p.prepare(Envelope(b"2"))
+    assert (first.context, second.context, p.unconfirmed) == (1, 2, 0)
+    p.record(first, "a")
+    with pytest.raises(NotSent):
+        p.record(second, "b")
+    assert p.receive(ok(1)) == Confirmed("a", MessageId("s", 1, 1)) and p.contexts() == []

@@ -101,14 +101,26 @@ class ProducerProtocol(Generic[H]):
     def send(self, envelope: Envelope, handle: H) -> Outgoing:
         """Number ``envelope`` and record it unconfirmed; the frame to write.
 
+        ``record(prepare(envelope), handle)``: a threaded driver calls the two apart, so that
+        building the frame (the costly part) holds no lock the reader thread needs.
+
         Raises:
             NotSent: the window is full (the driver waits for ``room()`` first).
             MessageTooLarge: the frame is over ``max_frame_size``; nothing was recorded.
         """
         if len(self._unconfirmed) >= self.max_pending:
-            raise NotSent(
-                f"{self.what}: not sent: {self.max_pending} sends are unconfirmed (max_pending)"
-            )
+            raise self._full()
+        out = self.prepare(envelope)
+        self.record(out, handle)
+        return out
+
+    def prepare(self, envelope: Envelope) -> Outgoing:
+        """Number ``envelope`` and build its frame; records nothing and reads nothing that
+        ``receive`` changes. Frames go out in the order they were prepared in.
+
+        Raises:
+            MessageTooLarge: the frame is over ``max_frame_size``.
+        """
         context = next(self._contexts)
         frame = wire.publish_frame(envelope, str(context))
         size = _size(frame)
@@ -118,8 +130,22 @@ class ProducerProtocol(Generic[H]):
                 f" max_send_frame_size ({self.max_frame_size:,} bytes,"
                 " the largest frame the server reads)"
             )
-        self._unconfirmed[context] = _Unconfirmed(frame, handle)
         return Outgoing(context, frame)
+
+    def record(self, out: Outgoing, handle: H) -> None:
+        """Record a prepared frame as unconfirmed, for ``handle``.
+
+        Raises:
+            NotSent: the window is full (the driver waits for ``room()`` first).
+        """
+        if len(self._unconfirmed) >= self.max_pending:
+            raise self._full()
+        self._unconfirmed[out.context] = _Unconfirmed(out.frame, handle)
+
+    def _full(self) -> NotSent:
+        return NotSent(
+            f"{self.what}: not sent: {self.max_pending} sends are unconfirmed (max_pending)"
+        )
 
     def written(self, context: int) -> None:
         """The frame numbered ``context`` went out whole on the current connection."""
