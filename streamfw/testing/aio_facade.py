@@ -58,13 +58,16 @@ class AioHarness:
     """``harness`` with the ``streamfw.aio`` API behind the sync API's shape.
 
     The wrapped harness says how to reach its broker with ``url`` and ``options`` (the
-    arguments of ``connect()``); its clock, ``settle`` and ``advance`` are used as they are.
+    arguments of ``connect()``); its clock and ``advance`` are used as they are. ``settle`` is
+    twice the wrapped one: every call crosses to the loop thread and back, and on a loaded
+    machine a state machine step that waited the sync ``settle`` sometimes saw a message the
+    replay of the same step did not (hypothesis then reports a flaky strategy).
     """
 
     def __init__(self, inner: Harness) -> None:
         self.inner = inner
         self.name = f"{inner.name}-aio"
-        self.settle = inner.settle
+        self.settle = inner.settle * 2  # a call crosses to the loop thread and back
         self.url: str = getattr(inner, "url")  # noqa: B009  # not in the Harness protocol
         self.options: Mapping[str, Any] = getattr(inner, "options", {})
         self.loop = LoopThread()
