@@ -11,12 +11,20 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from streamfw_otel import plugin
 from streamfw_otel.telemetry import Telemetry
 
@@ -249,3 +257,29 @@ def test_a_readers_process_span_ends_when_it_receives(recorded: Recorded) -> Non
     assert dict(process.attributes or {})["streamfw.settled"] == "none"
     assert isinstance(plugin, Telemetry) and plugin.open_spans() == 0
     assert "streamfw.messages.acked" not in recorded.counts()
+
+
+def test_tracestate_travels_with_the_trace(harness: Harness, recorded: Recorded, name: str) -> None:
+    """A trace started elsewhere (with a vendor's ``tracestate``) goes on through streamfw."""
+    caller = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState([("vendor", "v1")]),
+    )
+    with harness.client() as client:
+        stream = client.stream(name).create()
+        with stream.consumer("billing", initial_position="earliest") as consumer:
+            with stream.producer() as producer, trace.use_span(NonRecordingSpan(caller)):
+                producer.send("traced")
+            message = consumer.receive(WAIT)
+            assert message is not None
+            message.ack()
+    assert message.properties["tracestate"] == "vendor=v1"
+    assert message.properties["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    (send,) = recorded.finished(SpanKind.PRODUCER)
+    (process,) = recorded.finished(SpanKind.CONSUMER)
+    assert send.parent is not None and send.parent.span_id == caller.span_id
+    assert process.context is not None and process.context.trace_id == caller.trace_id
+    assert process.context.trace_state == caller.trace_state
