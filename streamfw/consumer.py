@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator
 
 from streamfw.api import Acknowledger, ConsumerLink, StreamRef
 from streamfw.codec import Pipeline
-from streamfw.errors import Closed, ConfigError, DecodeError
+from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
+from streamfw.errors import Closed, DecodeError
 from streamfw.message import Delivery, Message, MessageId
 from streamfw.plugins import NO_HOOKS, MessageHooks
 
 
-class Consumer:
+class Consumer(ConsumerCore[Message]):
     """Receives from one subscription (or, as a reader, from a position in a stream).
 
     ``receive(timeout)`` returns the next ``Message`` or ``None`` once ``timeout`` seconds
@@ -32,30 +33,12 @@ class Consumer:
         pipeline: Pipeline,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
+        super().__init__(stream, subscription, pipeline, hooks)
         self._link = link
-        self._pipeline = pipeline
-        self.stream = stream
-        self.subscription = subscription
-        self._closed = False
-        self._deferred_error: DecodeError | None = None  # receive_many's, for its next call
-        self._hooks = hooks
-        # Looked up once: with no hook plugin, messages ack straight through the link.
-        self._after_receive = hooks.after_receive
-        self._acker: Acknowledger = self if hooks.on_ack or hooks.on_nack else link
-
-    @property
-    def transport(self) -> str:
-        """The URL scheme of the transport this consumer receives over (``loopback``, ...)."""
-        return self._hooks.transport
-
-    @property
-    def max_message_size(self) -> int:
-        """The largest payload, and codec stage output, this consumer decodes (bytes)."""
-        return self._pipeline.max_size
+        self._acker: Acknowledger = self if self._acks_through_consumer else link
 
     def receive(self, timeout: float | None = None) -> Message | None:
-        if self._closed:
-            raise Closed(f"{self._what()} is closed")
+        self._check_open()
         delivery = self._link.receive(timeout)
         if delivery is None:
             return None
@@ -75,11 +58,8 @@ class Consumer:
         Raises:
             ConfigError: ``max_messages`` is not an int >= 1.
         """
-        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
-            raise ConfigError(f"max_messages must be an int >= 1, got {max_messages!r:.80}")
-        deferred, self._deferred_error = self._deferred_error, None
-        if deferred is not None:
-            raise deferred
+        check_max_messages(max_messages)
+        self._raise_deferred()
         request = getattr(self._link, "request", None)  # pull mode: ask for what we want
         if request is not None and not self._closed:
             request(max_messages)
@@ -100,16 +80,14 @@ class Consumer:
         return batch
 
     def ack(self, message: Message | MessageId) -> None:
-        message_id = message.id if isinstance(message, Message) else message
+        message_id = message_id_of(message)
         self._link.ack(message_id)
-        if self._hooks.on_ack is not None and self.subscription is not None:  # readers: no-op
-            self._hooks.on_ack(consumer=self, message_id=message_id)
+        self._acked(message_id)
 
     def nack(self, message: Message | MessageId) -> None:
-        message_id = message.id if isinstance(message, Message) else message
+        message_id = message_id_of(message)
         self._link.nack(message_id)
-        if self._hooks.on_nack is not None and self.subscription is not None:
-            self._hooks.on_nack(consumer=self, message_id=message_id)
+        self._nacked(message_id)
 
     def close(self) -> None:
         """Detach; unacked messages go back to the subscription. Safe to call twice."""
@@ -118,7 +96,7 @@ class Consumer:
             self._link.close()
 
     def messages(
-        self, on_decode_error: Callable[[DecodeError], object] | None = None
+        self, on_decode_error: Callable[[DecodeError[Message]], object] | None = None
     ) -> MessageIterator:
         """Iterate over messages until this consumer is closed (``iter(consumer)`` too).
 
@@ -140,43 +118,8 @@ class Consumer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<Consumer {self._what()} {state}>"
-
-    def _what(self) -> str:
-        if self.subscription is None:
-            return f"reader on stream {self.stream.name!r}"
-        return f"consumer of {self.subscription!r} on stream {self.stream.name!r}"
-
-    def _decode(self, d: Delivery) -> Message:
-        try:
-            value = self._pipeline.decode(d.payload, d.properties)
-        except DecodeError as exc:
-            undecodable = self._message(d, None)
-            if self._after_receive is not None:
-                self._after_receive(consumer=self, message=undecodable)
-            raise DecodeError(
-                f"{self._what()}: {d.message_id}: {exc}", undecodable=undecodable
-            ) from exc
-        message = self._message(d, value)
-        if self._after_receive is not None:
-            self._after_receive(consumer=self, message=message)
-        return message
-
     def _message(self, d: Delivery, value: object) -> Message:
-        return Message(
-            d.message_id,
-            value,
-            d.payload,
-            d.properties,
-            d.key,
-            d.publish_time,
-            d.redelivery_count,
-            self.stream.name,
-            self.subscription,
-            acker=self._acker,
-        )
+        return Message(*self._fields(d, value), acker=self._acker)
 
 
 class MessageIterator(Iterator[Message]):
@@ -189,7 +132,7 @@ class MessageIterator(Iterator[Message]):
     """
 
     def __init__(
-        self, consumer: Consumer, on_decode_error: Callable[[DecodeError], object] | None
+        self, consumer: Consumer, on_decode_error: Callable[[DecodeError[Message]], object] | None
     ) -> None:
         self._consumer = consumer
         self._on_decode_error = on_decode_error

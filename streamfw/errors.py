@@ -55,12 +55,26 @@ from __future__ import annotations
 
 import warnings
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 if TYPE_CHECKING:
+    import asyncio
     from concurrent.futures import Future
 
-    from streamfw.message import Message, MessageId
+    # PEP 696 defaults (typing.TypeVar takes ``default=`` from 3.13 only): a bare
+    # ``DecodeError`` or ``SendTimeout`` means ``[Any]``, so code written for either API
+    # type-checks with the bare name; see DecodeError.
+    from typing_extensions import TypeVar
+
+    from streamfw.message import MessageId, ReceivedMessage
+
+    M = TypeVar("M", bound=ReceivedMessage, default=Any)
+    F = TypeVar("F", bound="Future[MessageId] | asyncio.Future[MessageId]", default=Any)
+else:
+    from typing import TypeVar
+
+    M = TypeVar("M")
+    F = TypeVar("F")
 
 
 class StreamError(Exception):
@@ -96,20 +110,29 @@ class MessageTooLarge(EncodeError):
     """
 
 
-class DecodeError(CodecError):
+class DecodeError(CodecError, Generic[M]):
     """The codec cannot read this payload.
 
     ``undecodable`` is the received message with ``value`` set to ``None`` (``None`` when a
     codec is used on its own, outside a consumer): ack it, nack it or inspect its
     ``payload``; the consumer keeps going either way.
+
+    One class for both APIs, so one ``except DecodeError`` catches it anywhere, generic in
+    the message type ``M``: a sync consumer raises ``DecodeError[streamfw.Message]``, an
+    asyncio one ``DecodeError[streamfw.aio.Message]`` (whose ``ack()`` is awaited), and each
+    API's ``on_decode_error`` callback is typed so. The bare name (what an ``except`` clause
+    gives) means ``DecodeError[Any]``: no type checker is told the wrong class, and code
+    written for either API type-checks unchanged; to have the message's class checked, hand
+    the error to a function taking ``DecodeError[streamfw.Message]`` or
+    ``DecodeError[streamfw.aio.Message]``. docs/asyncio.md says why.
     """
 
-    def __init__(self, text: str, *, undecodable: Message | None = None) -> None:
+    def __init__(self, text: str, *, undecodable: M | None = None) -> None:
         super().__init__(text)
         self.undecodable = undecodable
 
     @property
-    def message(self) -> Message | None:
+    def message(self) -> M | None:
         """Deprecated alias of ``undecodable`` (the name read as the error's text)."""
         warnings.warn(
             "DecodeError.message is deprecated; use DecodeError.undecodable",
@@ -239,7 +262,7 @@ class NotSent(OperationTimeout):
     """
 
 
-class OutcomeUnknown(TransportError):
+class OutcomeUnknown(TransportError, Generic[F]):
     """A message was sent but not confirmed: the broker may have stored it, or may yet.
 
     Raised for a send that timed out after its message left (``SendTimeout``), and as the
@@ -251,18 +274,23 @@ class OutcomeUnknown(TransportError):
     still resolve (``SendTimeout``), else ``None``.
     """
 
-    def __init__(self, text: str, *, future: Future[MessageId] | None = None) -> None:
+    def __init__(self, text: str, *, future: F | None = None) -> None:
         super().__init__(text)
         self.future = future
 
 
-class SendTimeout(OutcomeUnknown, OperationTimeout):
+class SendTimeout(OutcomeUnknown[F], OperationTimeout):
     """``send`` waited its timeout for the broker's confirmation after the message left.
 
     The message stays pending: the producer keeps waiting for its receipt and resends it after
     a reconnect, so it may still be stored. ``future.result(timeout)`` tells the final
     outcome (a ``MessageId``, or an error). Retrying instead may store it twice. A ``flush``
     that times out raises it too, with ``future=None``: each ``send_async`` future tells.
+
+    Generic in the future's type ``F``, like ``DecodeError`` in its message's: the sync API
+    raises ``SendTimeout[concurrent.futures.Future[MessageId]]``, the asyncio API
+    ``SendTimeout[asyncio.Future[MessageId]]`` (await it, or ``result()`` once done), and the
+    bare name means ``SendTimeout[Any]`` so code for either API type-checks unchanged.
     """
 
 

@@ -146,10 +146,11 @@ class Delivery:
 
 
 @attrs.frozen
-class Message:
-    """A received message, decoded. Hashable; ``value`` is left out of equality.
+class ReceivedMessage:
+    """The fields of a received message, decoded: the base of ``streamfw.Message`` and of
+    ``streamfw.aio.Message``, which add ``ack()`` and ``nack()`` (blocking or awaited).
 
-    ``ack()`` and ``nack()`` act on the consumer that received it.
+    Hashable; ``value`` is left out of equality (a sync and an aio message never compare equal).
     """
 
     id: MessageId
@@ -161,6 +162,22 @@ class Message:
     redelivery_count: int
     stream: str
     subscription: str | None
+
+
+def no_acker(message_id: MessageId) -> Exception:
+    """The error for ``ack()``/``nack()`` on a message no consumer received."""
+    from streamfw.errors import LocalProtocolError
+
+    return LocalProtocolError(f"{message_id}: this message was not received by a consumer")
+
+
+@attrs.frozen
+class Message(ReceivedMessage):
+    """A received message, decoded. Hashable; ``value`` is left out of equality.
+
+    ``ack()`` and ``nack()`` act on the consumer that received it.
+    """
+
     _acker: Acknowledger | None = attrs.field(default=None, eq=False, repr=False, alias="acker")
 
     def ack(self) -> None:
@@ -173,7 +190,5 @@ class Message:
 
     def _acker_or_raise(self) -> Acknowledger:
         if self._acker is None:
-            from streamfw.errors import LocalProtocolError
-
-            raise LocalProtocolError(f"{self.id}: this message was not received by a consumer")
+            raise no_acker(self.id)
         return self._acker

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
-from streamfw.errors import LocalProtocolError
-from streamfw.message import MessageId, Properties, _to_properties
+from streamfw.message import MessageId, ReceivedMessage, no_acker
 
 
 class AsyncAcknowledger(Protocol):
@@ -18,22 +16,13 @@ class AsyncAcknowledger(Protocol):
 
 
 @attrs.frozen
-class Message:
-    """A received message, decoded; the fields of ``streamfw.Message``. Hashable; ``value`` is
-    left out of equality.
+class Message(ReceivedMessage):
+    """A received message, decoded; the fields of ``streamfw.Message`` (``ReceivedMessage``).
+    Hashable; ``value`` is left out of equality.
 
     ``await msg.ack()`` and ``await msg.nack()`` act on the consumer that received it.
     """
 
-    id: MessageId
-    value: Any = attrs.field(eq=False)
-    payload: bytes
-    properties: Properties = attrs.field(converter=_to_properties)
-    key: str | None
-    publish_time: dt.datetime
-    redelivery_count: int
-    stream: str
-    subscription: str | None
     _acker: AsyncAcknowledger | None = attrs.field(
         default=None, eq=False, repr=False, alias="acker"
     )
@@ -48,5 +37,5 @@ class Message:
 
     def _acker_or_raise(self) -> AsyncAcknowledger:
         if self._acker is None:
-            raise LocalProtocolError(f"{self.id}: this message was not received by a consumer")
+            raise no_acker(self.id)
         return self._acker

@@ -1,0 +1,131 @@
+"""What the sync and the asyncio consumer share, free of I/O: decoding a ``Delivery`` into a
+message, the hook calls around it, and the names used in errors and reprs.
+
+``streamfw.consumer.Consumer`` and ``streamfw.aio.Consumer`` subclass ``ConsumerCore`` and add
+only their I/O (a blocking or an awaited ``receive``, ``ack``, ``close``) and the message class
+they make (``_message``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar, Generic, TypeVar
+
+from streamfw.api import StreamRef
+from streamfw.codec import Pipeline
+from streamfw.errors import Closed, ConfigError, DecodeError
+from streamfw.message import Delivery, MessageId, Properties, ReceivedMessage
+from streamfw.plugins import NO_HOOKS, MessageHooks
+
+M = TypeVar("M", bound=ReceivedMessage)
+
+# A received message's positional fields, in the order ``ReceivedMessage`` declares them.
+MessageFields = tuple[
+    MessageId, Any, bytes, Properties, str | None, dt.datetime, int, str, str | None
+]
+
+
+def message_id_of(message: ReceivedMessage | MessageId) -> MessageId:
+    """The id to ack or nack: ``consumer.ack`` takes a message or its id."""
+    return message if isinstance(message, MessageId) else message.id
+
+
+def check_max_messages(max_messages: object) -> int:
+    """``max_messages`` of ``receive_many`` if it is an int >= 1, else ``ConfigError``."""
+    if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
+        raise ConfigError(f"max_messages must be an int >= 1, got {max_messages!r:.80}")
+    return max_messages
+
+
+class ConsumerCore(Generic[M]):
+    """The pure part of a consumer or reader (``subscription=None``) of messages of type ``M``."""
+
+    _KIND: ClassVar[str] = "Consumer"  # the repr's name of the class
+
+    def __init__(
+        self,
+        stream: StreamRef,
+        subscription: str | None,
+        pipeline: Pipeline,
+        hooks: MessageHooks = NO_HOOKS,
+    ) -> None:
+        self._pipeline = pipeline
+        self.stream = stream
+        self.subscription = subscription
+        self._closed = False
+        self._deferred_error: DecodeError[M] | None = None  # receive_many's, for its next call
+        self._hooks = hooks
+        # Looked up once: with no hook plugin, nothing is called per message.
+        self._after_receive = hooks.after_receive
+        # With no ack hook, messages ack straight through the link instead of this consumer.
+        self._acks_through_consumer = bool(hooks.on_ack or hooks.on_nack)
+
+    @property
+    def transport(self) -> str:
+        """The URL scheme of the transport this consumer receives over (``loopback``, ...)."""
+        return self._hooks.transport
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest payload, and codec stage output, this consumer decodes (bytes)."""
+        return self._pipeline.max_size
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{self._KIND} {self._what()} {state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Closed(f"{self._what()} is closed")
+
+    def _raise_deferred(self) -> None:
+        """Raise the ``DecodeError`` that ended the last ``receive_many`` batch, if any."""
+        deferred, self._deferred_error = self._deferred_error, None
+        if deferred is not None:
+            raise deferred
+
+    def _acked(self, message_id: MessageId) -> None:
+        """The ``streamfw_on_ack`` hook, after the link acked (a reader acks nothing)."""
+        if self._hooks.on_ack is not None and self.subscription is not None:
+            self._hooks.on_ack(consumer=self, message_id=message_id)
+
+    def _nacked(self, message_id: MessageId) -> None:
+        if self._hooks.on_nack is not None and self.subscription is not None:
+            self._hooks.on_nack(consumer=self, message_id=message_id)
+
+    def _what(self) -> str:
+        if self.subscription is None:
+            return f"reader on stream {self.stream.name!r}"
+        return f"consumer of {self.subscription!r} on stream {self.stream.name!r}"
+
+    def _decode(self, d: Delivery) -> M:
+        try:
+            value = self._pipeline.decode(d.payload, d.properties)
+        except DecodeError as exc:
+            undecodable = self._message(d, None)
+            if self._after_receive is not None:
+                self._after_receive(consumer=self, message=undecodable)
+            raise DecodeError(
+                f"{self._what()}: {d.message_id}: {exc}", undecodable=undecodable
+            ) from exc
+        message = self._message(d, value)
+        if self._after_receive is not None:
+            self._after_receive(consumer=self, message=message)
+        return message
+
+    def _message(self, d: Delivery, value: object) -> M:
+        """The message of the subclass's API, made with ``_fields``."""
+        raise NotImplementedError
+
+    def _fields(self, d: Delivery, value: object) -> MessageFields:
+        return (
+            d.message_id,
+            value,
+            d.payload,
+            d.properties,
+            d.key,
+            d.publish_time,
+            d.redelivery_count,
+            self.stream.name,
+            self.subscription,
+        )
