@@ -17,6 +17,7 @@ import pytest
 from streamfw_macrometa import wire
 from streamfw_macrometa.config import Settings
 from streamfw_macrometa.emulator import auth, edge, sockets
+from streamfw_otel.telemetry import DEFAULT_MAX_OPEN_SPANS
 
 from streamfw.broker import Limits, Rules
 from streamfw.codec import DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE
@@ -58,6 +59,7 @@ ROWS: list[tuple[str, str, list[Callable[[], str]]]] = [
         [lambda: count(ProducerOptions().max_pending)],
     ),
     ("Client: every transport", "time for one", [lambda: seconds(ProducerOptions().send_timeout)]),
+    ("Client: every transport", "process spans", [lambda: count(DEFAULT_MAX_OPEN_SPANS)]),
     (
         "Client: every transport",
         "messages a consumer is sent",
