@@ -8,13 +8,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamfw.api import ProducerLink, ProducerOptions, StreamRef
-from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, PluginError, SendTimeout
-from streamfw.message import Envelope, MessageId, OutgoingMessage, Properties
+from streamfw.codec import Pipeline
+from streamfw.errors import PluginError
+from streamfw.message import Envelope, MessageId, OutgoingMessage
 from streamfw.plugins import NO_HOOKS, MessageHooks
+from streamfw.producer_core import ProducerCore
 
 
-class Producer:
+class Producer(ProducerCore):
     """Sends values to one stream. Use as a context manager; ``close()`` is idempotent.
 
     ``send`` blocks until the broker confirms and returns the ``MessageId``; ``send_async``
@@ -29,28 +30,13 @@ class Producer:
         options: ProducerOptions,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
+        super().__init__(stream, pipeline, options, hooks)
         self._link = link
-        self._pipeline = pipeline
-        self._options = options
-        self.stream = stream
-        self._closed = False
-        self._tag_only: dict[str, Properties] = {}
-        self._hooks = hooks
-        self._send_hook = hooks.send  # looked up once: None costs nothing per message
         # A link that confirms every send before returning gives the id directly: no Future.
         send_confirmed = getattr(link, "send_confirmed", None)
         self._send_confirmed: Callable[[Envelope], MessageId] | None = (
             send_confirmed if callable(send_confirmed) and hooks.send is None else None
         )
-
-    @property
-    def transport(self) -> str:
-        """The URL scheme of the transport this producer sends over (``loopback``, ...)."""
-        return self._hooks.transport
-
-    @property
-    def codec(self) -> str:
-        return self._pipeline.name
 
     def send(
         self,
@@ -68,8 +54,7 @@ class Producer:
                 ``exc.future`` tells the outcome. Retrying may store it twice.
         """
         if self._send_confirmed is not None:
-            if self._closed:
-                raise Closed(f"producer on stream {self.stream} is closed")
+            self._check_open()
             return self._send_confirmed(self._envelope(value, properties, key))
         wait = self._options.send_timeout if timeout is None else timeout
         started = time.monotonic()
@@ -81,11 +66,7 @@ class Producer:
         except cf.TimeoutError as exc:
             if future.done():  # the send's own failure: NotSent is a TimeoutError as well
                 raise
-            raise SendTimeout(
-                f"stream {self.stream}: sent, but not confirmed within {wait:g} s; it stays"
-                " pending and may still be stored (exc.future tells)",
-                future=future,
-            ) from exc
+            raise self._send_timeout(wait, future) from exc
 
     def send_async(
         self,
@@ -96,8 +77,7 @@ class Producer:
         callback: Callable[[cf.Future[MessageId]], None] | None = None,
     ) -> cf.Future[MessageId]:
         """Send without waiting; ``callback(future)`` runs once the broker answers."""
-        if self._closed:
-            raise Closed(f"producer on stream {self.stream} is closed")
+        self._check_open()
         envelope = self._envelope(value, properties, key)
         if self._send_hook is None:
             future = self._link.send(envelope)
@@ -127,17 +107,9 @@ class Producer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<Producer stream={self.stream.name!r} codec={self.codec!r} {state}>"
-
     def _send_through_hooks(self, envelope: Envelope) -> cf.Future[MessageId]:
         assert self._send_hook is not None
-        props = envelope.properties
-        message = OutgoingMessage(
-            self.stream.name, envelope.payload, dict(props), envelope.key, props[CODEC_PROPERTY]
-        )
-        future = self._send_hook(producer=self, message=message)
+        future = self._send_hook(producer=self, message=self._outgoing(envelope))
         if not isinstance(future, cf.Future):
             raise PluginError(
                 f"a streamfw_send hook returned {type(future).__name__}, not the send's Future"
@@ -146,31 +118,4 @@ class Producer:
 
     def _transmit(self, message: OutgoingMessage) -> cf.Future[MessageId]:
         """The send itself, innermost in the ``streamfw_send`` hook's wrappers (``_Sender``)."""
-        props = message.properties
-        if props.get(CODEC_PROPERTY) != message.codec:
-            raise PluginError(
-                f"a streamfw_send hook changed the reserved property {CODEC_PROPERTY!r}"
-            )
-        try:
-            envelope = Envelope(message.payload, Properties(props), message.key)
-        except TypeError as exc:
-            raise PluginError(f"a streamfw_send hook wrote bad properties: {exc}") from exc
-        return self._link.send(envelope)
-
-    def _envelope(
-        self, value: Any, properties: Mapping[str, str] | None, key: str | None
-    ) -> Envelope:
-        if key is not None and not isinstance(key, str):
-            raise ConfigError(f"key must be a str or None, got {type(key).__name__}")
-        if properties and CODEC_PROPERTY in properties:
-            raise ConfigError(f"property {CODEC_PROPERTY!r} is reserved for the codec pipeline")
-        payload, tag = self._pipeline.encode(value)
-        if not properties:  # the common case: one immutable Properties per tag, reused
-            props = self._tag_only.get(tag)
-            if props is None:
-                props = self._tag_only[tag] = Properties({CODEC_PROPERTY: tag})
-            return Envelope(payload, props, key)
-        try:
-            return Envelope(payload, Properties({**properties, CODEC_PROPERTY: tag}), key)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from exc
+        return self._link.send(self._hooked_envelope(message))

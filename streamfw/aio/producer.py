@@ -9,14 +9,22 @@ from typing import Any
 
 from streamfw.aio.spi import AsyncProducerLink
 from streamfw.api import StreamRef
-from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, PluginError, SendTimeout
-from streamfw.message import Envelope, MessageId, OutgoingMessage, Properties
+from streamfw.codec import Pipeline
+from streamfw.errors import PluginError
+from streamfw.message import Envelope, MessageId, OutgoingMessage
 from streamfw.options import ProducerOptions
 from streamfw.plugins import NO_HOOKS, MessageHooks
+from streamfw.producer_core import ProducerCore
+
+# A link may confirm a send before returning it (loopback does, from the event loop itself),
+# so a loop of awaited sends would never suspend and would starve every other task. After
+# this many sends in a row confirmed so, the next send first yields to the event loop once
+# (``await asyncio.sleep(0)``, before the message is handed over, so cancelling it there
+# sends nothing). docs/asyncio.md gives its cost, measured with benchmarks/aio_loopback.py.
+INLINE_SENDS_PER_YIELD = 16
 
 
-class Producer:
+class Producer(ProducerCore):
     """Sends values to one stream. Use with ``async with``; ``close()`` is idempotent.
 
     ``await send(value)`` returns the ``MessageId`` once the broker confirmed it.
@@ -33,7 +41,13 @@ class Producer:
     difference: the wrappers' ``yield`` gives the confirmation's ``concurrent.futures.Future``
     at once, and the message is handed to the link when the wrappers have returned; a failure
     to hand it over (``NotSent``, ``Closed``, a cancellation) fails that future too.
+
+    A send the link confirms at once (loopback) does not suspend the caller, but every
+    ``INLINE_SENDS_PER_YIELD``-th such send in a row yields to the event loop first, so a
+    tight send loop leaves other tasks their turn.
     """
+
+    _KIND = "aio.Producer"
 
     def __init__(
         self,
@@ -43,24 +57,10 @@ class Producer:
         options: ProducerOptions,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
+        super().__init__(stream, pipeline, options, hooks)
         self._link = link
-        self._pipeline = pipeline
-        self._options = options
-        self.stream = stream
-        self._closed = False
-        self._tag_only: dict[str, Properties] = {}
-        self._hooks = hooks
-        self._send_hook = hooks.send  # looked up once: None costs nothing per message
-        self._outgoing: Envelope | None = None  # what the hooks' innermost send handed over
-
-    @property
-    def transport(self) -> str:
-        """The URL scheme of the transport this producer sends over (``loopback``, ...)."""
-        return self._hooks.transport
-
-    @property
-    def codec(self) -> str:
-        return self._pipeline.name
+        self._handed_over: Envelope | None = None  # what the hooks' innermost send made
+        self._inline_sends = 0  # sends in a row the link confirmed without suspending
 
     @property
     def options(self) -> ProducerOptions:
@@ -94,11 +94,7 @@ class Producer:
         # the send stays pending either way.
         await asyncio.wait((future,), timeout=left)
         if not future.done():
-            raise SendTimeout(
-                f"stream {self.stream}: sent, but not confirmed within {wait:g} s; it stays"
-                " pending and may still be stored (exc.future tells)",
-                future=future,  # type: ignore[arg-type]  # an asyncio future under streamfw.aio
-            )
+            raise self._send_timeout(wait, future)
         return future.result()
 
     async def send_async(
@@ -114,12 +110,18 @@ class Producer:
         ``send_timeout``). The future resolves to the ``MessageId``, or fails as ``send``
         would (``SendError``, ``OutcomeUnknown``).
         """
-        if self._closed:
-            raise Closed(f"producer on stream {self.stream} is closed")
+        self._check_open()
         envelope = self._envelope(value, properties, key)
+        if self._inline_sends >= INLINE_SENDS_PER_YIELD:
+            self._inline_sends = 0
+            await asyncio.sleep(0)  # other tasks' turn; nothing was handed over yet
+            self._check_open()  # one of them may have closed this producer
         if self._send_hook is None:
-            return await self._link.send(envelope)
-        return await self._send_through_hooks(envelope)
+            future = await self._link.send(envelope)
+        else:
+            future = await self._send_through_hooks(envelope)
+        self._inline_sends = self._inline_sends + 1 if future.done() else 0
+        return future
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every message sent so far is confirmed (or failed).
@@ -150,17 +152,10 @@ class Producer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<aio.Producer stream={self.stream.name!r} codec={self.codec!r} {state}>"
-
     async def _send_through_hooks(self, envelope: Envelope) -> asyncio.Future[MessageId]:
-        props = envelope.properties
-        message = OutgoingMessage(
-            self.stream.name, envelope.payload, dict(props), envelope.key, props[CODEC_PROPERTY]
-        )
-        confirmation = self._send_hook(producer=self, message=message)  # type: ignore[misc]
-        outgoing, self._outgoing = self._outgoing, None
+        assert self._send_hook is not None
+        confirmation = self._send_hook(producer=self, message=self._outgoing(envelope))
+        outgoing, self._handed_over = self._handed_over, None
         if not isinstance(confirmation, cf.Future) or outgoing is None:
             raise PluginError("a streamfw_send hook did not return the send's Future")
         try:
@@ -180,34 +175,8 @@ class Producer:
     def _transmit(self, message: OutgoingMessage) -> cf.Future[MessageId]:
         """The innermost ``streamfw_send`` (``plugins._Sender``): keep what the wrappers made
         of the message for ``_send_through_hooks`` to hand over, and give their future."""
-        props = message.properties
-        if props.get(CODEC_PROPERTY) != message.codec:
-            raise PluginError(
-                f"a streamfw_send hook changed the reserved property {CODEC_PROPERTY!r}"
-            )
-        try:
-            self._outgoing = Envelope(message.payload, Properties(props), message.key)
-        except TypeError as exc:
-            raise PluginError(f"a streamfw_send hook wrote bad properties: {exc}") from exc
+        self._handed_over = self._hooked_envelope(message)
         return cf.Future()
-
-    def _envelope(
-        self, value: Any, properties: Mapping[str, str] | None, key: str | None
-    ) -> Envelope:
-        if key is not None and not isinstance(key, str):
-            raise ConfigError(f"key must be a str or None, got {type(key).__name__}")
-        if properties and CODEC_PROPERTY in properties:
-            raise ConfigError(f"property {CODEC_PROPERTY!r} is reserved for the codec pipeline")
-        payload, tag = self._pipeline.encode(value)
-        if not properties:  # the common case: one immutable Properties per tag, reused
-            props = self._tag_only.get(tag)
-            if props is None:
-                props = self._tag_only[tag] = Properties({CODEC_PROPERTY: tag})
-            return Envelope(payload, props, key)
-        try:
-            return Envelope(payload, Properties({**properties, CODEC_PROPERTY: tag}), key)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from exc
 
 
 def _copy(future: asyncio.Future[MessageId], confirmation: cf.Future[MessageId]) -> None:
