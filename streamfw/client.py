@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from streamfw.api import (
-    StreamRef,
-    SubscriptionInfo,
-    Transport,
-    TransportConfig,
-    check_name,
-)
-from streamfw.codec import (
-    AUTO,
-    DEFAULT_MAX_CODEC_STAGES,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    CodecRegistry,
-    Pipeline,
-)
+from streamfw.api import StreamRef, SubscriptionInfo, Transport, TransportConfig, check_name
+from streamfw.client_core import ClientCore, StreamCore, check_connect
+from streamfw.codec import AUTO, DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE
 from streamfw.consumer import Consumer
-from streamfw.errors import AlreadyExists, Closed, ConfigError
+from streamfw.errors import AlreadyExists
 from streamfw.options import (
     ConsumerOptions,
     ConsumerOptionsDict,
@@ -30,10 +18,9 @@ from streamfw.options import (
     ReaderOptions,
     ReaderOptionsDict,
     ReaderStart,
-    check_limit,
     options_from_keywords,
 )
-from streamfw.plugins import MessageHooks, PluginSet, installed
+from streamfw.plugins import PluginSet, installed
 from streamfw.producer import Producer
 
 if TYPE_CHECKING:
@@ -77,11 +64,7 @@ def connect(
     """
     if url is None:
         url = os.environ.get(URL_ENV) or DEFAULT_URL
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"URL must look like 'scheme://...', e.g. 'loopback://', got {url!r}")
-    check_limit("max_message_size", max_message_size)
-    check_limit("max_codec_stages", max_codec_stages)
-    scheme = urlsplit(url).scheme
+    scheme = check_connect(url, max_message_size, max_codec_stages)
     found = plugins or installed()
     spec = found.transport(scheme)
     transport = spec.factory(TransportConfig(url, options))
@@ -95,30 +78,12 @@ def connect(
     )
 
 
-class Client:
+class Client(ClientCore[Transport]):
     """A connection to one broker. Context manager; ``close()`` is idempotent.
 
     ``max_message_size`` and ``max_codec_stages`` are the codec limits described in
     ``connect()``.
     """
-
-    def __init__(
-        self,
-        transport: Transport,
-        codecs: CodecRegistry,
-        url: str,
-        *,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
-        plugins: PluginSet | None = None,  # whose message hooks producers and consumers call
-    ) -> None:
-        self.transport = transport
-        self.plugins = plugins
-        self.codecs = codecs
-        self.url = url
-        self.max_message_size = check_limit("max_message_size", max_message_size)
-        self.max_codec_stages = check_limit("max_codec_stages", max_codec_stages)
-        self._closed = False
 
     def stream(self, name: str, *, local: bool = False) -> Stream:
         """A handle on a stream (global unless ``local``); nothing is created yet."""
@@ -139,40 +104,9 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        # Only the scheme and host: URLs may carry credentials in their query.
-        parts = urlsplit(self.url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"<Client {parts.scheme}://{parts.hostname or ''}{port}{parts.path}>"
 
-    def _transport(self) -> Transport:
-        if self._closed:
-            raise Closed("client is closed")
-        return self.transport
-
-    def _hooks(self) -> MessageHooks:
-        scheme = urlsplit(self.url).scheme
-        return self.plugins.message_hooks(scheme) if self.plugins else MessageHooks(scheme)
-
-    def _pipeline(self, codec: str, max_message_size: int | None = None) -> Pipeline:
-        size = self.max_message_size if max_message_size is None else max_message_size
-        return self.codecs.pipeline(codec, max_size=size, max_stages=self.max_codec_stages)
-
-
-class Stream:
+class Stream(StreamCore[Client]):
     """Admin operations on one stream, and the producers and consumers that use it."""
-
-    def __init__(self, client: Client, ref: StreamRef) -> None:
-        self._client = client
-        self.ref = ref
-
-    @property
-    def name(self) -> str:
-        return self.ref.name
-
-    @property
-    def local(self) -> bool:
-        return self.ref.local
 
     def create(self, *, exist_ok: bool = False) -> Stream:
         try:
@@ -251,8 +185,7 @@ class Stream:
             ConfigError: an unknown option or a value that cannot be used.
         """
         opened = options_from_keywords(ConsumerOptions, options)
-        check_name("subscription", subscription)
-        pipeline = self._client._pipeline(codec, max_message_size)
+        pipeline = self._consumer_pipeline(subscription, codec, max_message_size)
         link = self._client._transport().open_consumer(self.ref, subscription, opened)
         return Consumer(link, self.ref, subscription, pipeline, self._client._hooks())
 
@@ -278,12 +211,8 @@ class Stream:
         Raises:
             ConfigError: an unknown option or a value that cannot be used.
         """
-        opened = options_from_keywords(
-            ReaderOptions, options, positional={} if start is None else {"start": start}
-        )
+        start_given = {} if start is None else {"start": start}
+        opened = options_from_keywords(ReaderOptions, options, positional=start_given)
         pipeline = self._client._pipeline(codec, max_message_size)
         link = self._client._transport().open_reader(self.ref, opened)
         return Consumer(link, self.ref, None, pipeline, self._client._hooks())
-
-    def __repr__(self) -> str:
-        return f"<Stream {self.ref}>"

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 from streamfw.aio.adapter import DEFAULT_ADAPTER_WORKERS, ThreadedTransport
 from streamfw.aio.consumer import Consumer
 from streamfw.aio.producer import Producer
 from streamfw.aio.spi import AsyncTransport
 from streamfw.api import StreamRef, SubscriptionInfo, TransportConfig, check_name
-from streamfw.codec import (
-    AUTO,
-    DEFAULT_MAX_CODEC_STAGES,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    CodecRegistry,
-    Pipeline,
-    check_limit,
-)
-from streamfw.errors import AlreadyExists, Closed, ConfigError
+from streamfw.client_core import ClientCore, StreamCore, check_connect
+from streamfw.codec import AUTO, DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE, check_limit
+from streamfw.errors import AlreadyExists
 from streamfw.options import (
     ConsumerOptions,
     ConsumerOptionsDict,
@@ -30,7 +23,7 @@ from streamfw.options import (
     ReaderStart,
     options_from_keywords,
 )
-from streamfw.plugins import MessageHooks, PluginSet, installed
+from streamfw.plugins import PluginSet, installed
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -93,13 +86,10 @@ def connect(
         ConfigError: a bad URL or option.
         PluginError: no transport for the URL's scheme.
     """
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"URL must look like 'scheme://...', e.g. 'loopback://', got {url!r}")
-    check_limit("max_message_size", max_message_size)
-    check_limit("max_codec_stages", max_codec_stages)
+    scheme = check_connect(url, max_message_size, max_codec_stages)
     check_limit("adapter_workers", adapter_workers)
     found = plugins or installed()
-    spec = found.transport(urlsplit(url).scheme)
+    spec = found.transport(scheme)
     config = TransportConfig(url, options)
     codecs = found.codecs()
 
@@ -121,26 +111,14 @@ def connect(
     return Opening(open_)
 
 
-class Client:
-    """A connection to one broker, for asyncio. ``async with``; ``close()`` is idempotent."""
+class Client(ClientCore[AsyncTransport]):
+    """A connection to one broker, for asyncio. ``async with``; ``close()`` is idempotent.
 
-    def __init__(
-        self,
-        transport: AsyncTransport,
-        codecs: CodecRegistry,
-        url: str,
-        *,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_codec_stages: int = DEFAULT_MAX_CODEC_STAGES,
-        plugins: PluginSet | None = None,  # whose message hooks producers and consumers call
-    ) -> None:
-        self.transport = transport
-        self.codecs = codecs
-        self.url = url
-        self.plugins = plugins
-        self.max_message_size = check_limit("max_message_size", max_message_size)
-        self.max_codec_stages = check_limit("max_codec_stages", max_codec_stages)
-        self._closed = False
+    ``max_message_size`` and ``max_codec_stages`` are the codec limits described in
+    ``streamfw.connect()``.
+    """
+
+    _KIND = "aio.Client"
 
     @property
     def native(self) -> bool:
@@ -166,40 +144,11 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        # Only the scheme and host: URLs may carry credentials in their query.
-        parts = urlsplit(self.url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"<aio.Client {parts.scheme}://{parts.hostname or ''}{port}{parts.path}>"
 
-    def _transport(self) -> AsyncTransport:
-        if self._closed:
-            raise Closed("client is closed")
-        return self.transport
-
-    def _hooks(self) -> MessageHooks:
-        scheme = urlsplit(self.url).scheme
-        return self.plugins.message_hooks(scheme) if self.plugins else MessageHooks(scheme)
-
-    def _pipeline(self, codec: str, max_message_size: int | None = None) -> Pipeline:
-        size = self.max_message_size if max_message_size is None else max_message_size
-        return self.codecs.pipeline(codec, max_size=size, max_stages=self.max_codec_stages)
-
-
-class Stream:
+class Stream(StreamCore[Client]):
     """Admin operations on one stream (awaited), and its producers, consumers and readers."""
 
-    def __init__(self, client: Client, ref: StreamRef) -> None:
-        self._client = client
-        self.ref = ref
-
-    @property
-    def name(self) -> str:
-        return self.ref.name
-
-    @property
-    def local(self) -> bool:
-        return self.ref.local
+    _KIND = "aio.Stream"
 
     async def create(self, *, exist_ok: bool = False) -> Stream:
         try:
@@ -267,8 +216,7 @@ class Stream:
             ConfigError: an unknown option or a value that cannot be used.
         """
         opened = options_from_keywords(ConsumerOptions, options)
-        check_name("subscription", subscription)
-        pipeline = self._client._pipeline(codec, max_message_size)
+        pipeline = self._consumer_pipeline(subscription, codec, max_message_size)
         transport = self._client._transport()
 
         async def open_() -> Consumer:
@@ -290,9 +238,8 @@ class Stream:
 
         The arguments are those of the sync ``Stream.reader`` (``ReaderOptions``).
         """
-        opened = options_from_keywords(
-            ReaderOptions, options, positional={} if start is None else {"start": start}
-        )
+        start_given = {} if start is None else {"start": start}
+        opened = options_from_keywords(ReaderOptions, options, positional=start_given)
         pipeline = self._client._pipeline(codec, max_message_size)
         transport = self._client._transport()
 
@@ -301,6 +248,3 @@ class Stream:
             return Consumer(link, self.ref, None, pipeline, self._client._hooks())
 
         return Opening(open_)
-
-    def __repr__(self) -> str:
-        return f"<aio.Stream {self.ref}>"
