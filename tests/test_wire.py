@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from streamfw_macrometa.wire import (
+    ID_CACHE,
     Ack,
     AskEndOfTopic,
     EndOfTopic,
@@ -29,6 +30,7 @@ from streamfw_macrometa.wire import (
     decode_message_id,
     delivery_frame,
     encode_message_id,
+    format_time,
     parse_consumer_frame,
     parse_delivery,
     parse_publish,
@@ -68,6 +70,25 @@ def test_message_id_matches_pulsar_bytes() -> None:
 def test_unknown_protobuf_fields_are_skipped() -> None:
     raw = bytes([0x08, 0x05, 0x10, 0x07, 0x2A, 0x02, 0x01, 0x02, 0x30, 0x09])
     assert decode_message_id("s", base64.b64encode(raw).decode()) == MessageId("s", 5, 7)
+
+
+def test_ids_out_of_the_wire_range_decode_as_the_wire_reads_them() -> None:
+    # Encoded ids are remembered for their decode: one whose text cannot give it back (a
+    # partition below -1 is not sent) must be decoded, not served from memory.
+    mid = MessageId("s", 1, 2, -5, -7)
+    assert decode_message_id("s", encode_message_id(mid)) == MessageId("s", 1, 2)
+    with pytest.raises(FrameError):  # and a decode for one stream does not answer another's
+        decode_message_id("s", "not an id")
+    assert decode_message_id("t", encode_message_id(MessageId("s", 1, 2))).stream == "t"
+
+
+def test_the_id_cache_stays_bounded() -> None:
+    from streamfw_macrometa import wire
+
+    for entry in range(ID_CACHE + 10):
+        encode_message_id(MessageId("s", 1, entry))
+        decode_message_id("s", base64.b64encode(bytes([8, 1, 16, 0, 24, entry & 0x7F])).decode())
+    assert 0 < len(wire._id_cache) <= ID_CACHE
 
 
 @pytest.mark.parametrize("bad", ["", "!!!", base64.b64encode(b"\x08\x05").decode(), 17])
@@ -113,6 +134,40 @@ def test_delivery_frames_round_trip() -> None:
     frame = delivery_frame(d)
     assert json.loads(frame)["publishTime"] == "2024-05-01T12:00:00.123Z"
     assert parse_delivery("s", frame) == MessageFrame(d, encode_message_id(d.message_id))
+
+
+def _stdlib(frame: dict[str, object]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+@given(st.text(), st.none() | st.text(), properties, st.none() | st.text(), st.datetimes())
+def test_hand_assembled_frames_are_the_stdlib_text(
+    raw_id: str, context: str | None, props: dict[str, str], key: str | None, when: dt.datetime
+) -> None:
+    mid = MessageId("s", 3, 4)
+    receipt: dict[str, object] = {"result": "ok", "messageId": encode_message_id(mid)}
+    assert Receipt(context, mid).encode() == _stdlib(
+        receipt if context is None else {**receipt, "context": context}
+    )
+    when = when.replace(tzinfo=dt.timezone.utc)
+    d = Delivery(mid, b"\x00hi", props, key, when, 2)
+    frame: dict[str, object] = {
+        "messageId": raw_id,
+        "payload": "AGhp",
+        "properties": dict(d.properties),
+        "publishTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+        "redeliveryCount": 2,
+    }
+    if key is not None:
+        frame["key"] = key
+    assert MessageFrame(d, raw_id).encode() == _stdlib(frame)
+
+
+@pytest.mark.parametrize("year", [1, 999, 1000, 2024, 9999])
+def test_publish_times_keep_the_strftime_text(year: int) -> None:
+    when = dt.datetime(year, 5, 1, 12, 0, 0, 123999, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    utc = when.astimezone(dt.timezone.utc)
+    assert format_time(when) == utc.strftime("%Y-%m-%dT%H:%M:%S.") + "123Z"
 
 
 def test_server_frames_round_trip_and_are_told_apart() -> None:
