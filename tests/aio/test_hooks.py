@@ -56,3 +56,23 @@ async def test_a_refused_send_fails_the_hooks_future() -> None:
             await producer.send("x")
         assert ("before", "r") in recorder.calls
         assert not any(call[0] == "confirmed" for call in recorder.calls)
+
+
+async def test_a_readers_ack_and_nack_call_no_hook(target: Target) -> None:
+    """As for the sync reader (docs/plugins.md): a reader acknowledges nothing."""
+    recorder = Recorder("r")
+    plugins = streamfw.discover(extra={"recorder": recorder})
+    options = getattr(target.harness, "options", {})
+    url = getattr(target.harness, "url")  # noqa: B009
+    async with streamfw.aio.connect(url, plugins=plugins, threads=target.threads, **options) as c:
+        stream = await c.stream("hooked-reader").create()
+        async with stream.producer() as p:
+            mid = await p.send({"n": 1})
+        async with stream.reader("earliest") as reader:
+            msg = await reader.receive(WAIT)
+            assert msg is not None and msg.id == mid
+            await msg.ack()
+            await msg.nack()
+            await reader.ack(mid)
+    assert ("received", mid) in recorder.calls
+    assert not [call for call in recorder.calls if call[0] in ("acked", "nacked")]
