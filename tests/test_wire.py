@@ -88,7 +88,7 @@ def test_the_id_cache_stays_bounded() -> None:
     for entry in range(ID_CACHE + 10):
         encode_message_id(MessageId("s", 1, entry))
         decode_message_id("s", base64.b64encode(bytes([8, 1, 16, 0, 24, entry & 0x7F])).decode())
-    assert 0 < len(wire._id_cache) <= ID_CACHE
+    assert 0 < len(wire._id_cache) <= ID_CACHE and 0 < len(wire._id_texts) <= ID_CACHE
 
 
 @pytest.mark.parametrize("bad", ["", "!!!", base64.b64encode(b"\x08\x05").decode(), 17])

@@ -132,12 +132,18 @@ def _varint(n: int) -> bytes:
 
 
 def encode_message_id(mid: MessageId) -> str:
+    text = _id_texts.get(mid)  # a server encodes each id twice: receipt, then delivery
+    if text is not None:
+        return text
     data = b"\x08" + _varint(mid.ledger) + b"\x10" + _varint(mid.entry)
     if mid.partition >= 0:
         data += b"\x18" + _varint(mid.partition)
     if mid.batch_index >= 0:
         data += b"\x20" + _varint(mid.batch_index)
     text = base64.b64encode(data).decode("ascii")
+    if len(_id_texts) >= ID_CACHE:
+        _id_texts.clear()
+    _id_texts[mid] = text
     if _round_trips(mid):  # the peer echoes it back (acks): its decode is then a look-up
         _remember((mid.stream, text), mid)
     return text
@@ -157,15 +163,17 @@ def _round_trips(mid: MessageId) -> bool:
 _U63 = 1 << 63
 _U31 = 1 << 31
 
-# Ids encoded or decoded lately, by (stream, text): a server decodes every ack's id, which it
-# encoded itself moments before, and a client decodes a receipt's id, then (with its consumer
-# in the same process) the delivery's. ``MessageId`` is frozen, so sharing one is safe. Only
-# short texts are kept (ledger, entry, partition and batch index take at most 44 characters),
-# and the cache is emptied whenever it reaches ``ID_CACHE`` entries (clear() is one atomic
-# step, safe from any thread), so it never holds more than ID_CACHE x ~300 bytes.
+# Ids encoded or decoded lately, both ways: a server encodes each id for its receipt and its
+# delivery, then decodes it from every ack, and a client decodes a receipt's id, then (with
+# its consumer in the same process) the delivery's. ``MessageId`` is frozen, so sharing one
+# is safe. Only short texts are kept (ledger, entry, partition and batch index take at most
+# 44 characters), and each cache is emptied whenever it reaches ``ID_CACHE`` entries
+# (clear() is one atomic step, safe from any thread), so together they never hold more than
+# about ID_CACHE x 600 bytes.
 ID_CACHE = 4096
 _ID_TEXT_CACHED = 44
-_id_cache: dict[tuple[str, str], MessageId] = {}
+_id_cache: dict[tuple[str, str], MessageId] = {}  # (stream, text) -> id
+_id_texts: dict[MessageId, str] = {}  # id -> text
 
 
 def _remember(key: tuple[str, str], mid: MessageId) -> None:
@@ -394,7 +402,11 @@ _json_str = json.encoder.encode_basestring
 
 def _dumps_value(value: object) -> str:
     """``value`` as ``_dumps`` writes it inside a frame."""
-    return _json_str(value) if type(value) is str else _FRAME_JSON.encode(value)
+    if type(value) is str:
+        return _json_str(value)
+    if type(value) is int:  # not bool, which JSON writes as true/false
+        return int.__repr__(value)
+    return _FRAME_JSON.encode(value)
 
 
 def _dumps_with_payload(payload: str, rest: dict[str, Any]) -> str:
@@ -555,21 +567,22 @@ class MessageFrame:
         # _dumps({"messageId": ..., "payload": ..., "properties": ..., "publishTime": ...,
         # "redeliveryCount": ...[, "key": ...]}), with the base64 payload (most of the frame,
         # and nothing in it JSON escapes) spliced in unscanned, as publish_frame does.
+        # The time is ASCII digits and separators only, so it is spliced in as well.
         delivery = self.delivery
-        rest: dict[str, Any] = {
-            "properties": dict(delivery.properties),
-            "publishTime": format_time(delivery.publish_time),
-            "redeliveryCount": delivery.redelivery_count,
-        }
-        if delivery.key is not None:
-            rest["key"] = delivery.key
+        properties = delivery.properties
+        key = delivery.key
         return (
             '{"messageId":'
             + _dumps_value(self.raw_id)
             + ',"payload":"'
             + _b64(delivery.payload)
-            + '",'
-            + _dumps(rest)[1:]
+            + '","properties":'
+            + (_dumps(dict(properties)) if properties else "{}")
+            + ',"publishTime":"'
+            + format_time(delivery.publish_time)
+            + '","redeliveryCount":'
+            + _dumps_value(delivery.redelivery_count)
+            + ("}" if key is None else ',"key":' + _dumps_value(key) + "}")
         )
 
 
