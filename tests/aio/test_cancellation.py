@@ -153,7 +153,7 @@ async def test_send_timeout_leaves_the_message_pending(client: streamfw.aio.Clie
             mid = await p.send("x", timeout=1e-9)
         except SendTimeout as exc:
             assert exc.future is not None
-            mid = await asyncio.wait_for(exc.future, WAIT)  # type: ignore[arg-type]
+            mid = await asyncio.wait_for(exc.future, WAIT)
         msg = await c.receive(WAIT)
         assert msg is not None and msg.id == mid
 
