@@ -161,6 +161,7 @@ def test_hand_assembled_frames_are_the_stdlib_text(
     if key is not None:
         frame["key"] = key
     assert MessageFrame(d, raw_id).encode() == _stdlib(frame)
+    assert Ack(raw_id).encode() == _stdlib({"messageId": raw_id})
 
 
 @pytest.mark.parametrize("year", [1, 999, 1000, 2024, 9999])

@@ -694,7 +694,7 @@ class Ack:
 
 def ack_frame(raw_id: str) -> str:
     """``Ack(raw_id).encode()`` without building the object (the hot path)."""
-    return _dumps({"messageId": raw_id})
+    return '{"messageId":' + _dumps_value(raw_id) + "}"  # _dumps({"messageId": raw_id})
 
 
 @attrs.frozen
