@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from streamfw.api import Acknowledger, ConsumerLink, StreamRef
-from streamfw.codec import Pipeline
+from streamfw.api import Acknowledger, ConsumerLink
 from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
 from streamfw.errors import Closed, DecodeError
 from streamfw.message import Delivery, Message, MessageId
-from streamfw.plugins import NO_HOOKS, MessageHooks
 
 
-class Consumer(ConsumerCore[Message]):
+class Consumer(ConsumerCore[ConsumerLink, Message]):
     """Receives from one subscription (or, as a reader, from a position in a stream).
 
     ``receive(timeout)`` returns the next ``Message`` or ``None`` once ``timeout`` seconds
@@ -25,17 +23,8 @@ class Consumer(ConsumerCore[Message]):
     ``messages``.
     """
 
-    def __init__(
-        self,
-        link: ConsumerLink,
-        stream: StreamRef,
-        subscription: str | None,
-        pipeline: Pipeline,
-        hooks: MessageHooks = NO_HOOKS,
-    ) -> None:
-        super().__init__(stream, subscription, pipeline, hooks)
-        self._link = link
-        self._acker: Acknowledger = self if self._acks_through_consumer else link
+    def _setup(self) -> None:
+        self._acker: Acknowledger = self if self._acks_through_consumer else self._link
 
     def receive(self, timeout: float | None = None) -> Message | None:
         self._check_open()

@@ -17,6 +17,7 @@ from streamfw.errors import Closed, ConfigError, DecodeError
 from streamfw.message import Delivery, MessageId, Properties, ReceivedMessage
 from streamfw.plugins import NO_HOOKS, MessageHooks
 
+L = TypeVar("L")  # the link: a sync ``ConsumerLink`` or an ``AsyncConsumerLink``
 M = TypeVar("M", bound=ReceivedMessage)
 
 # A received message's positional fields, in the order ``ReceivedMessage`` declares them.
@@ -37,18 +38,21 @@ def check_max_messages(max_messages: object) -> int:
     return max_messages
 
 
-class ConsumerCore(Generic[M]):
-    """The pure part of a consumer or reader (``subscription=None``) of messages of type ``M``."""
+class ConsumerCore(Generic[L, M]):
+    """The pure part of a consumer or reader (``subscription=None``) on a link of type ``L``,
+    making messages of type ``M``. A subclass adds its own state in ``_setup``."""
 
     _KIND: ClassVar[str] = "Consumer"  # the repr's name of the class
 
     def __init__(
         self,
+        link: L,
         stream: StreamRef,
         subscription: str | None,
         pipeline: Pipeline,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
+        self._link = link
         self._pipeline = pipeline
         self.stream = stream
         self.subscription = subscription
@@ -59,6 +63,10 @@ class ConsumerCore(Generic[M]):
         self._after_receive = hooks.after_receive
         # With no ack hook, messages ack straight through the link instead of this consumer.
         self._acks_through_consumer = bool(hooks.on_ack or hooks.on_nack)
+        self._setup()
+
+    def _setup(self) -> None:
+        """The subclass's own state, set once the shared state is."""
 
     @property
     def transport(self) -> str:

@@ -7,35 +7,24 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamfw.api import ProducerLink, ProducerOptions, StreamRef
-from streamfw.codec import Pipeline
+from streamfw.api import ProducerLink
 from streamfw.errors import PluginError
 from streamfw.message import Envelope, MessageId, OutgoingMessage
-from streamfw.plugins import NO_HOOKS, MessageHooks
 from streamfw.producer_core import ProducerCore
 
 
-class Producer(ProducerCore):
+class Producer(ProducerCore[ProducerLink]):
     """Sends values to one stream. Use as a context manager; ``close()`` is idempotent.
 
     ``send`` blocks until the broker confirms and returns the ``MessageId``; ``send_async``
     returns a future at once (at most ``max_pending`` unconfirmed sends are in flight).
     """
 
-    def __init__(
-        self,
-        link: ProducerLink,
-        stream: StreamRef,
-        pipeline: Pipeline,
-        options: ProducerOptions,
-        hooks: MessageHooks = NO_HOOKS,
-    ) -> None:
-        super().__init__(stream, pipeline, options, hooks)
-        self._link = link
+    def _setup(self) -> None:
         # A link that confirms every send before returning gives the id directly: no Future.
-        send_confirmed = getattr(link, "send_confirmed", None)
+        send_confirmed = getattr(self._link, "send_confirmed", None)
         self._send_confirmed: Callable[[Envelope], MessageId] | None = (
-            send_confirmed if callable(send_confirmed) and hooks.send is None else None
+            send_confirmed if callable(send_confirmed) and self._send_hook is None else None
         )
 
     def send(

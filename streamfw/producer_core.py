@@ -10,7 +10,7 @@ only their I/O: handing an envelope to a link and waiting for its confirmation (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from streamfw.api import StreamRef
 from streamfw.codec import CODEC_PROPERTY, Pipeline
@@ -24,20 +24,24 @@ if TYPE_CHECKING:
     import concurrent.futures as cf
 
 F = TypeVar("F", bound="cf.Future[MessageId] | asyncio.Future[MessageId]")
+L = TypeVar("L")  # the link: a sync ``ProducerLink`` or an ``AsyncProducerLink``
 
 
-class ProducerCore:
-    """The pure part of a producer on one stream."""
+class ProducerCore(Generic[L]):
+    """The pure part of a producer on one stream, over a link of type ``L``. A subclass adds
+    its own state in ``_setup``."""
 
     _KIND: ClassVar[str] = "Producer"  # the repr's name of the class
 
     def __init__(
         self,
+        link: L,
         stream: StreamRef,
         pipeline: Pipeline,
         options: ProducerOptions,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
+        self._link = link
         self._pipeline = pipeline
         self._options = options
         self.stream = stream
@@ -45,6 +49,10 @@ class ProducerCore:
         self._tag_only: dict[str, Properties] = {}
         self._hooks = hooks
         self._send_hook = hooks.send  # looked up once: None costs nothing per message
+        self._setup()
+
+    def _setup(self) -> None:
+        """The subclass's own state, set once the shared state is."""
 
     @property
     def transport(self) -> str:

@@ -8,18 +8,15 @@ from collections.abc import AsyncIterator, Callable
 
 from streamfw.aio.message import AsyncAcknowledger, Message
 from streamfw.aio.spi import AsyncConsumerLink
-from streamfw.api import StreamRef
-from streamfw.codec import Pipeline
 from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
 from streamfw.errors import Closed, DecodeError
 from streamfw.message import Delivery, MessageId
-from streamfw.plugins import NO_HOOKS, MessageHooks
 
 # May return an awaitable: it is awaited.
 OnDecodeError = Callable[[DecodeError[Message]], object]
 
 
-class Consumer(ConsumerCore[Message]):
+class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
     """Receives from one subscription (or, as a reader, from a position in a stream).
 
     ``await receive(timeout)`` returns the next ``Message`` or ``None`` once ``timeout``
@@ -34,17 +31,8 @@ class Consumer(ConsumerCore[Message]):
 
     _KIND = "aio.Consumer"
 
-    def __init__(
-        self,
-        link: AsyncConsumerLink,
-        stream: StreamRef,
-        subscription: str | None,
-        pipeline: Pipeline,
-        hooks: MessageHooks = NO_HOOKS,
-    ) -> None:
-        super().__init__(stream, subscription, pipeline, hooks)
-        self._link = link
-        self._acker: AsyncAcknowledger = self if self._acks_through_consumer else link
+    def _setup(self) -> None:
+        self._acker: AsyncAcknowledger = self if self._acks_through_consumer else self._link
         self._kept: list[Message] = []  # taken by a cancelled receive_many, for the next one
 
     async def receive(self, timeout: float | None = None) -> Message | None:

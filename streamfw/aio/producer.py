@@ -8,12 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamfw.aio.spi import AsyncProducerLink
-from streamfw.api import StreamRef
-from streamfw.codec import Pipeline
 from streamfw.errors import PluginError
 from streamfw.message import Envelope, MessageId, OutgoingMessage
 from streamfw.options import ProducerOptions
-from streamfw.plugins import NO_HOOKS, MessageHooks
 from streamfw.producer_core import ProducerCore
 
 # A link may confirm a send before returning it (loopback does, from the event loop itself),
@@ -24,7 +21,7 @@ from streamfw.producer_core import ProducerCore
 INLINE_SENDS_PER_YIELD = 16
 
 
-class Producer(ProducerCore):
+class Producer(ProducerCore[AsyncProducerLink]):
     """Sends values to one stream. Use with ``async with``; ``close()`` is idempotent.
 
     ``await send(value)`` returns the ``MessageId`` once the broker confirmed it.
@@ -49,16 +46,7 @@ class Producer(ProducerCore):
 
     _KIND = "aio.Producer"
 
-    def __init__(
-        self,
-        link: AsyncProducerLink,
-        stream: StreamRef,
-        pipeline: Pipeline,
-        options: ProducerOptions,
-        hooks: MessageHooks = NO_HOOKS,
-    ) -> None:
-        super().__init__(stream, pipeline, options, hooks)
-        self._link = link
+    def _setup(self) -> None:
         self._handed_over: Envelope | None = None  # what the hooks' innermost send made
         self._inline_sends = 0  # sends in a row the link confirmed without suspending
 
