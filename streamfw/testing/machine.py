@@ -112,6 +112,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         # Failover: slots once active, still attached. Until the switch they hold what they
         # were sent, and their application may still take what was queued for them then.
         self.was_active: set[int] = set()
+        self.learning = False  # Failover: which slot is active is not known for sure
         self.next_value = 0
         self.created = False  # the subscription exists once a consumer first attached
         self.expected: set[int] = set()  # published after the subscription was created
@@ -378,12 +379,15 @@ class SubscriptionMachine(RuleBasedStateMachine):
             chosen = slots[index]
         else:
             chosen = slots[0]
+        if self.type == "failover" and self.active in self.consumers:
+            # The prediction hashes this stream's name; a transport may hash another (GDN
+            # hashes the full topic name): the first top-priority slot to receive is it.
+            self.was_active.add(self.active)
+            self.learning = True
         if chosen != self.active:
             self.switching = self.switching or self.active is not None
             if self.type != "failover":
                 self.switching = False
-            if self.active is not None and self.active in self.consumers:
-                self.was_active.add(self.active)
             self.active = chosen
 
     def _asking(self, slot: int, wanted: int) -> None:
@@ -399,6 +403,16 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.received[slot] = self.received.get(slot, 0) + 1
         if self.pull:
             self.asked[slot] -= 1
+        top = min(self.priority.values(), default=0)
+        learnable = slot == self.active or (
+            slot not in self.was_active and self.priority.get(slot) == top
+        )
+        if self.type == "failover" and self.learning and learnable:
+            if slot != self.active:  # the transport's broker picked another: learn it
+                self.was_active.discard(slot)
+                self.active = slot
+                self.switching = False
+            self.learning = False
         if self.type == "failover" and slot != self.active and slot in self.was_active:
             # Sent while it was active, handed out after the switch (a transport may queue
             # copies): Pulsar's failover may duplicate then. A copy, not a holding.
@@ -498,7 +512,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
                 return []
             reserved = sum(n for s, n in self.asked.items() if s != slot and s in self.consumers)
             return waiting[: max(0, min(len(waiting) - reserved, QUEUE - mine))]
-        if slot != self.active or self.switching:
+        if slot != self.active or self.switching or self.learning:
             return []
         return waiting[: QUEUE - mine]
 
