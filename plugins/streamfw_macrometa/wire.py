@@ -169,7 +169,7 @@ _U31 = 1 << 31
 # is safe. Only short texts are kept (ledger, entry, partition and batch index take at most
 # 44 characters), and each cache is emptied whenever it reaches ``ID_CACHE`` entries
 # (clear() is one atomic step, safe from any thread), so together they never hold more than
-# about ID_CACHE x 600 bytes.
+# about ID_CACHE x 400 bytes (the two share each MessageId). Documented in docs/macrometa.md.
 ID_CACHE = 4096
 _ID_TEXT_CACHED = 44
 _id_cache: dict[tuple[str, str], MessageId] = {}  # (stream, text) -> id
