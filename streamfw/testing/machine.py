@@ -93,12 +93,18 @@ class SubscriptionMachine(RuleBasedStateMachine):
     dead_letter_limits: Sequence[int | None] = (None, 1, 2)
     pull_modes: Sequence[bool] = (False, True)
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, stream_name: str | None = None) -> None:
         super().__init__()
         self.harness = harness
         self.rule_name: str = getattr(harness, "redelivery_rule", "pulsar")
         self.client = harness.client()
-        self.stream = self.client.stream(f"sm-{uuid.uuid4().hex[:8]}").create()
+        # One name for every example of a run (each deletes its stream at the end): which
+        # Failover consumer is active hashes it, so a replayed example must see the same one.
+        name = stream_name or f"sm-{uuid.uuid4().hex[:8]}"
+        stream = self.client.stream(name)
+        if stream.exists():  # left over by an example that could not clean up
+            stream.delete(force=True)
+        self.stream = stream.create()
         self.producer = self.stream.producer()
         self.type: SubscriptionType = "exclusive"
         self.ack_timeout: float | None = None
@@ -597,6 +603,7 @@ def run_subscription_machine(
         budget = float(os.environ.get(BUDGET_ENV) or BUDGET)
     phases = current.phases if shrink else tuple(p for p in current.phases if p != Phase.shrink)
     machine = _machine_of(types=types, dead_letter_limits=dead_letter_limits, pull_modes=pull_modes)
+    stream_name = f"sm-{uuid.uuid4().hex[:8]}"
     start = time.monotonic()
     end = start + budget
     done = 0
@@ -605,7 +612,7 @@ def run_subscription_machine(
         began = time.monotonic()
         run_state_machine_as_test(
             # hypothesis calls this as a factory; its annotation only admits classes
-            lambda: machine(harness),  # type: ignore[arg-type]
+            lambda: machine(harness, stream_name),  # type: ignore[arg-type]
             settings=settings(
                 current,
                 max_examples=batch,
