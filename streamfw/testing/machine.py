@@ -386,8 +386,9 @@ class SubscriptionMachine(RuleBasedStateMachine):
         else:
             chosen = slots[0]
         if self.type == "failover" and self.active in self.consumers:
-            # The prediction hashes this stream's name; a transport may hash another (GDN
-            # hashes the full topic name): the first top-priority slot to receive is it.
+            # The prediction hashes this stream's name; a transport may hash another (a
+            # Pulsar-backed server hashes the full topic name): the first top-priority slot
+            # to receive is the active one.
             self.was_active.add(self.active)
             self.learning = True
         if chosen != self.active:
