@@ -252,8 +252,4 @@ def consumer_refusal(
             " Use a reader from 'earliest', or extensions=True (CLI: -o extensions=1) against"
             " the streamfw emulator."
         )
-    if options.pull_mode:
-        # The links do not send permit frames yet (docs/protocol.md §15.5): refused rather
-        # than a consumer waiting for messages it never asks for.
-        return Unsupported("pull_mode: the macrometa transport does not send permits yet")
     return None

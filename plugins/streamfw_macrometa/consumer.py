@@ -7,6 +7,11 @@ from that queue (waiting up to its timeout) and asks the protocol what to hand o
 protocol asks for are written under the link's write lock. Unreadable frames are skipped (see
 ``Link``): what could not be read stays with the broker, which sends it again after an ack
 timeout or a reconnect.
+
+Pull mode: ``request`` and ``receive`` ask the protocol for permits, and whatever may have used
+or dropped a copy (a frame read, a handout, an ack or nack) asks whether more are needed; each
+``Permit`` frame is counted and written holding the link's write lock, so it cannot land on a
+connection newer than the one it was counted for (``on_reconnect`` re-asks under that lock).
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ class MacrometaConsumer(Link):
 
     skip_bad_frames = True
 
-    def __init__(self, connector: Connector, stream: StreamRef, subscription: str | None) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        stream: StreamRef,
+        subscription: str | None,
+        *,
+        pull: bool = False,
+    ) -> None:
         what = (
             f"consumer of {subscription!r} on stream {stream.name!r}"
             if subscription is not None
@@ -39,16 +51,38 @@ class MacrometaConsumer(Link):
         )
         super().__init__(connector, what)
         self.protocol: ConsumerProtocol | ReaderProtocol = (
-            ConsumerProtocol(stream.name, what)
+            ConsumerProtocol(stream.name, what, pull=pull)
             if subscription is not None
             else ReaderProtocol(stream.name, what)
         )
         self._state = threading.Lock()  # guards the protocol; never held while writing
         self._queue: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
+        self._pull = pull
         self.start()
+
+    def request(self, messages: int) -> None:
+        """Pull mode: have ``messages`` asked for, counting those asked for and not received
+        (the server gets a ``permit`` frame for the rest). A no-op outside pull mode."""
+        protocol = self.protocol
+        if self._pull and isinstance(protocol, ConsumerProtocol) and not self.closed:
+            with self.lock, self._state:  # lock first, as on_reconnect
+                frame = protocol.request(messages)
+                if frame is not None:
+                    self.write(frame)  # not sent? on_reconnect asks again
+
+    def _top_up(self) -> None:
+        """Pull mode: ask for what a used permit or a dropped copy left missing."""
+        protocol = self.protocol
+        if isinstance(protocol, ConsumerProtocol):
+            with self.lock, self._state:
+                frame = protocol.permits()
+                if frame is not None:
+                    self.write(frame)
 
     def receive(self, timeout: float | None) -> Delivery | None:
         end = None if timeout is None else time.monotonic() + timeout
+        if self._pull:
+            self.request(1)
         while True:
             self.raise_if_unusable()
             wait = None if end is None else end - time.monotonic()
@@ -64,6 +98,8 @@ class MacrometaConsumer(Link):
             with self._state:
                 handout = self.protocol.take(item)
             if handout is None:
+                if self._pull:
+                    self._top_up()
                 continue  # an older copy, or one from a dropped connection
             if handout.frame is not None:
                 self.write(handout.frame)  # a reader frees a receiver-queue slot
@@ -78,6 +114,8 @@ class MacrometaConsumer(Link):
             frame = protocol.ack(message_id)
         if frame is not None:  # else: acked when the broker sends it again
             self.write(frame)  # lost with the connection? re-acked then
+        if self._pull:
+            self._top_up()  # the ack may have dropped a queued copy
 
     def nack(self, message_id: MessageId) -> None:
         self.raise_if_unusable()
@@ -88,6 +126,8 @@ class MacrometaConsumer(Link):
             frame = protocol.nack(message_id)
         if frame is not None:  # else: the broker does not hold it here; nothing to hand back
             self.write(frame)  # lost? the reconnect hands it back anyway
+        if self._pull:
+            self._top_up()
 
     def close(self) -> None:
         super().close()
@@ -105,6 +145,8 @@ class MacrometaConsumer(Link):
             self.write(event.frame)
         elif isinstance(event, Notice):
             log.debug("%s: %s", self.what, event.frame)
+        if self._pull and not isinstance(event, Notice):
+            self._top_up()  # the delivery used a permit; asked again if it is not handed out
 
     def on_disconnect(self) -> None:
         with self._state:
@@ -113,7 +155,12 @@ class MacrometaConsumer(Link):
                 self.connector.params.update(self.protocol.resume_query())
 
     def on_reconnect(self, ws: websocket.WebSocket) -> None:
-        pass
+        protocol = self.protocol
+        if self._pull and isinstance(protocol, ConsumerProtocol):
+            with self._state:
+                frame = protocol.connected()
+            if frame is not None:
+                self.write(frame)  # holding the write lock: the first frame on ``ws``
 
     def on_fail(self, error: StreamError) -> None:
         self._queue.put(None)

@@ -153,7 +153,10 @@ class MacrometaTransport:
         self._require(stream)
         params = wire.consumer_query(options, local=stream.local)
         link = MacrometaConsumer(
-            self._connector("consumer", stream, params, subscription), stream, subscription
+            self._connector("consumer", stream, params, subscription),
+            stream,
+            subscription,
+            pull=options.pull_mode,
         )
         self._track(link)
         return link

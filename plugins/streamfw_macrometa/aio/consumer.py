@@ -6,6 +6,10 @@ link. Here the read task queues what arrived; ``receive`` takes the next arrival
 queue and asks the protocol what to hand out in one step, with no ``await`` in between, so a
 cancelled ``receive`` took nothing; ``ack``/``nack`` apply to the protocol and queue their frame
 at once (an ack lost with a connection is sent again when the broker redelivers).
+
+Pull mode: ``request`` and ``receive`` ask the protocol for permits, and whatever may have used
+or dropped a copy (a frame read, a handout, an ack or nack) asks whether more are needed;
+``on_reconnect`` asks again for what is still wanted, first thing on the new connection.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ class AsyncMacrometaConsumer(AsyncLink):
 
     skip_bad_frames = True  # what could not be read stays with the broker
 
-    def __init__(self, endpoint: Endpoint, stream: StreamRef, subscription: str | None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        stream: StreamRef,
+        subscription: str | None,
+        *,
+        pull: bool = False,
+    ) -> None:
         what = (
             f"consumer of {subscription!r} on stream {stream.name!r}"
             if subscription is not None
@@ -35,21 +46,43 @@ class AsyncMacrometaConsumer(AsyncLink):
         )
         super().__init__(endpoint, what)
         self.protocol: ConsumerProtocol | ReaderProtocol = (
-            ConsumerProtocol(stream.name, what)
+            ConsumerProtocol(stream.name, what, pull=pull)
             if subscription is not None
             else ReaderProtocol(stream.name, what)
         )
         self._arrivals: collections.deque[Arrival] = collections.deque()
         self._arrived = Waiters()
+        self._pull = pull
+
+    async def request(self, messages: int) -> None:
+        """Pull mode: have ``messages`` asked for, counting those asked for and not received
+        (the server gets a ``permit`` frame for the rest). A no-op outside pull mode."""
+        protocol = self.protocol
+        if self._pull and isinstance(protocol, ConsumerProtocol) and not self.closed:
+            self._send(protocol.request(messages))
+
+    def _top_up(self) -> None:
+        """Pull mode: ask for what a used permit or a dropped copy left missing."""
+        protocol = self.protocol
+        if isinstance(protocol, ConsumerProtocol):
+            self._send(protocol.permits())
+
+    def _send(self, frame: str | None) -> None:
+        if frame is not None:
+            self.write(frame)  # no connection? on_reconnect asks again
 
     async def receive(self, timeout: float | None) -> Delivery | None:
         arrivals = self._arrivals
         end = None if timeout is None else self._loop.time() + timeout
+        if self._pull:
+            await self.request(1)
         while True:
             self.raise_if_unusable()
             while arrivals:
                 handout = self.protocol.take(arrivals.popleft())
                 if handout is None:
+                    if self._pull:
+                        self._top_up()
                     continue  # an older copy, or one from a dropped connection
                 if handout.frame is not None:
                     self.write(handout.frame)  # a reader frees a receiver-queue slot
@@ -70,6 +103,8 @@ class AsyncMacrometaConsumer(AsyncLink):
             frame = protocol.ack(message_id)
             if frame is not None:  # else: acked when the broker sends it again
                 self.write(frame)
+            if self._pull:
+                self._top_up()  # the ack may have dropped a queued copy
 
     async def nack(self, message_id: MessageId) -> None:
         self.raise_if_unusable()
@@ -78,6 +113,8 @@ class AsyncMacrometaConsumer(AsyncLink):
             frame = protocol.nack(message_id)
             if frame is not None:  # else: the broker does not hold it here
                 self.write(frame)
+            if self._pull:
+                self._top_up()
 
     # ------------------------------------------------------------------------ link side
 
@@ -90,11 +127,18 @@ class AsyncMacrometaConsumer(AsyncLink):
             self.write(event.frame)
         elif isinstance(event, Notice):
             log.debug("%s: %s", self.what, event.frame)
+        if self._pull and not isinstance(event, Notice):
+            self._top_up()  # the delivery used a permit; asked again if it is not handed out
 
     def on_disconnect(self) -> None:
         self.protocol.disconnected()
         if isinstance(self.protocol, ReaderProtocol):
             self.endpoint.params.update(self.protocol.resume_query())
+
+    def on_reconnect(self) -> None:
+        protocol = self.protocol
+        if self._pull and isinstance(protocol, ConsumerProtocol):
+            self._send(protocol.connected())
 
     def on_fail(self, error: StreamError) -> None:
         self._arrived.wake()

@@ -163,7 +163,7 @@ class AsyncMacrometaTransport:
             raise refusal
         params = wire.consumer_query(options, local=stream.local)
         endpoint = await self._endpoint("consumer", stream, params, subscription)
-        link = AsyncMacrometaConsumer(endpoint, stream, subscription)
+        link = AsyncMacrometaConsumer(endpoint, stream, subscription, pull=options.pull_mode)
         await self._attach(link)
         return link
 

@@ -20,6 +20,16 @@ ack (an ack timeout raced it, or the ack died with a dropped connection) is acke
 silently and never shown (``Reply``). That filter matches the id *and* a digest of the message
 (publish time, key, properties, payload): an id alone never drops a delivery, since ids repeat
 when a server restarts without its data.
+
+Pull mode (``pullMode=true``, docs/protocol.md §15.5): the server sends only what ``permit``
+frames allowed. The protocol counts what the application *wants* (asked for through
+``request`` and not handed out yet, as loopback does) and the permits granted on the current
+connection and not yet used by a delivery. ``permits()`` asks for the difference between what
+is wanted and what is on its way (permits unused plus copies queued that will be handed out),
+so a copy that is not handed out (an older copy, a duplicate of an acked message, a queued
+copy an ack or nack dropped) is asked for again, and the application never holds more than it
+asked for. Permits die with the connection (the WebSocket proxy keeps them per session):
+``connected()`` asks again for everything still wanted.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import attrs
 from streamfw.errors import LocalProtocolError
 from streamfw.message import MessageId
 from streamfw_macrometa import wire
-from streamfw_macrometa.protocol.deliveries import Arrival, Deliveries, Handout, Reply
+from streamfw_macrometa.protocol.deliveries import Arrival, Deliveries, Event, Handout, Reply
 
 ACK_MEMORY = 100_000  # acked messages remembered; also bounds the handed-out bookkeeping
 _T = TypeVar("_T")
@@ -51,10 +61,46 @@ class _Copy:
 class ConsumerProtocol(Deliveries):
     """One consumer session's state; see ``Deliveries`` and the module docstring."""
 
-    def __init__(self, stream: str, what: str) -> None:
+    def __init__(self, stream: str, what: str, *, pull: bool = False) -> None:
         super().__init__(stream, what)
+        self.pull = pull  # pull mode: the server sends only what permit frames allowed
+        self._wanted = 0  # pull mode: asked for by the application, not handed out yet
+        self._granted = 0  # pull mode: permits sent on this connection, not used yet
         self._handed: collections.OrderedDict[MessageId, _Copy] = collections.OrderedDict()
         self._acked: collections.OrderedDict[MessageId, int] = collections.OrderedDict()
+
+    # --------------------------------------------------------------------------- pull mode
+
+    def request(self, messages: int) -> str | None:
+        """Have ``messages`` asked for, counting those asked for and not handed out yet; the
+        ``Permit`` frame to write now, if any. A no-op outside pull mode."""
+        if self.pull and messages > self._wanted:
+            self._wanted = min(messages, wire.INT32_MAX)  # a Java int at the server
+        return self.permits()
+
+    def permits(self) -> str | None:
+        """The ``Permit`` frame that makes what is on its way cover what is wanted, if it
+        does not; call it after anything that may drop a queued copy or use a permit."""
+        missing = self._wanted - self._granted - len(self._latest)
+        if not self.pull or missing <= 0:
+            return None
+        self._granted += missing
+        return wire.Permit(missing).encode()
+
+    def connected(self) -> str | None:
+        """A new connection is up, nothing written on it yet: the ``Permit`` frame asking
+        again for what is still wanted (the old connection's permits died with it)."""
+        self._granted = 0
+        return self.permits()
+
+    def disconnected(self) -> None:
+        super().disconnected()
+        self._granted = 0
+
+    def receive_frame(self, frame: wire.ServerFrame) -> Event:
+        if self.pull and isinstance(frame, wire.MessageFrame) and self._granted:
+            self._granted -= 1  # each delivery uses a permit, whatever becomes of it
+        return super().receive_frame(frame)
 
     def _arrived_again(self, arrival: Arrival) -> Reply | None:
         remembered = self._acked.get(arrival.frame.delivery.message_id)
@@ -68,6 +114,8 @@ class ConsumerProtocol(Deliveries):
         self._handed[mid] = _Copy(arrival.frame.raw_id, arrival.generation, arrival.digest)
         self._handed.move_to_end(mid)
         _trim(self._handed)
+        if self._wanted:
+            self._wanted -= 1
         return Handout(arrival.frame.delivery)
 
     def ack(self, message_id: MessageId) -> str | None:
