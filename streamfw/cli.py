@@ -24,7 +24,7 @@ from argcomplete.shell_integration import shellcode
 
 import streamfw
 from streamfw import commands
-from streamfw.client import URL_ENV
+from streamfw.client_core import URL_ENV
 from streamfw.errors import ConfigError, OutcomeUnknown, StreamError
 from streamfw.plugins import installed
 from streamfw.terminal import Terminal, cli_logging

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from streamfw.api import StreamRef, SubscriptionInfo, Transport, TransportConfig, check_name
-from streamfw.client_core import ClientCore, StreamCore, check_connect
+from streamfw.client_core import ClientCore, StreamCore, check_connect, connect_url
 from streamfw.codec import AUTO, DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE
 from streamfw.consumer import Consumer
 from streamfw.errors import AlreadyExists
@@ -26,10 +25,6 @@ from streamfw.producer import Producer
 if TYPE_CHECKING:
     # PEP 692 keywords; typing.Unpack is 3.11+, and annotations are never evaluated at run time.
     from typing_extensions import Unpack
-
-
-URL_ENV = "STREAMFW_URL"  # connect()'s URL when none is given, as for the CLI's --url
-DEFAULT_URL = "loopback://"
 
 
 def connect(
@@ -62,8 +57,7 @@ def connect(
         ConfigError: a bad URL or option.
         PluginError: no transport for the URL's scheme.
     """
-    if url is None:
-        url = os.environ.get(URL_ENV) or DEFAULT_URL
+    url = connect_url(url)
     scheme = check_connect(url, max_message_size, max_codec_stages)
     found = plugins or installed()
     spec = found.transport(scheme)

@@ -8,6 +8,7 @@ add only their I/O: admin calls made blocking or awaited, and links opened so.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +25,18 @@ from streamfw.plugins import MessageHooks, PluginSet
 
 T = TypeVar("T")  # the transport: a sync ``Transport`` or an ``AsyncTransport``
 C = TypeVar("C", bound="ClientCore[Any]")
+
+
+URL_ENV = "STREAMFW_URL"  # connect()'s URL when none is given, as for the CLI's --url
+DEFAULT_URL = "loopback://"
+
+
+def connect_url(url: str | None) -> str:
+    """``connect()``'s URL: the one given, else ``$STREAMFW_URL`` if set and not empty, else
+    ``loopback://`` (the same precedence for the sync and the asyncio client and the CLI)."""
+    if url is None:
+        return os.environ.get(URL_ENV) or DEFAULT_URL
+    return url
 
 
 def check_connect(url: object, max_message_size: int, max_codec_stages: int) -> str:

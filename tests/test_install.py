@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import streamfw
-from streamfw.client import URL_ENV
+from streamfw.client_core import URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,3 +201,24 @@ def test_connect_without_a_url_reads_streamfw_url(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(URL_ENV, "nonsense")
     with pytest.raises(streamfw.ConfigError, match="'nonsense'"):
         streamfw.connect()
+
+
+def test_the_asyncio_connect_reads_streamfw_url_the_same_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import streamfw.aio
+
+    async def url_of(url: str | None) -> str:
+        async with streamfw.aio.connect(url) as client:
+            return client.url
+
+    monkeypatch.setenv(URL_ENV, "loopback://from-the-environment")
+    assert asyncio.run(url_of(None)) == "loopback://from-the-environment"
+    assert asyncio.run(url_of("loopback://given")) == "loopback://given"
+    monkeypatch.setenv(URL_ENV, "")
+    assert asyncio.run(url_of(None)) == "loopback://"
+    monkeypatch.setenv(URL_ENV, "nonsense")
+    with pytest.raises(streamfw.ConfigError, match="'nonsense'"):
+        streamfw.aio.connect()

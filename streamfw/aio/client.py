@@ -10,7 +10,7 @@ from streamfw.aio.consumer import Consumer
 from streamfw.aio.producer import Producer
 from streamfw.aio.spi import AsyncTransport
 from streamfw.api import StreamRef, SubscriptionInfo, TransportConfig, check_name
-from streamfw.client_core import ClientCore, StreamCore, check_connect
+from streamfw.client_core import ClientCore, StreamCore, check_connect, connect_url
 from streamfw.codec import AUTO, DEFAULT_MAX_CODEC_STAGES, DEFAULT_MAX_MESSAGE_SIZE, check_limit
 from streamfw.errors import AlreadyExists
 from streamfw.options import (
@@ -57,7 +57,7 @@ class Opening(Generic[T]):
 
 
 def connect(
-    url: str = "loopback://",
+    url: str | None = None,
     *,
     plugins: PluginSet | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -72,7 +72,8 @@ def connect(
     ``streamfw.connect()``, checked when this is called; the connection opens when awaited.
 
     Args:
-        url: ``scheme://...``; the scheme names the transport.
+        url: ``scheme://...``; the scheme names the transport. Default: ``$STREAMFW_URL``
+            when set and not empty, else ``"loopback://"``, as for ``streamfw.connect()``.
         plugins: the plugins to use; by default those installed.
         max_message_size: as for ``streamfw.connect()`` (default 5 MiB).
         max_codec_stages: as for ``streamfw.connect()`` (default 8).
@@ -86,6 +87,7 @@ def connect(
         ConfigError: a bad URL or option.
         PluginError: no transport for the URL's scheme.
     """
+    url = connect_url(url)
     scheme = check_connect(url, max_message_size, max_codec_stages)
     check_limit("adapter_workers", adapter_workers)
     found = plugins or installed()
