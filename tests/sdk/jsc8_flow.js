@@ -3,7 +3,8 @@
 //   NODE_PATH=.cache/sdk/js/node_modules NODE_EXTRA_CA_CERTS=ca.pem \
 //     node --require ./tests/sdk/resolve_shim.js tests/sdk/jsc8_flow.js <flow> [--opt value]...
 //
-// flows: create | produce | consume | admin; with --via-client the sockets come from the client
+// flows: create | produce | consume | admin (consume --params '{"k":"v"}' adds query
+// parameters, --nack answers every message with a negative ack); with --via-client the sockets come from the client
 // helpers (createStreamProducer / subscribe: host from GET /datacenter/local, no "//").
 // The SDK (jsc8 1.1.0) is used unmodified, as a library; only host resolution
 // (resolve_shim.js) and TLS trust (NODE_EXTRA_CA_CERTS) are set up around it. Like the seed, the WebSocket host is the configured URL minus
@@ -32,9 +33,11 @@ const DEFAULTS = {
   email: "",
   password: "",
   "seed-race": "",
+  params: "{}",
+  nack: "",
 };
 
-const FLAGS = new Set(["ensure", "via-client", "seed-race"]);
+const FLAGS = new Set(["ensure", "via-client", "seed-race", "nack"]);
 
 function parseArgs(argv) {
   const [flow, ...rest] = argv;
@@ -136,7 +139,10 @@ async function flowConsume(client, stream, opts, dcName) {
   if (opts.ensure) await ensureStream(client, stream, opts.stream, Boolean(opts["seed-race"]));
   const consumer = opts["via-client"]
     ? await client.subscribe(opts.stream, false, false, opts.subscription)
-    : stream.consumer(opts.subscription, dcName, { otp: await stream.getOtp() });
+    : stream.consumer(opts.subscription, dcName, {
+        otp: await stream.getOtp(),
+        ...JSON.parse(opts.params), // extra query parameters, passed through by the SDK
+      });
   const count = Number(opts.count);
   const ackFirst = Number(opts["ack-first"]);
   const holdUntil = Date.now() + Number(opts.hold) * 1000;
@@ -175,7 +181,7 @@ async function flowConsume(client, stream, opts, dcName) {
     consumer.on("message", (data) => {
       const frame = JSON.parse(String(data));
       received += 1;
-      const acked = ackFirst < 0 || received <= ackFirst;
+      const acked = !opts.nack && (ackFirst < 0 || received <= ackFirst);
       emit("message", {
         payload: Buffer.from(frame.payload, "base64").toString("utf8"),
         messageId: frame.messageId,
@@ -183,6 +189,9 @@ async function flowConsume(client, stream, opts, dcName) {
         acked,
       });
       if (acked) consumer.send(JSON.stringify({ messageId: frame.messageId }));
+      else if (opts.nack) {
+        consumer.send(JSON.stringify({ type: "negativeAcknowledge", messageId: frame.messageId }));
+      }
       if (count > 0 && received >= count) close();
       else armIdle();
     });

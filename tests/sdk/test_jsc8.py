@@ -7,6 +7,7 @@ included, so jsc8 opens ``wss://api-localhost:<port>//_ws/...`` with a one-time 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,32 @@ def test_consumer_on_missing_stream_gets_404(sdk: Sdk, unique: Callable[[str], s
     assert run.returncode == 1, run.explain()
     assert run.of("error")[0]["message"] == "Unexpected server response: 404", run.explain()
     assert run.of("subscribed") == []
+
+
+def test_dead_letter_options_pass_through(sdk: Sdk, unique: Callable[[str], str]) -> None:
+    """Issue 11: jsc8 passes consumer query parameters through unchanged; a message nacked
+    past ``maxRedeliverCount`` leaves its subscription for ``deadLetterTopic``, once."""
+    stream, dead, sub = unique("jsDlq"), unique("jsDead"), unique("sub")
+    _ok(sdk.run(JS, "create", "--stream", stream))
+    _ok(sdk.run(JS, "create", "--stream", dead))
+    parked = sdk.start(JS, "consume", "--stream", dead, "--subscription", sub, "--idle", "4")
+    parked.wait_for("subscribed")
+    params = {
+        "subscriptionType": "Shared",
+        "maxRedeliverCount": "1",
+        "deadLetterTopic": dead,
+        "negativeAckRedeliveryDelay": "100",
+    }
+    nacker = sdk.start(
+        JS, "consume", "--stream", stream, "--subscription", sub, "--nack", "--count", "0",
+        "--idle", "2", "--params", json.dumps(params),
+    )  # fmt: skip
+    nacker.wait_for("subscribed")
+    _ok(sdk.run(JS, "produce", "--stream", stream, "--count", "1"))
+
+    tried = _ok(nacker.finish())
+    # Delivered at count 0, nacked, redelivered at count 1 (the limit), nacked: dead-lettered.
+    seen = [(m["payload"], m["redeliveryCount"]) for m in tried.of("message")]
+    assert seen == [("hello 0", 0), ("hello 0", 1)], tried.explain()
+    landed = _ok(parked.finish())
+    assert landed.payloads() == ["hello 0"], landed.explain()
