@@ -19,11 +19,13 @@ FENCE = re.compile(r"^```python\n(?P<code>.*?)^```", re.S | re.M)
 
 def samples() -> list[object]:
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    # rglob: the concept pages live in docs/concepts/; ids name a page by its path under docs/.
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         text = doc.read_text(encoding="utf-8")
+        page = doc.relative_to(ROOT / "docs").as_posix() if doc.parent != ROOT else doc.name
         for m in FENCE.finditer(text):
             line = text.count("\n", 0, m.start("code")) + 1
-            found.append(pytest.param(doc, line, m["code"], id=f"{doc.name}:{line}"))
+            found.append(pytest.param(doc, line, m["code"], id=f"{page}:{line}"))
     return found
 
 

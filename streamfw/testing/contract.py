@@ -308,7 +308,7 @@ class TransportContract:
         self, stream: Stream, harness: Harness
     ) -> None:
         """Copies of one message are one message: nacking the old copy hands it back once,
-        and the copy received next can be acked (docs/concepts.md, acks and redelivery)."""
+        and the copy received next can be acked (docs/concepts/acks.md)."""
         with (
             stream.consumer("sub", ack_timeout=1.0, nack_delay=0.5) as c,
             stream.producer() as p,
