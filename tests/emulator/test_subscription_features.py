@@ -103,3 +103,49 @@ def test_failover_honours_priority_level(api: Api, topic: str) -> None:
     assert nothing(low, 0.2)
     for ws in (low, high, producer):
         ws.close()
+
+
+def test_the_redelivery_count_rule_is_the_emulators_to_choose(name: str) -> None:
+    """Pulsar counts no hand-back on Exclusive; ``--redelivery-count every_hand_back`` does."""
+    import argparse
+    import io
+    import threading
+
+    from streamfw_macrometa.emulator import Emulator
+    from streamfw_macrometa.emulator.command import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for rule, second_count in (("pulsar", 0), ("every_hand_back", 1)):
+        args = parser.parse_args(["--port", "0", "--redelivery-count", rule])
+        stop, seen = threading.Event(), list[Emulator]()
+        serve = {"stop": stop, "ready": seen.append, "out": io.StringIO()}
+        thread = threading.Thread(target=run, args=(args,), kwargs=serve)
+        thread.start()
+        try:
+            for _ in range(200):
+                if seen:
+                    break
+                thread.join(0.05)
+            api = Api(seen[0])
+            topic = api.create(name)
+            first = api.consumer(topic, "s")
+            send(api.producer(topic), b"once")
+            assert recv(first)["redeliveryCount"] == 0
+            first.close()  # goes away without acking: the message is handed back
+            again = recv(api.consumer(topic, "s"))
+            assert (payload(again), again["redeliveryCount"]) == (b"once", second_count), rule
+        finally:
+            stop.set()
+            thread.join(10)
+
+
+def test_a_bad_failover_delay_is_refused_at_start(capsys: object) -> None:
+    import argparse
+
+    from streamfw_macrometa.emulator.command import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["--port", "0", "--failover-delay", "-1"])) == 2
+    assert "failover_delay" in capsys.readouterr().err  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from streamfw.broker import Limits
+from streamfw.broker import Limits, Rules
 from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator import rest, sockets
 from streamfw_macrometa.emulator.auth import Authenticator, tenant_of_key
@@ -122,6 +122,7 @@ class Emulator:
         self._stopped = False
         self._stop_lock = threading.Lock()
         self._limits: Limits | None = None
+        self._rules: Rules | None = None
 
     @classmethod
     def start(
@@ -145,6 +146,7 @@ class Emulator:
         public_dev_key: bool = False,
         limits: Limits | None = None,
         max_frame_size: int = MAX_FRAME,
+        rules: Rules | None = None,
     ) -> Emulator:
         """Serve on ``host:port`` (0: a free port) and return once listening.
 
@@ -175,6 +177,8 @@ class Emulator:
             max_frame_size: bytes of the largest WebSocket message (a larger one closes its
                 socket with 1009) and REST body (413) read; default 1 MiB, the default
                 ``webSocketMaxTextFrameSize`` of Pulsar's WebSocket proxy.
+            rules: each fabric broker's behaviour choices (``streamfw.broker.Rules()`` by
+                default: Pulsar's redelivery count rule and its 1 s failover delay).
         """
         names = tuple(fabrics)
         if not names or any(not f or "/" in f for f in names):
@@ -224,6 +228,7 @@ class Emulator:
         logging.getLogger("aiohttp.server").addFilter(_REDACT)  # idempotent
         emu = cls()
         emu._limits = limits
+        emu._rules = rules
         emu.tenant, emu.api_key, emu.fabrics = auth.tenant, auth.api_keys[0], names
         emu.max_frame_size = max_frame_size
         for key in auth.mismatched_keys():
@@ -290,7 +295,9 @@ class Emulator:
         idle_timeout: float,
     ) -> None:
         loop = asyncio.get_running_loop()
-        fabrics = {name: FabricHost(name, clock, loop, self._limits) for name in self.fabrics}
+        fabrics = {
+            name: FabricHost(name, clock, loop, self._limits, self._rules) for name in self.fabrics
+        }
         limit = edge.limiter.max_connections
         self._state = ServerState(auth, fabrics, auto_create, limit)
         self._limiter = edge.limiter

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TextIO
 
-from streamfw.broker import Limits
+from streamfw.broker import REDELIVERY_RULES, Limits, Rules
 from streamfw_macrometa import gateway
 from streamfw_macrometa.emulator.app import MAX_FRAME, Emulator
 from streamfw_macrometa.emulator.auth import OTP_LIFETIME
@@ -141,6 +141,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"{what} at most (default: %(default)s)",
         )
+    rules = Rules()
+    parser.add_argument(
+        "--redelivery-count",
+        choices=REDELIVERY_RULES,
+        default=rules.redelivery_count,
+        help="what redelivery_count counts: pulsar (nacks and ack timeouts on Shared and "
+        "Key_Shared) or every_hand_back (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--failover-delay",
+        type=float,
+        default=rules.failover_delay,
+        metavar="S",
+        help="seconds a new active Failover consumer waits before it gets messages "
+        "(Pulsar's activeConsumerFailoverDelayTimeMillis; default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level",
         default="warning",
@@ -293,6 +309,7 @@ def _serve(
                 backlog_quota_messages=args.backlog_quota_messages,
                 backlog_quota_bytes=args.backlog_quota_bytes,
             ),
+            rules=Rules(redelivery_count=args.redelivery_count, failover_delay=args.failover_delay),
         )
     except (OSError, ValueError) as exc:
         print(f"streamfw emulator: cannot start: {exc}", file=sys.stderr)

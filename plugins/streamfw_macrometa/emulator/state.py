@@ -25,6 +25,7 @@ from streamfw.broker import (
     Deliver,
     Limits,
     ProducerClosed,
+    Rules,
 )
 from streamfw_macrometa.emulator.auth import Authenticator
 from streamfw_macrometa.wire import delivery_frame
@@ -86,6 +87,8 @@ class FabricHost:
         clock: wall-clock seconds for the broker.
         loop: the emulator's event loop (timers run on it).
         limits: the broker's caps (``streamfw.broker.Limits()`` by default).
+        rules: the broker's behaviour choices (``streamfw.broker.Rules()`` by default:
+            Pulsar's redelivery count and failover delay).
     """
 
     def __init__(
@@ -94,9 +97,12 @@ class FabricHost:
         clock: Callable[[], float],
         loop: asyncio.AbstractEventLoop,
         limits: Limits | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.name = name
-        self.broker = Broker(clock=clock, limits=limits, first_ledger=first_ledger_now())
+        self.broker = Broker(
+            clock=clock, limits=limits, first_ledger=first_ledger_now(), rules=rules
+        )
         self.sessions: dict[int, Session] = {}
         self._clock = clock
         self._loop = loop
