@@ -32,7 +32,7 @@ emu = types.SimpleNamespace(port=PORT, api_key=API_KEY)
 
 def samples() -> list[Any]:
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:  # concepts/ too
         text = doc.read_text(encoding="utf-8")
         for m in BLOCK.finditer(text):
             line = text.count("\n", 0, m.start("code")) + 1
