@@ -160,26 +160,46 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # a plugin cannot shadow a core command
         command = sub.add_parser(name, help=spec.summary)
         spec.add_arguments(command)
+        _add_verbosity_where_free(command)
         command.set_defaults(plugin_command=spec.run)
     return parser
 
 
-def _add_verbosity(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0 if default is None else default,
-        help="log more of what the library does: -v info, -vv debug",
-    )
-    parser.add_argument(
-        "--log-level",
-        dest="cli_log_level",  # not log_level: a plugin's command may have its own
-        choices=LOG_LEVELS,
-        default=default,
-        help="level of the streamfw.* loggers, on stderr (default: info on a terminal,"
-        " else warning)",
-    )
+def _add_verbosity_where_free(command: argparse.ArgumentParser) -> None:
+    """The global -v/--log-level after a plugin's command too, unless it took the flag."""
+    _add_verbosity(command, argparse.SUPPRESS, yield_to_existing=True)
+
+
+def _add_verbosity(
+    parser: argparse.ArgumentParser, default: Any, *, yield_to_existing: bool = False
+) -> None:
+    flags: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (
+            ("-v", "--verbose"),
+            {
+                "action": "count",
+                "default": 0 if default is None else default,
+                "help": "log more of what the library does: -v info, -vv debug",
+            },
+        ),
+        (
+            ("--log-level",),
+            {
+                "dest": "cli_log_level",  # not log_level: a plugin's command may have its own
+                "choices": LOG_LEVELS,
+                "default": default,
+                "help": "level of the streamfw.* loggers, on stderr (default: info on a"
+                " terminal, else warning)",
+            },
+        ),
+    ]
+    for names, settings in flags:
+        try:
+            parser.add_argument(*names, **settings)
+        except argparse.ArgumentError:
+            if not yield_to_existing:
+                raise
+            # A plugin command's own flag of that name wins (the emulator's --log-level).
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -157,6 +157,17 @@ def test_log_flags_work_after_the_command_too(
     assert (logger.level, logger.propagate, logger.handlers) == before
 
 
+def test_a_plugin_command_takes_the_global_verbosity_after_its_name_too() -> None:
+    """``streamfw emulator -v`` was refused while ``streamfw -v emulator`` worked; the
+    emulator's own --log-level stays its own."""
+    from streamfw.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["emulator", "-vv", "--log-level", "info", "--port", "0"])
+    assert args.verbose == 2 and args.log_level == "info"
+    assert parser.parse_args(["-v", "emulator"]).verbose == 1
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts_complete_the_commands(shell: str) -> None:
     script = subprocess.run(
