@@ -10,8 +10,9 @@ timeout or a reconnect.
 
 Pull mode: ``request`` and ``receive`` ask the protocol for permits, and whatever may have used
 or dropped a copy (a frame read, a handout, an ack or nack) asks whether more are needed; each
-``Permit`` frame is counted and written holding the link's write lock, so it cannot land on a
-connection newer than the one it was counted for (``on_reconnect`` re-asks under that lock).
+``Permit`` frame is counted and written holding the link's write lock (the protocol's lock only
+while counting), so it cannot land on a connection newer than the one it was counted for
+(``on_reconnect`` re-asks under that lock).
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class MacrometaConsumer(Link):
         (the server gets a ``permit`` frame for the rest). A no-op outside pull mode."""
         protocol = self.protocol
         if self._pull and isinstance(protocol, ConsumerProtocol) and not self.closed:
-            with self.lock, self._state:  # lock first, as on_reconnect
-                frame = protocol.request(messages)
+            with self.lock:  # no reconnect between counting and writing
+                with self._state:
+                    frame = protocol.request(messages)
                 if frame is not None:
                     self.write(frame)  # not sent? on_reconnect asks again
 
@@ -74,8 +76,9 @@ class MacrometaConsumer(Link):
         """Pull mode: ask for what a used permit or a dropped copy left missing."""
         protocol = self.protocol
         if isinstance(protocol, ConsumerProtocol):
-            with self.lock, self._state:
-                frame = protocol.permits()
+            with self.lock:
+                with self._state:
+                    frame = protocol.permits()
                 if frame is not None:
                     self.write(frame)
 
