@@ -463,7 +463,7 @@ class Broker:
             self._make_room(stream, size)
         seq = stream.end
         now = self._clock()
-        mid = MessageId(ref.name, stream.ledger, seq)
+        mid = MessageId.trusted(ref.name, stream.ledger, seq)
         when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
         properties = envelope.properties or _NO_PROPERTIES
         stream.log.append(Delivery(mid, envelope.payload, properties, envelope.key, when, 0))
@@ -752,10 +752,15 @@ class Broker:
             self._cancel(sub.delayed.pop(seq, None))
         if sub.redeliveries:
             sub.redeliveries.pop(seq, None)
-        sub.acked.add(seq)
-        while sub.mark_delete in sub.acked:
-            sub.acked.remove(sub.mark_delete)
-            sub.mark_delete += 1
+        acked = sub.acked
+        if seq == sub.mark_delete:  # in order (the hot path): the mark moves, no set entry
+            mark = seq + 1
+            while acked and mark in acked:
+                acked.remove(mark)
+                mark += 1
+            sub.mark_delete = mark
+        else:
+            acked.add(seq)
         self._trim(stream)
 
     def nack(self, consumer: int, message_id: MessageId) -> None:
