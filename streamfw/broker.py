@@ -192,6 +192,8 @@ Event = Deliver | ActiveChanged | ConsumerClosed | ProducerClosed
 
 
 _NO_PROPERTIES = Properties()  # shared by every stored message without properties
+_from_timestamp = dt.datetime.fromtimestamp  # looked up once: publish runs per message
+_UTC = dt.timezone.utc
 
 
 @attrs.define(eq=False)
@@ -464,9 +466,9 @@ class Broker:
         seq = stream.end
         now = self._clock()
         mid = MessageId.trusted(ref.name, stream.ledger, seq)
-        when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+        when = _from_timestamp(now, _UTC)
         properties = envelope.properties or _NO_PROPERTIES
-        stream.log.append(Delivery(mid, envelope.payload, properties, envelope.key, when, 0))
+        stream.log.append(Delivery.trusted(mid, envelope.payload, properties, envelope.key, when))
         stream.size += size
         stream.end += 1
         stream.published += 1

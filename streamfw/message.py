@@ -166,6 +166,30 @@ class Delivery:
     publish_time: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))
     redelivery_count: int = 0
 
+    @classmethod
+    def trusted(
+        cls,
+        message_id: MessageId,
+        payload: bytes,
+        properties: Properties,
+        key: str | None,
+        publish_time: dt.datetime,
+    ) -> Delivery:
+        """A core-only constructor for a first delivery of a message the broker stores.
+
+        Every part was checked or built by the core already (the envelope's properties are a
+        ``Properties``), so the converter runs for nothing; as ``MessageId.trusted``, never
+        use it for parts a user or a peer supplied.
+        """
+        self = _new(cls)
+        _set(self, "message_id", message_id)
+        _set(self, "payload", payload)
+        _set(self, "properties", properties)
+        _set(self, "key", key)
+        _set(self, "publish_time", publish_time)
+        _set(self, "redelivery_count", 0)
+        return self
+
 
 @attrs.frozen
 class ReceivedMessage:

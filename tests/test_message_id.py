@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import attrs
 import pytest
 
 from streamfw.message import MessageId
@@ -27,3 +28,23 @@ def test_the_trusted_id_is_the_checked_id() -> None:
     assert pickle.loads(pickle.dumps(trusted)) == checked
     with pytest.raises(AttributeError):
         trusted.entry = 8  # type: ignore[misc]
+
+
+def test_the_trusted_delivery_is_the_checked_delivery() -> None:
+    """A first delivery built by the broker equals one built (and converted) by attrs."""
+    import datetime as dt
+
+    from streamfw.message import Delivery, Properties
+
+    mid, when, props = (
+        MessageId("s", 0, 1),
+        dt.datetime.now(dt.timezone.utc),
+        Properties({"a": "b"}),
+    )
+    trusted = Delivery.trusted(mid, b"x", props, "k", when)
+    checked = Delivery(mid, b"x", {"a": "b"}, "k", when)
+    assert trusted == checked and hash(trusted) == hash(checked)
+    assert repr(trusted) == repr(checked)
+    assert pickle.loads(pickle.dumps(trusted)) == checked
+    # what the broker does to a redelivered copy works on it as on any attrs instance
+    assert attrs.evolve(trusted, redelivery_count=2).redelivery_count == 2
