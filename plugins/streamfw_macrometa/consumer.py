@@ -29,6 +29,7 @@ from streamfw.message import Delivery, MessageId
 from streamfw_macrometa.protocol.consumer import ConsumerProtocol
 from streamfw_macrometa.protocol.deliveries import Arrival, Arrived, Notice, Reply
 from streamfw_macrometa.protocol.reader import ReaderProtocol
+from streamfw_macrometa.protocol.receiving import receiving_protocol
 from streamfw_macrometa.ws import Connector, Link, log
 
 
@@ -45,17 +46,9 @@ class MacrometaConsumer(Link):
         *,
         pull: bool = False,
     ) -> None:
-        what = (
-            f"consumer of {subscription!r} on stream {stream.name!r}"
-            if subscription is not None
-            else f"reader on stream {stream.name!r}"
-        )
-        super().__init__(connector, what)
-        self.protocol: ConsumerProtocol | ReaderProtocol = (
-            ConsumerProtocol(stream.name, what, pull=pull)
-            if subscription is not None
-            else ReaderProtocol(stream.name, what)
-        )
+        protocol = receiving_protocol(stream.name, subscription, pull=pull)
+        super().__init__(connector, protocol.what)
+        self.protocol: ConsumerProtocol | ReaderProtocol = protocol
         self._state = threading.Lock()  # guards the protocol; never held while writing
         self._queue: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
         self._pull = pull

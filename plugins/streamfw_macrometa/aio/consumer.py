@@ -24,6 +24,7 @@ from streamfw_macrometa.aio.waiters import Waiters
 from streamfw_macrometa.protocol.consumer import ConsumerProtocol
 from streamfw_macrometa.protocol.deliveries import Arrival, Arrived, Notice, Reply
 from streamfw_macrometa.protocol.reader import ReaderProtocol
+from streamfw_macrometa.protocol.receiving import receiving_protocol
 
 
 class AsyncMacrometaConsumer(AsyncLink):
@@ -39,17 +40,9 @@ class AsyncMacrometaConsumer(AsyncLink):
         *,
         pull: bool = False,
     ) -> None:
-        what = (
-            f"consumer of {subscription!r} on stream {stream.name!r}"
-            if subscription is not None
-            else f"reader on stream {stream.name!r}"
-        )
-        super().__init__(endpoint, what)
-        self.protocol: ConsumerProtocol | ReaderProtocol = (
-            ConsumerProtocol(stream.name, what, pull=pull)
-            if subscription is not None
-            else ReaderProtocol(stream.name, what)
-        )
+        protocol = receiving_protocol(stream.name, subscription, pull=pull)
+        super().__init__(endpoint, protocol.what)
+        self.protocol: ConsumerProtocol | ReaderProtocol = protocol
         self._arrivals: collections.deque[Arrival] = collections.deque()
         self._arrived = Waiters()
         self._pull = pull

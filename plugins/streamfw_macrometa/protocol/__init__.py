@@ -11,6 +11,7 @@ to build); nothing changes them once made.
 * ``deliveries``: what consumers and readers share (copies, connection generations);
 * ``consumer``: acks and nacks of whichever copy, the duplicate filter;
 * ``reader``: the receiver-queue slot freed per message, the resume position;
+* ``receiving``: which of the two a receiving session gets, and its name in errors;
 * ``health``: when unreadable frames or silence call for a reconnect or for giving up;
 * ``reconnect``: how long one reconnect goes on, and the wait between its attempts.
 """
@@ -20,6 +21,7 @@ from streamfw_macrometa.protocol.deliveries import Arrival, Arrived, Handout, No
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
 from streamfw_macrometa.protocol.producer import Confirmed, Failed, Outgoing, ProducerProtocol
 from streamfw_macrometa.protocol.reader import ReaderProtocol
+from streamfw_macrometa.protocol.receiving import receiving_protocol
 from streamfw_macrometa.protocol.reconnect import Reconnecting
 
 __all__ = [
@@ -38,4 +40,5 @@ __all__ = [
     "Reconnecting",
     "Reply",
     "Silence",
+    "receiving_protocol",
 ]
