@@ -13,7 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from streamfw.api import StreamRef
 from streamfw.codec import Pipeline
-from streamfw.errors import Closed, ConfigError, DecodeError
+from streamfw.endpoint_core import EndpointCore
+from streamfw.errors import ConfigError, DecodeError
 from streamfw.message import Delivery, MessageId, Properties, ReceivedMessage
 from streamfw.plugins import NO_HOOKS, MessageHooks
 
@@ -38,7 +39,7 @@ def check_max_messages(max_messages: object) -> int:
     return max_messages
 
 
-class ConsumerCore(Generic[L, M]):
+class ConsumerCore(EndpointCore[L], Generic[L, M]):
     """The pure part of a consumer or reader (``subscription=None``) on a link of type ``L``,
     making messages of type ``M``. A subclass adds its own state in ``_setup``."""
 
@@ -52,39 +53,19 @@ class ConsumerCore(Generic[L, M]):
         pipeline: Pipeline,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
-        self._link = link
-        self._pipeline = pipeline
-        self.stream = stream
+        super().__init__(link, stream, pipeline, hooks)
         self.subscription = subscription
-        self._closed = False
         self._deferred_error: DecodeError[M] | None = None  # receive_many's, for its next call
-        self._hooks = hooks
         # Looked up once: with no hook plugin, nothing is called per message.
         self._after_receive = hooks.after_receive
         # With no ack hook, messages ack straight through the link instead of this consumer.
         self._acks_through_consumer = bool(hooks.on_ack or hooks.on_nack)
         self._setup()
 
-    def _setup(self) -> None:
-        """The subclass's own state, set once the shared state is."""
-
-    @property
-    def transport(self) -> str:
-        """The URL scheme of the transport this consumer receives over (``loopback``, ...)."""
-        return self._hooks.transport
-
     @property
     def max_message_size(self) -> int:
         """The largest payload, and codec stage output, this consumer decodes (bytes)."""
         return self._pipeline.max_size
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<{self._KIND} {self._what()} {state}>"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise Closed(f"{self._what()} is closed")
 
     def _raise_deferred(self) -> None:
         """Raise the ``DecodeError`` that ended the last ``receive_many`` batch, if any."""

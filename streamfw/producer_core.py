@@ -10,11 +10,12 @@ only their I/O: handing an envelope to a link and waiting for its confirmation (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from streamfw.api import StreamRef
 from streamfw.codec import CODEC_PROPERTY, Pipeline
-from streamfw.errors import Closed, ConfigError, PluginError, SendTimeout
+from streamfw.endpoint_core import EndpointCore
+from streamfw.errors import ConfigError, PluginError, SendTimeout
 from streamfw.message import Envelope, MessageId, OutgoingMessage, Properties
 from streamfw.options import ProducerOptions
 from streamfw.plugins import NO_HOOKS, MessageHooks
@@ -27,7 +28,7 @@ F = TypeVar("F", bound="cf.Future[MessageId] | asyncio.Future[MessageId]")
 L = TypeVar("L")  # the link: a sync ``ProducerLink`` or an ``AsyncProducerLink``
 
 
-class ProducerCore(Generic[L]):
+class ProducerCore(EndpointCore[L]):
     """The pure part of a producer on one stream, over a link of type ``L``. A subclass adds
     its own state in ``_setup``."""
 
@@ -41,35 +42,21 @@ class ProducerCore(Generic[L]):
         options: ProducerOptions,
         hooks: MessageHooks = NO_HOOKS,
     ) -> None:
-        self._link = link
-        self._pipeline = pipeline
+        super().__init__(link, stream, pipeline, hooks)
         self._options = options
-        self.stream = stream
-        self._closed = False
         self._tag_only: dict[str, Properties] = {}
-        self._hooks = hooks
         self._send_hook = hooks.send  # looked up once: None costs nothing per message
         self._setup()
-
-    def _setup(self) -> None:
-        """The subclass's own state, set once the shared state is."""
-
-    @property
-    def transport(self) -> str:
-        """The URL scheme of the transport this producer sends over (``loopback``, ...)."""
-        return self._hooks.transport
 
     @property
     def codec(self) -> str:
         return self._pipeline.name
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<{self._KIND} stream={self.stream.name!r} codec={self.codec!r} {state}>"
+    def _what(self) -> str:
+        return f"producer on stream {self.stream}"
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise Closed(f"producer on stream {self.stream} is closed")
+    def _describe(self) -> str:
+        return f"stream={self.stream.name!r} codec={self.codec!r}"
 
     def _envelope(
         self, value: Any, properties: Mapping[str, str] | None, key: str | None
