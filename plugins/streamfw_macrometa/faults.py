@@ -20,18 +20,43 @@ import websocket
 
 from streamfw.errors import (
     AlreadyExists,
+    AuthError,
+    ConfigError,
     Conflict,
     ConnectFailed,
     InUse,
     LimitExceeded,
+    NotFound,
     OperationTimeout,
     RemoteProtocolError,
     ServerError,
+    StreamDeleted,
     StreamError,
     StreamNotFound,
     SubscriptionBusy,
 )
 from streamfw_macrometa.status import readings
+
+# What no reconnect of a WebSocket link can fix: it fails the link at once.
+FATAL = (AuthError, NotFound, ConfigError)
+
+
+def fatal(what: str, exc: StreamError) -> StreamError:
+    """The error a link fails with for a ``FATAL`` one: a stream gone is ``StreamDeleted``
+    (not ``Closed``: that is the application's own close; this one the server decided)."""
+    if isinstance(exc, NotFound):
+        deleted = StreamDeleted(f"{what} closed: the stream no longer exists")
+        deleted.__cause__ = exc
+        return deleted
+    return exc
+
+
+def unreadable_run(what: str, where: str, deadline: float, last: str) -> RemoteProtocolError:
+    """A link's give-up when every frame from ``where`` was unreadable for ``deadline`` s."""
+    return RemoteProtocolError(
+        f"{what}: every frame from {where} was unreadable for {deadline:g} s; last: {last}"
+    )
+
 
 # What a retry of an idempotent request may cure: rate limiting and a failing gateway or server.
 RETRYABLE_STATUSES = frozenset(

@@ -44,14 +44,10 @@ import websocket
 from websocket._abnf import frame_buffer
 
 from streamfw.errors import (
-    AuthError,
     Closed,
-    ConfigError,
     ConnectionLost,
-    NotFound,
     OperationTimeout,
     RemoteProtocolError,
-    StreamDeleted,
     StreamError,
     SubscriptionBusy,
     TransportError,
@@ -59,14 +55,13 @@ from streamfw.errors import (
 from streamfw_macrometa import gateway
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
-from streamfw_macrometa.faults import reason, upgrade_failure
+from streamfw_macrometa.faults import FATAL, fatal, reason, unreadable_run, upgrade_failure
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
 from streamfw_macrometa.protocol.reconnect import Reconnecting
 from streamfw_macrometa.rest import Rest, backoff
 
 log = logging.getLogger("streamfw.macrometa")
 
-FATAL = (AuthError, NotFound, ConfigError)  # reconnecting cannot fix these
 READ_CHUNK = 65536
 CONTROL_FRAME_MAX = 125  # RFC 6455 section 5.5
 
@@ -369,9 +364,8 @@ class Link:
         give_up = self._bad.unreadable(time.monotonic())
         reconnect = reconnect or not self.skip_bad_frames
         if give_up:
-            error = RemoteProtocolError(
-                f"{self.what}: every frame from {self.connector.where} was unreadable for"
-                f" {self.settings.reconnect_deadline:g} s; last: {why}"
+            error = unreadable_run(
+                self.what, self.connector.where, self.settings.reconnect_deadline, why
             )
             log.warning("%s; giving up", error)
             self.fail(error)
@@ -409,7 +403,7 @@ class Link:
                 ws = self.connector.open(timeout=timeout)
             except FATAL as exc:
                 log.warning("%s: not reconnecting: %s", self.what, exc)
-                self.fail(self._fatal(exc))
+                self.fail(fatal(self.what, exc))
                 return None
             except StreamError as exc:
                 last = str(exc)
@@ -441,14 +435,6 @@ class Link:
             log.warning("%s", lost)
             self.fail(lost)
         return None
-
-    def _fatal(self, exc: StreamError) -> StreamError:
-        if isinstance(exc, NotFound):
-            # Not Closed: that is the application's own close(); this one the server decided.
-            deleted = StreamDeleted(f"{self.what} closed: the stream no longer exists")
-            deleted.__cause__ = exc
-            return deleted
-        return exc
 
     def fail(self, error: StreamError) -> None:
         with self.lock:

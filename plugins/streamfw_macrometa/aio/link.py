@@ -29,15 +29,11 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 
 from streamfw.errors import (
-    AuthError,
     Closed,
-    ConfigError,
     ConnectFailed,
     ConnectionLost,
-    NotFound,
     OperationTimeout,
     RemoteProtocolError,
-    StreamDeleted,
     StreamError,
     SubscriptionBusy,
     TransportError,
@@ -46,14 +42,20 @@ from streamfw_macrometa import gateway
 from streamfw_macrometa.aio.rest import AsyncRest, client_reason
 from streamfw_macrometa.aio.session import refusal_detail
 from streamfw_macrometa.config import Settings
-from streamfw_macrometa.faults import reason, refused_upgrade, strip_query
+from streamfw_macrometa.faults import (
+    FATAL,
+    fatal,
+    reason,
+    refused_upgrade,
+    strip_query,
+    unreadable_run,
+)
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
 from streamfw_macrometa.protocol.reconnect import Reconnecting
 from streamfw_macrometa.rest import backoff
 
 log = logging.getLogger("streamfw.macrometa")
 
-FATAL = (AuthError, NotFound, ConfigError)  # reconnecting cannot fix these
 _PING: Final = ("", 0)  # a writer-queue item: send a ping
 _DATA = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
 if TYPE_CHECKING:
@@ -349,9 +351,8 @@ class AsyncLink:
     def _bad_frame(self, why: str, *, reconnect: bool) -> bool:
         """Log and count an unreadable frame; whether to keep this connection."""
         if self._bad.unreadable(self._loop.time()):
-            error = RemoteProtocolError(
-                f"{self.what}: every frame from {self.endpoint.where} was unreadable for"
-                f" {self.settings.reconnect_deadline:g} s; last: {why}"
+            error = unreadable_run(
+                self.what, self.endpoint.where, self.settings.reconnect_deadline, why
             )
             log.warning("%s; giving up", error)
             self.fail(error)
@@ -386,7 +387,7 @@ class AsyncLink:
                 ws = await self.endpoint.open(timeout)
             except FATAL as exc:
                 log.warning("%s: not reconnecting: %s", self.what, exc)
-                self.fail(_fatal(self.what, exc))
+                self.fail(fatal(self.what, exc))
                 return None
             except StreamError as exc:
                 last = str(exc)
@@ -421,14 +422,6 @@ class AsyncLink:
         self._ws = None
         self._out.clear()
         self.on_fail(error)
-
-
-def _fatal(what: str, exc: StreamError) -> StreamError:
-    if isinstance(exc, NotFound):
-        deleted = StreamDeleted(f"{what} closed: the stream no longer exists")
-        deleted.__cause__ = exc
-        return deleted
-    return exc
 
 
 async def _drop(ws: WebSocket, timeout: float) -> None:
