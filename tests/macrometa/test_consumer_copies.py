@@ -16,15 +16,9 @@ from streamfw_macrometa.wire import encode_message_id
 from streamfw.client import Client
 from streamfw.message import MessageId
 from streamfw.testing.contract import must_receive, unique
+from tests.macrometa.apis import consumer_on
 from tests.macrometa.proxy import Proxy
-from tests.macrometa.test_consumer_frames import (
-    WAIT,
-    Peer,
-    ScriptedServer,
-    consumer_on,
-    delivery,
-    hold,
-)
+from tests.macrometa.scripted import WAIT, Peer, ScriptedServer, delivery, hold
 
 N = 50
 

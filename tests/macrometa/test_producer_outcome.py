@@ -36,7 +36,7 @@ from streamfw.consumer import Consumer
 from streamfw.message import Envelope
 from streamfw.testing.contract import unique
 from tests.macrometa.proxy import Proxy
-from tests.macrometa.test_consumer_frames import Peer, ScriptedServer, hold
+from tests.macrometa.scripted import Peer, ScriptedServer, hold
 
 
 def via(proxy: Proxy) -> str:
