@@ -1,4 +1,7 @@
-"""TLS: verified by default, a private CA through ca_bundle=, verify=False only with a warning."""
+"""TLS: verified by default, a private CA through ca_bundle=, verify=False only with a warning.
+
+Every scenario runs on both client APIs, the sync one and ``streamfw.aio`` (``client_api``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import pytest
 import trustme
 from streamfw_macrometa import InsecureTLSWarning
 
-from streamfw.client import connect
 from streamfw.errors import ConnectFailed
-from streamfw.testing.contract import unique
+from streamfw.testing.contract import must_receive, unique
+from tests.macrometa.apis import Api
 from tests.macrometa.conftest import KEY
 
 
@@ -49,38 +52,41 @@ def tls_emu(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
-def test_private_ca_end_to_end(tls_emu: Any, ca_file: str, host: str) -> None:
+def test_private_ca_end_to_end(client_api: Api, tls_emu: Any, ca_file: str, host: str) -> None:
     url = f"macrometa+https://{host}:{tls_emu.port}"
-    with connect(url, api_key=KEY, ca_bundle=ca_file, timeout=5) as client:
+    with client_api.connect(url, api_key=KEY, ca_bundle=ca_file, timeout=5) as client:
+        assert client_api.is_native(client)
         s = client.stream(unique("tls")).create()
         with s.consumer("c") as c, s.producer() as p:
             p.send("over wss")
-            assert c.receive(5).value == "over wss"
+            assert must_receive(c).value == "over wss"
 
 
-def test_untrusted_certificate_is_refused(tls_emu: Any) -> None:
+def test_untrusted_certificate_is_refused(client_api: Api, tls_emu: Any) -> None:
+    url = f"macrometa+https://localhost:{tls_emu.port}"
     with pytest.raises(ConnectFailed, match="TLS") as e:
-        connect(f"macrometa+https://localhost:{tls_emu.port}", api_key=KEY, timeout=5)
-    assert "S3cr3t" not in str(e.value)
+        client_api.connect(url, api_key=KEY, timeout=5)
+    assert KEY not in str(e.value)
 
 
-def test_ca_bundle_in_the_query(tls_emu: Any, ca_file: str) -> None:
-    with connect(
-        f"macrometa+https://localhost:{tls_emu.port}?ca_bundle={ca_file}", api_key=KEY
-    ) as client:
+def test_ca_bundle_in_the_query(client_api: Api, tls_emu: Any, ca_file: str) -> None:
+    url = f"macrometa+https://localhost:{tls_emu.port}?ca_bundle={ca_file}"
+    with client_api.connect(url, api_key=KEY) as client:
         assert client.stream(unique("q")).create().exists()
 
 
-def test_verify_false_works_but_warns(tls_emu: Any) -> None:
+def test_verify_false_works_but_warns(client_api: Api, tls_emu: Any) -> None:
+    url = f"macrometa+https://localhost:{tls_emu.port}"
     with pytest.warns(InsecureTLSWarning):
-        client = connect(f"macrometa+https://localhost:{tls_emu.port}", api_key=KEY, verify=False)
+        client = client_api.connect(url, api_key=KEY, verify=False)
     with client:
         s = client.stream(unique("insecure")).create()
         with s.consumer("c") as c, s.producer() as p:
             p.send(1)
-            assert c.receive(5).value == 1
+            assert must_receive(c).value == 1
 
 
-def test_plain_client_against_tls_server_fails_cleanly(tls_emu: Any) -> None:
+def test_plain_client_against_tls_server_fails_cleanly(client_api: Api, tls_emu: Any) -> None:
+    url = f"macrometa+http://127.0.0.1:{tls_emu.port}"
     with pytest.raises(ConnectFailed):
-        connect(f"macrometa+http://127.0.0.1:{tls_emu.port}", api_key=KEY, timeout=2, retries=1)
+        client_api.connect(url, api_key=KEY, timeout=2, retries=1)
