@@ -80,11 +80,14 @@ def _wake(future: asyncio.Future[None]) -> None:
 
 
 class AsyncLoopbackProducer:
-    """``AsyncProducerLink``: every send is stored (or refused) before it returns."""
+    """``AsyncInlineProducerLink``: every send is stored (or refused) before it returns."""
 
     def __init__(self, sync: LoopbackProducer) -> None:
         self._sync = sync
         self._loop = asyncio.get_running_loop()
+
+    def send_confirmed(self, envelope: Envelope) -> MessageId:
+        return self._sync.send_confirmed(envelope)  # takes the lock only; never waits
 
     async def send(self, envelope: Envelope) -> asyncio.Future[MessageId]:
         future: asyncio.Future[MessageId] = self._loop.create_future()
@@ -102,7 +105,11 @@ class AsyncLoopbackProducer:
 
 
 class AsyncLoopbackConsumer:
-    """``AsyncConsumerLink`` over a ``LoopbackConsumer`` whose inbox wakes the event loop."""
+    """``AsyncInlineConsumerLink`` over a ``LoopbackConsumer`` whose inbox wakes the event loop.
+
+    ``receive_nowait``, ``ack_nowait`` and ``nack_nowait`` are the sync consumer's own
+    non-waiting calls: they take the host's lock at most, as every call here does.
+    """
 
     def __init__(self, sync: LoopbackConsumer) -> None:
         self._sync = sync
@@ -112,6 +119,9 @@ class AsyncLoopbackConsumer:
         self._waker = _Waker(self._loop)
         with self._host.lock:
             self._inbox.ready = self._waker  # type: ignore[assignment]
+
+    def receive_nowait(self) -> Delivery | None:
+        return self._sync.receive(0)  # never waits with a zero timeout
 
     async def receive(self, timeout: float | None) -> Delivery | None:
         delivery = self._sync.receive(0)  # never waits with a zero timeout
@@ -155,6 +165,12 @@ class AsyncLoopbackConsumer:
         self._sync.ack(message_id)
 
     async def nack(self, message_id: MessageId) -> None:
+        self._sync.nack(message_id)
+
+    def ack_nowait(self, message_id: MessageId) -> None:
+        self._sync.ack(message_id)
+
+    def nack_nowait(self, message_id: MessageId) -> None:
         self._sync.nack(message_id)
 
     async def close(self) -> None:

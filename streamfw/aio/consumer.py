@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from streamfw.aio.message import AsyncAcknowledger, Message
 from streamfw.aio.spi import AsyncConsumerLink
@@ -14,6 +15,13 @@ from streamfw.message import Delivery, MessageId
 
 # May return an awaitable: it is awaited.
 OnDecodeError = Callable[[DecodeError[Message]], object]
+
+# A link that hands out a ready delivery without suspending (AsyncInlineConsumerLink, such as
+# loopback's) lets a task that always finds a message ready run without ever giving the event
+# loop back, starving every other task. After this many such receives in a row, the next
+# receive first yields to the loop once (``await asyncio.sleep(0)``, before taking anything,
+# so cancelling it there takes nothing). The producer's INLINE_SENDS_PER_YIELD twin.
+READY_RECEIVES_PER_YIELD = 16
 
 
 class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
@@ -27,6 +35,10 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
 
     Cancelling a ``receive`` (``task.cancel()``, ``asyncio.timeout``) takes nothing: a message
     arriving meanwhile waits for the next ``receive``.
+
+    A message the link holds ready (loopback) is received without suspending the caller, but
+    every ``READY_RECEIVES_PER_YIELD``-th such receive in a row yields to the event loop first,
+    so a consumer that always finds a message leaves other tasks their turn.
     """
 
     _KIND = "aio.Consumer"
@@ -34,9 +46,27 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
     def _setup(self) -> None:
         self._acker: AsyncAcknowledger = self if self._acks_through_consumer else self._link
         self._kept: list[Message] = []  # taken by a cancelled receive_many, for the next one
+        # An AsyncInlineConsumerLink answers at once when it can: no coroutine of the link's.
+        self._receive_nowait: Callable[[], Delivery | None] | None = _optional(
+            self._link, "receive_nowait"
+        )
+        self._ack_nowait: Callable[[MessageId], None] | None = _optional(self._link, "ack_nowait")
+        self._nack_nowait: Callable[[MessageId], None] | None = _optional(self._link, "nack_nowait")
+        self._ready_receives = 0  # receives in a row that found a message ready
 
     async def receive(self, timeout: float | None = None) -> Message | None:
         self._check_open()
+        receive_nowait = self._receive_nowait
+        if receive_nowait is not None:
+            if self._ready_receives >= READY_RECEIVES_PER_YIELD:
+                self._ready_receives = 0
+                await asyncio.sleep(0)  # other tasks' turn; cancelled here, nothing was taken
+                self._check_open()  # another task may have closed this consumer meanwhile
+            delivery = receive_nowait()
+            if delivery is not None:
+                self._ready_receives += 1
+                return self._decode(delivery)
+            self._ready_receives = 0  # the link's receive waits, which yields
         delivery = await self._link.receive(timeout)
         if delivery is None:
             return None
@@ -82,12 +112,18 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
 
     async def ack(self, message: Message | MessageId) -> None:
         message_id = message_id_of(message)
-        await self._link.ack(message_id)
+        if self._ack_nowait is not None:
+            self._ack_nowait(message_id)
+        else:
+            await self._link.ack(message_id)
         self._acked(message_id)
 
     async def nack(self, message: Message | MessageId) -> None:
         message_id = message_id_of(message)
-        await self._link.nack(message_id)
+        if self._nack_nowait is not None:
+            self._nack_nowait(message_id)
+        else:
+            await self._link.nack(message_id)
         self._nacked(message_id)
 
     async def close(self) -> None:
@@ -150,3 +186,9 @@ class MessageIterator(AsyncIterator[Message]):
                 continue
             if message is not None:
                 return message
+
+
+def _optional(link: object, name: str) -> Callable[..., Any] | None:
+    """The link's method ``name`` of ``AsyncInlineConsumerLink``, or ``None`` without it."""
+    method = getattr(link, name, None)
+    return method if callable(method) else None

@@ -10,6 +10,13 @@ from streamfw.message import MessageId, ReceivedMessage, no_acker
 
 
 class AsyncAcknowledger(Protocol):
+    """What acks a message for it: its consumer, or the consumer's link.
+
+    One that also has plain ``ack_nowait(message_id)`` and ``nack_nowait(message_id)``
+    methods (an ``AsyncInlineConsumerLink``) is called through those, with no coroutine of
+    its own; they must do what the awaited methods do, without suspending.
+    """
+
     async def ack(self, message_id: MessageId) -> None: ...
 
     async def nack(self, message_id: MessageId) -> None: ...
@@ -29,11 +36,19 @@ class Message(ReceivedMessage):
 
     async def ack(self) -> None:
         """Acknowledge: the subscription will not deliver this message again."""
-        await self._acker_or_raise().ack(self.id)
+        ack_nowait = getattr(self._acker, "ack_nowait", None)
+        if ack_nowait is not None:
+            ack_nowait(self.id)
+        else:
+            await self._acker_or_raise().ack(self.id)
 
     async def nack(self) -> None:
         """Negative-acknowledge: redeliver after the consumer's nack delay."""
-        await self._acker_or_raise().nack(self.id)
+        nack_nowait = getattr(self._acker, "nack_nowait", None)
+        if nack_nowait is not None:
+            nack_nowait(self.id)
+        else:
+            await self._acker_or_raise().nack(self.id)
 
     def _acker_or_raise(self) -> AsyncAcknowledger:
         if self._acker is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamfw.aio.spi import AsyncProducerLink
@@ -49,6 +49,13 @@ class Producer(ProducerCore[AsyncProducerLink]):
     def _setup(self) -> None:
         self._handed_over: Envelope | None = None  # what the hooks' innermost send made
         self._inline_sends = 0  # sends in a row the link confirmed without suspending
+        # A link that confirms every send before returning (AsyncInlineProducerLink) gives
+        # the id directly to ``send``: no coroutine of the link's, no asyncio.Future. The
+        # streamfw_send wrappers need the future, so with them every send takes the link's.
+        send_confirmed = getattr(self._link, "send_confirmed", None)
+        self._send_confirmed: Callable[[Envelope], MessageId] | None = (
+            send_confirmed if callable(send_confirmed) and self._send_hook is None else None
+        )
 
     @property
     def options(self) -> ProducerOptions:
@@ -71,6 +78,14 @@ class Producer(ProducerCore[AsyncProducerLink]):
                 ``exc.future`` (an ``asyncio.Future``) tells the outcome. Retrying may store
                 it twice.
         """
+        send_confirmed = self._send_confirmed
+        if send_confirmed is not None:  # confirmed before it returns: nothing to time out
+            self._check_open()
+            envelope = self._envelope(value, properties, key)
+            if self._inline_sends >= INLINE_SENDS_PER_YIELD:
+                await self._yield_before_handing_over()
+            self._inline_sends += 1  # stored or refused, it did not suspend
+            return send_confirmed(envelope)
         loop = asyncio.get_running_loop()
         wait = self._options.send_timeout if timeout is None else timeout
         started = loop.time()
@@ -101,15 +116,19 @@ class Producer(ProducerCore[AsyncProducerLink]):
         self._check_open()
         envelope = self._envelope(value, properties, key)
         if self._inline_sends >= INLINE_SENDS_PER_YIELD:
-            self._inline_sends = 0
-            await asyncio.sleep(0)  # other tasks' turn; nothing was handed over yet
-            self._check_open()  # one of them may have closed this producer
+            await self._yield_before_handing_over()
         if self._send_hook is None:
             future = await self._link.send(envelope)
         else:
             future = await self._send_through_hooks(envelope)
         self._inline_sends = self._inline_sends + 1 if future.done() else 0
         return future
+
+    async def _yield_before_handing_over(self) -> None:
+        """Give the other tasks their turn after a run of sends confirmed inline."""
+        self._inline_sends = 0
+        await asyncio.sleep(0)  # cancelled here, the send has handed nothing over
+        self._check_open()  # another task may have closed this producer meanwhile
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every message sent so far is confirmed (or failed).

@@ -100,6 +100,27 @@ class AsyncProducerLink(Protocol):
         ...
 
 
+class AsyncInlineProducerLink(AsyncProducerLink, Protocol):
+    """A producer link whose broker confirms every send before ``send`` returns (loopback).
+
+    Optional, the async twin of ``streamfw.api.InlineProducerLink``: when a link has it and no
+    plugin wraps ``streamfw_send``, ``Producer.send`` calls ``send_confirmed`` directly, with
+    no coroutine of the link's and no ``asyncio.Future`` per message; ``send_async`` still
+    awaits ``send``. A link without it (every link written before it existed) works as before.
+    """
+
+    def send_confirmed(self, envelope: Envelope) -> MessageId:
+        """Store ``envelope`` and return its id, on the event loop, without waiting.
+
+        A plain function, not a coroutine: it must never block nor need the loop to run
+        (nothing to wait for is the point). It returns the id ``send``'s future would have
+        resolved to, or raises what ``send`` would have raised or its future carried
+        (``NotSent``, ``SendError``, ``StreamDeleted``, ``Closed``, ...). Not being a
+        coroutine, it cannot be cancelled halfway: it stored the message or raised.
+        """
+        ...
+
+
 class AsyncConsumerLink(Protocol):
     """One attached consumer of a durable subscription, or one reader."""
 
@@ -160,6 +181,36 @@ class AsyncConsumerLink(Protocol):
 
         A ``receive`` waiting meanwhile raises ``Closed``. Cancellation: closed all the same.
         """
+        ...
+
+
+class AsyncInlineConsumerLink(AsyncConsumerLink, Protocol):
+    """A consumer link that can answer at once when it holds a delivery (loopback).
+
+    Optional: when a link has these, ``Consumer.receive`` first calls ``receive_nowait`` and
+    awaits ``receive`` only when it returned ``None``, and a message's ``ack()``/``nack()``
+    call ``ack_nowait``/``nack_nowait`` (when no plugin implements the ack hooks), so a
+    message that is ready costs no coroutine of the link's. A link without them works as
+    before. They are plain functions, run on the event loop: they never block, and so a
+    cancellation can never land inside one.
+    """
+
+    def receive_nowait(self) -> Delivery | None:
+        """The next delivery if one can be handed out without waiting, else ``None``.
+
+        What ``await receive(0)`` would return, by the same rules (stale copies dropped,
+        permits given back, order kept), and it raises what ``receive`` raises (``Closed``,
+        ``StreamDeleted``, ``ConnectionLost``). ``None`` tells the caller to await
+        ``receive`` for the wait.
+        """
+        ...
+
+    def ack_nowait(self, message_id: MessageId) -> None:
+        """What ``await ack(message_id)`` does, with the same errors, without suspending."""
+        ...
+
+    def nack_nowait(self, message_id: MessageId) -> None:
+        """What ``await nack(message_id)`` does, with the same errors, without suspending."""
         ...
 
 
