@@ -301,4 +301,3 @@ def test_new_limits_are_checked_options(make_client: Callable[..., Client], opti
 
     with pytest.raises(ConfigError, match=option):
         make_client(**{option: 0})
-
