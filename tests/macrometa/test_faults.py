@@ -2,7 +2,8 @@
 
 Delivery is at-least-once: a message whose receipt died with the connection is sent again,
 so duplicates (same value, different message id) are allowed; a message id once acked must
-never be shown again.
+never be shown again. The scenarios taking ``make_api_client`` run on the sync and the asyncio
+client (tests/macrometa/apis.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from tests.macrometa.proxy import Proxy
 N = 1500
 
 
-def test_cuts_lose_no_confirmed_message(proxy: Proxy, make_client: Callable[..., Client]) -> None:
-    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}", reconnect_deadline=15.0)
+def test_cuts_lose_no_confirmed_message(
+    proxy: Proxy, make_api_client: Callable[..., Client]
+) -> None:
+    client = make_api_client(f"macrometa+http://127.0.0.1:{proxy.port}", reconnect_deadline=15.0)
     s = client.stream(unique("faults")).create()
     consumer = s.consumer("sub", receiver_queue_size=100)
     producer = s.producer(max_pending=200)
@@ -69,8 +72,10 @@ def test_cuts_lose_no_confirmed_message(proxy: Proxy, make_client: Callable[...,
     consumer.close()
 
 
-def test_unacked_come_back_acked_do_not(proxy: Proxy, make_client: Callable[..., Client]) -> None:
-    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}")
+def test_unacked_come_back_acked_do_not(
+    proxy: Proxy, make_api_client: Callable[..., Client]
+) -> None:
+    client = make_api_client(f"macrometa+http://127.0.0.1:{proxy.port}")
     s = client.stream(unique("redeliver")).create()
     with s.consumer("sub") as c, s.producer() as p:
         for i in range(4):
@@ -88,9 +93,9 @@ def test_unacked_come_back_acked_do_not(proxy: Proxy, make_client: Callable[...,
 
 
 def test_reader_resumes_after_the_last_message_taken(
-    proxy: Proxy, make_client: Callable[..., Client]
+    proxy: Proxy, make_api_client: Callable[..., Client]
 ) -> None:
-    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}")
+    client = make_api_client(f"macrometa+http://127.0.0.1:{proxy.port}")
     s = client.stream(unique("reader")).create()
     with s.consumer("keep"), s.producer() as p:  # a durable subscription keeps the log
         for i in range(3):
@@ -105,9 +110,11 @@ def test_reader_resumes_after_the_last_message_taken(
 
 @pytest.mark.parametrize("deadline", [1.0])
 def test_gives_up_with_a_typed_error(
-    proxy: Proxy, make_client: Callable[..., Client], deadline: float
+    proxy: Proxy, make_api_client: Callable[..., Client], deadline: float
 ) -> None:
-    client = make_client(f"macrometa+http://127.0.0.1:{proxy.port}", reconnect_deadline=deadline)
+    client = make_api_client(
+        f"macrometa+http://127.0.0.1:{proxy.port}", reconnect_deadline=deadline
+    )
     s = client.stream(unique("gone")).create()
     c = s.consumer("sub")
     p = s.producer()
