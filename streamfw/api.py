@@ -35,7 +35,7 @@ def _stream_name(_: object, __: object, value: str) -> None:
     check_name("stream", value)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # the broker's key for a stream, looked up on every publish
 class StreamRef:
     """A stream as the user names it; ``local`` streams live in one region only."""
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 
 from streamfw.api import Acknowledger, ConsumerLink
 from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
 from streamfw.errors import Closed, DecodeError
-from streamfw.message import Delivery, Message, MessageId
+from streamfw.message import Delivery, Message, MessageId, message_maker
+
+_make_message = message_maker(Message)
 
 
 class Consumer(ConsumerCore[ConsumerLink, Message]):
@@ -25,9 +28,14 @@ class Consumer(ConsumerCore[ConsumerLink, Message]):
 
     def _setup(self) -> None:
         self._acker: Acknowledger = self if self._acks_through_consumer else self._link
+        # _message with this consumer's parts bound once: it runs for every message
+        self._make = functools.partial(
+            _make_message, self.stream.name, self.subscription, self._acker
+        )
 
     def receive(self, timeout: float | None = None) -> Message | None:
-        self._check_open()
+        if self._closed:
+            self._check_open()  # raises
         delivery = self._link.receive(timeout)
         if delivery is None:
             return None
@@ -108,7 +116,7 @@ class Consumer(ConsumerCore[ConsumerLink, Message]):
         self.close()
 
     def _message(self, d: Delivery, value: object) -> Message:
-        return Message(*self._fields(d, value), acker=self._acker)
+        return self._make(d, value)
 
 
 class MessageIterator(Iterator[Message]):

@@ -9,6 +9,7 @@ they make (``_message``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from streamfw.api import StreamRef
@@ -60,6 +61,8 @@ class ConsumerCore(EndpointCore[L], Generic[L, M]):
         self._after_receive = hooks.after_receive
         # With no ack hook, messages ack straight through the link instead of this consumer.
         self._acks_through_consumer = bool(hooks.on_ack or hooks.on_nack)
+        # What _decode makes a message with: _message, unless _setup binds a faster one.
+        self._make: Callable[[Delivery, Any], M] = self._message
         self._setup()
 
     @property
@@ -91,13 +94,13 @@ class ConsumerCore(EndpointCore[L], Generic[L, M]):
         try:
             value = self._pipeline.decode(d.payload, d.properties)
         except DecodeError as exc:
-            undecodable = self._message(d, None)
+            undecodable = self._make(d, None)
             if self._after_receive is not None:
                 self._after_receive(consumer=self, message=undecodable)
             raise DecodeError(
                 f"{self._what()}: {d.message_id}: {exc}", undecodable=undecodable
             ) from exc
-        message = self._message(d, value)
+        message = self._make(d, value)
         if self._after_receive is not None:
             self._after_receive(consumer=self, message=message)
         return message

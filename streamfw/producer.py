@@ -43,7 +43,8 @@ class Producer(ProducerCore[ProducerLink]):
                 ``exc.future`` tells the outcome. Retrying may store it twice.
         """
         if self._send_confirmed is not None:
-            self._check_open()
+            if self._closed:
+                self._check_open()  # raises
             return self._send_confirmed(self._envelope(value, properties, key))
         wait = self._options.send_timeout if timeout is None else timeout
         started = time.monotonic()

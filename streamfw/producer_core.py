@@ -70,6 +70,8 @@ class ProducerCore(EndpointCore[L]):
             props = self._tag_only.get(tag)
             if props is None:
                 props = self._tag_only[tag] = Properties({CODEC_PROPERTY: tag})
+            if key is None and payload.__class__ is bytes:  # nothing left to check
+                return Envelope.trusted(payload, props)
             return Envelope(payload, props, key)
         try:
             return Envelope(payload, Properties({**properties, CODEC_PROPERTY: tag}), key)

@@ -20,7 +20,7 @@ import attrs
 
 from streamfw.api import ConsumerOptions, ReaderOptions, StreamRef
 from streamfw.errors import ConfigError, RemoteProtocolError
-from streamfw.message import Delivery, Envelope, MessageId, Properties
+from streamfw.message import NO_PROPERTIES, Delivery, Envelope, MessageId, Properties
 from streamfw.options import MAX_RECEIVER_QUEUE
 
 # Pulsar WebSocketError codes, used in ``send-error:<code>`` results and close frames.
@@ -368,8 +368,8 @@ def _unb64(value: object) -> bytes:
 
 
 def _properties(value: object) -> Properties:
-    if value is None:
-        return Properties()
+    if value is None or (isinstance(value, Mapping) and not value):
+        return NO_PROPERTIES  # the one shared empty mapping (memory per stored message)
     if not isinstance(value, Mapping):
         raise FrameError("properties must be an object of strings", ERR_FAILED_TO_DESERIALIZE)
     for name, item in value.items():
