@@ -60,11 +60,12 @@ consumers start with no permits: they get what the front end ``grant``s on their
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import itertools
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import attrs
 
@@ -90,7 +91,7 @@ from streamfw.errors import (
     SubscriptionBusy,
     SubscriptionNotFound,
 )
-from streamfw.message import Delivery, Envelope, MessageId, Properties
+from streamfw.message import Delivery, Envelope, MessageId
 from streamfw.options import JAVA_INT_MAX, at_least_one
 from streamfw.sticky import Ring, failover_active, key_hash, key_shared_points
 
@@ -160,8 +161,10 @@ def check_seconds(what: str, value: object) -> int:
 # ---------------------------------------------------------------------------------- events
 
 
-@attrs.frozen
-class Deliver:
+class Deliver(NamedTuple):
+    """``consumer`` is sent ``delivery``. A named tuple, not an attrs class like the other
+    events: one is made per message delivered, and a tuple is built in a third of the time."""
+
     consumer: int
     delivery: Delivery
 
@@ -187,11 +190,11 @@ class ProducerClosed:
 
 
 Event = Deliver | ActiveChanged | ConsumerClosed | ProducerClosed
+_deliver = functools.partial(tuple.__new__, Deliver)  # Deliver(*pair) without a Python frame
 
 # ----------------------------------------------------------------------------------- state
 
 
-_NO_PROPERTIES = Properties()  # shared by every stored message without properties
 _from_timestamp = dt.datetime.fromtimestamp  # looked up once: publish runs per message
 _UTC = dt.timezone.utc
 
@@ -323,7 +326,12 @@ class Broker:
         self._cancelled = 0  # cancelled timers still in the heap
         self._outbox: list[Event] = []
         self._ttl = 0
+        # Bumped whenever a timer is added or the TTL set: a front end that keeps
+        # next_deadline() between calls (the loopback host) need look again only then.
+        self.schedule = 0
         self.freed = 0  # payload bytes dropped from logs so far (front ends may trim memory)
+        self._last_ms = -1  # _now_ms: the last millisecond a publish time was made for
+        self._last_time = _from_timestamp(0, _UTC)
 
     @property
     def message_ttl(self) -> int:
@@ -333,6 +341,7 @@ class Broker:
     @message_ttl.setter
     def message_ttl(self, seconds: int) -> None:
         self._ttl = check_seconds("message TTL", seconds)
+        self.schedule += 1
 
     # ------------------------------------------------------------------ streams (admin)
 
@@ -456,7 +465,21 @@ class Broker:
 
     def publish(self, ref: StreamRef, envelope: Envelope) -> MessageId:
         """Store a message; ``BacklogQuotaExceeded`` if its stream has no room for it."""
-        stream = self._stream(ref)
+        return self._publish(self._stream(ref), envelope)
+
+    def publish_from(self, producer: int, envelope: Envelope) -> MessageId:
+        """``publish`` to the stream ``producer`` was opened on (found by its number, not
+        hashed by name: a front end that knows its producer calls this once per send).
+
+        Raises:
+            LocalProtocolError: the producer is closed (or its stream was deleted).
+        """
+        stream = self._producers.get(producer)
+        if stream is None:
+            raise LocalProtocolError(f"producer {producer} is closed")
+        return self._publish(stream, envelope)
+
+    def _publish(self, stream: _Stream, envelope: Envelope) -> MessageId:
         size = len(envelope.payload)
         limits = self.limits
         if len(stream.log) >= limits.backlog_quota_messages or (
@@ -464,20 +487,35 @@ class Broker:
         ):
             self._make_room(stream, size)
         seq = stream.end
-        now = self._clock()
-        mid = MessageId.trusted(ref.name, stream.ledger, seq)
-        when = _from_timestamp(now, _UTC)
-        properties = envelope.properties or _NO_PROPERTIES
-        stream.log.append(Delivery.trusted(mid, envelope.payload, properties, envelope.key, when))
+        mid = MessageId.trusted(stream.ref.name, stream.ledger, seq)
+        properties = envelope.properties  # an empty one is NO_PROPERTIES, shared
+        log = stream.log
+        log.append(
+            Delivery.trusted(mid, envelope.payload, properties, envelope.key, self._now_ms())
+        )
         stream.size += size
-        stream.end += 1
+        stream.end = seq + 1
         stream.published += 1
         moved = False
-        for sub in list(stream.subs.values()):
+        for sub in stream.subs.values():  # a dispatch never adds or removes a subscription
             moved = self._dispatch(stream, sub) or moved
         if moved:  # once for all readers served, not once per reader
             self._trim(stream)
         return mid
+
+    def _now_ms(self) -> dt.datetime:
+        """The clock's time to the millisecond, as a publish time.
+
+        Pulsar's publish time is milliseconds since the epoch, and its wire carries no more
+        (docs/protocol.md §10), so no front end of this core keeps more either: a message
+        reads the same in-process as over a socket. Messages published within one
+        millisecond share one value.
+        """
+        ms = int(self._clock() * 1000)
+        if ms != self._last_ms:
+            self._last_ms = ms
+            self._last_time = _from_timestamp(ms / 1000, _UTC)
+        return self._last_time
 
     def _make_room(self, stream: _Stream, size: int) -> None:
         """Free room for one more message of ``size`` bytes, or raise BacklogQuotaExceeded.
@@ -652,6 +690,7 @@ class Broker:
             return
         sub.switch = _Timer(self._clock() + delay, SWITCH, stream=stream, sub=sub)
         heapq.heappush(self._timers, sub.switch)
+        self.schedule += 1
 
     def _take_back_from_standbys(self, sub: _Subscription) -> None:
         """What consumers other than the active one hold goes back, first in line."""
@@ -733,8 +772,15 @@ class Broker:
 
     def ack(self, consumer: int, message_id: MessageId) -> None:
         c = self._live(consumer)
-        seq = self._seq_of(c, message_id)
-        sub = c.sub
+        sub, stream, seq = c.sub, c.stream, message_id.entry
+        # _seq_of's checks, the common case inline (once per ack): a message of this stream
+        # already read by the subscription.
+        if not (
+            seq < sub.read_pos
+            and message_id.ledger == stream.ledger
+            and message_id.stream == stream.ref.name
+        ):
+            seq = self._seq_of(c, message_id)
         if seq < sub.mark_delete or seq in sub.acked:  # sub.is_acked, inlined: once per ack
             return  # acks are idempotent
         self._ack_seq(c.stream, sub, seq)
@@ -789,6 +835,7 @@ class Broker:
             if self._counts(sub, failure=True):
                 sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
             heapq.heappush(self._timers, timer)
+            self.schedule += 1
         else:
             self._hand_back(sub, seq, failure=True)
         self._dispatch(c.stream, sub)
@@ -1006,9 +1053,10 @@ class Broker:
         log = stream.log
         if count == 1:  # a consumer keeping up: every ack drops one (the hot path)
             size = len(log[0].payload)
+            del log[0]
         else:
             size = sum(len(s.payload) for s in itertools.islice(log, count))
-        del log[:count]
+            del log[:count]
         stream.size -= size
         self.freed += size
         stream.base = new_base
@@ -1041,14 +1089,34 @@ class Broker:
             return False
         outbox = self._outbox
         reader = not sub.durable
+        shared = sub.type == "shared"
         moved = False
         while True:
-            seq = self._next_seq(stream, sub)
-            if seq is None:
+            # _next_seq and _pick, with their common cases inline (this runs per message):
+            # nothing handed back waits, and the next new message is not acked yet.
+            seq = sub.read_pos
+            if sub.ready or seq < sub.mark_delete or seq in sub.acked:
+                next_seq = self._next_seq(stream, sub)
+                if next_seq is None:
+                    break
+                seq = next_seq
+            elif seq >= stream.end:
                 break
-            consumer = self._pick(sub)
-            if consumer is None:
-                break
+            if shared:
+                picked = self._pick(sub)
+                if picked is None:
+                    break
+                consumer = picked
+            else:
+                active = sub.active
+                if (
+                    active is None
+                    or sub.switch is not None  # a failover successor still waits
+                    or active.permits <= 0
+                    or len(active.in_flight) >= active.queue_size
+                ):
+                    break
+                consumer = active
             if sub.ready and sub.ready[0] == seq:
                 heapq.heappop(sub.ready)
                 sub.ready_set.discard(seq)
@@ -1061,13 +1129,16 @@ class Broker:
                 # application takes each message, bound what it is sent.
                 sub.mark_delete = seq + 1
                 moved = True
-            else:
+            elif consumer.ack_timeout:
                 self._hold(consumer, seq)
+            else:  # _hold without a timer
+                sub.outstanding[seq] = consumer
+                consumer.in_flight[seq] = None
             first = stream.log[seq - stream.base]
             count = sub.redeliveries.get(seq, 0) if sub.redeliveries else 0
             outbox.append(
-                Deliver(
-                    consumer.id, attrs.evolve(first, redelivery_count=count) if count else first
+                _deliver(
+                    (consumer.id, attrs.evolve(first, redelivery_count=count) if count else first)
                 )
             )
         return moved
@@ -1079,6 +1150,7 @@ class Broker:
             timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
             consumer.in_flight[seq] = timer
             heapq.heappush(self._timers, timer)
+            self.schedule += 1
         else:
             consumer.in_flight[seq] = None
 

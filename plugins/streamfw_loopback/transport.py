@@ -81,8 +81,10 @@ class _HostLock:
 
 class _Inbox:
     def __init__(self, lock: _HostLock) -> None:
-        # Keyed by id: a redelivery to the same consumer replaces the queued stale copy.
-        self.items: collections.OrderedDict[MessageId, Delivery] = collections.OrderedDict()
+        # Keyed by entry (one consumer, one stream: the entry alone names the message), so
+        # no MessageId is hashed per message: a redelivery to the same consumer replaces the
+        # queued stale copy.
+        self.items: collections.OrderedDict[int, Delivery] = collections.OrderedDict()
         # Condition needs only acquire() and release() of its lock.
         self.ready = threading.Condition(lock)  # type: ignore[arg-type]
         self.closed_reason: str | None = None
@@ -118,10 +120,11 @@ class _Host:
         self.inboxes: dict[int, _Inbox] = {}
         self.closed_producers: dict[int, str] = {}
         self.clients = 0
-        # (consumer, message id) to ack, or (consumer, None): one permit to give back.
-        self.deferred: collections.deque[tuple[int, MessageId | None]] = collections.deque()
+        # (consumer, message id) to ack, or (consumer, n): n permits to give back.
+        self.deferred: collections.deque[tuple[int, MessageId | int]] = collections.deque()
         self.generation = 0
         self.next_due = -math.inf  # when a broker timer is next due; -inf: now (or a TTL)
+        self.schedule_seen = -1  # broker.schedule when next_due was last worked out
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         with self.lock:
@@ -138,12 +141,12 @@ class _Host:
             return
         broker = self.broker
         while deferred:
-            consumer, message_id = deferred.popleft()
-            if message_id is None:
-                broker.grant(consumer)  # a closed consumer's permit is ignored
+            consumer, item = deferred.popleft()
+            if item.__class__ is int:
+                broker.grant(consumer, item)  # a closed one's permits are ignored
                 continue
             try:  # noqa: SIM105  (contextlib.suppress costs an object per message here)
-                broker.ack(consumer, message_id)
+                broker.ack(consumer, item)  # type: ignore[arg-type]
             except LocalProtocolError:
                 pass  # its stream was force-deleted meanwhile; nothing left to ack
         # acks and grants add a timer only with the Deliver event it comes with
@@ -159,13 +162,16 @@ class _Host:
     def _route(self, *, timers_may_change: bool = True) -> None:
         more = False  # a stale copy's permit given back may dispatch more
         events = self.broker.events()
+        inboxes = self.inboxes
         for event in events:
-            if isinstance(event, Deliver):
-                inbox = self.inboxes[event.consumer]
-                mid = event.delivery.message_id
-                if inbox.items.pop(mid, None) is not None:  # the stale copy used a permit
-                    more = self.broker.grant(event.consumer) or more
-                inbox.items[mid] = event.delivery
+            if event.__class__ is Deliver:
+                consumer, delivery = event
+                inbox = inboxes[consumer]
+                items = inbox.items
+                entry = delivery.message_id.entry
+                if items.pop(entry, None) is not None:  # the stale copy used a permit
+                    more = self.broker.grant(consumer) or more
+                items[entry] = delivery
                 if inbox.waiting:
                     inbox.ready.notify()
             elif isinstance(event, ConsumerClosed):
@@ -181,8 +187,12 @@ class _Host:
             return
         if not (events or timers_may_change):
             return  # next_due may only be early now (a timer cancelled): that is safe
-        due = self.broker.next_deadline()
-        if self.broker.message_ttl:  # every receive sweeps the TTL: never skip the lock
+        broker = self.broker
+        if self.next_due == math.inf and broker.schedule == self.schedule_seen:
+            return  # no timer, and none added since: nothing can fall due
+        self.schedule_seen = broker.schedule
+        due = broker.next_deadline()
+        if broker.message_ttl:  # every receive sweeps the TTL: never skip the lock
             self.next_due = -math.inf
         else:
             self.next_due = math.inf if due is None else due
@@ -231,15 +241,21 @@ class LoopbackProducer:
     def send_confirmed(self, envelope: Envelope) -> MessageId:
         """Store ``envelope`` and return its id: the broker confirms before this returns."""
         host = self._host
-        with host.lock:
+        lock = host.lock
+        if not lock._lock.acquire(False):  # _HostLock.__enter__, inline: once per message
+            lock.acquire()
+        try:
             if host.deferred:
                 host.settle()
-            reason = host.closed_producers.get(self._id)
-            if reason is not None:
-                # the broker closes a producer only when its stream is deleted
-                raise StreamDeleted(f"producer on stream {self._ref} closed: {reason}")
-            mid = host.broker.publish(self._ref, envelope)
+            if host.closed_producers:
+                reason = host.closed_producers.get(self._id)
+                if reason is not None:
+                    # the broker closes a producer only when its stream is deleted
+                    raise StreamDeleted(f"producer on stream {self._ref} closed: {reason}")
+            mid = host.broker.publish_from(self._id, envelope)
             host._route()
+        finally:
+            lock._lock.release()
         return mid
 
     def send(self, envelope: Envelope) -> cf.Future[MessageId]:
@@ -262,12 +278,21 @@ class LoopbackProducer:
 
 
 class LoopbackConsumer:
+    """A consumer's (or reader's) side of the host: its inbox is its receiver queue.
+
+    Permits go back to the broker as Pulsar's client sends them: once the application has
+    taken half the receiver queue (``receiver_queue_size // 2``, at least 1), not one by one
+    (docs/protocol.md §10). The broker then never has fewer than half the queue's permits
+    for a consumer whose inbox is empty, so nothing waits on a permit held back here.
+    """
+
     def __init__(
         self,
         host: _Host,
         ref: StreamRef,
         open_: Callable[[], int],
         *,
+        queue_size: int,
         reader: bool = False,
         pull: bool = False,
     ) -> None:
@@ -276,6 +301,8 @@ class LoopbackConsumer:
         self._reader = reader  # acks nothing: the broker moves its cursor as it is served
         self._pull = pull  # pull mode: permits only for what the application asks for
         self._asked = 0  # pull mode: asked for and not handed to the application yet
+        self._refill = max(1, queue_size // 2)  # permits given back together
+        self._owed = 0  # taken from the inbox, their permits not given back yet
         with host.lock:
             host.generation += 1
             host.settle()
@@ -283,7 +310,8 @@ class LoopbackConsumer:
             self._inbox = host.inboxes[self._id] = _Inbox(host.lock)
             host._route()
         self._closed = False
-        self._handed: set[MessageId] = set()  # given to the application, not acked yet
+        # Given to the application, not acked yet: entry -> the id handed out with it.
+        self._handed: dict[int, MessageId] = {}
         self._seen = -1  # the host generation this consumer's last locked receive saw
 
     @property
@@ -314,14 +342,19 @@ class LoopbackConsumer:
                     _, delivery = inbox.items.popitem(last=False)
                     # handed over (or dropped as stale); in pull mode only a stale copy's
                     # permit comes back: the application asks for the rest
-                    if not self._pull and host.broker.grant(self._id):
-                        host._route()
+                    if not self._pull:
+                        self._owed += 1
+                        if self._owed >= self._refill:
+                            owed, self._owed = self._owed, 0
+                            if host.broker.grant(self._id, owed):
+                                host._route()
                     if self._reader:
                         return delivery
                     # A copy queued before an ack timeout or a clear-backlog may be stale:
                     # hand out only what the broker still counts as held by this consumer.
-                    if host.broker.is_outstanding(self._id, delivery.message_id):
-                        self._handed.add(delivery.message_id)
+                    mid = delivery.message_id
+                    if host.broker.is_outstanding(self._id, mid):
+                        self._handed[mid.entry] = mid
                         self._asked -= self._pull
                         return delivery
                     if self._pull and host.broker.grant(self._id):
@@ -349,22 +382,26 @@ class LoopbackConsumer:
     def _take_unlocked(self) -> Delivery | None:
         """The next delivery the inbox holds, taken without the lock (see ``_Host``).
 
-        The same steps as a locked receive, with the permit deferred: the broker reads
+        The same steps as a locked receive, with the permits deferred: the broker reads
         (``is_outstanding``) are single lookups, so each sees the state before or after a
         concurrent locked section, as a receive just before or just after it would.
         """
-        items, deferred, broker = self._inbox.items, self._host.deferred, self._host.broker
+        items, broker = self._inbox.items, self._host.broker
         me = self._id
         while items:
             try:
                 _, delivery = items.popitem(last=False)
             except KeyError:  # a locked section dropped the last stale copy meanwhile
                 return None
-            deferred.append((me, None))  # handed over (or dropped as stale): its permit
+            self._owed += 1  # handed over (or dropped as stale): its permit
+            if self._owed >= self._refill:
+                self._host.deferred.append((me, self._owed))
+                self._owed = 0
             if self._reader:
                 return delivery
-            if broker.is_outstanding(me, delivery.message_id):
-                self._handed.add(delivery.message_id)
+            mid = delivery.message_id
+            if broker.is_outstanding(me, mid):
+                self._handed[mid.entry] = mid
                 return delivery
         return None
 
@@ -389,24 +426,32 @@ class LoopbackConsumer:
     def ack(self, message_id: MessageId) -> None:
         if self._closed:
             raise Closed(f"consumer on stream {self._ref} is closed")
-        consumer = self._id
         if self._reader:
             return  # readers do not acknowledge
-        # Known good and not queued again meanwhile (a redelivered copy would have to be
-        # dropped as stale before the next hand-out): defer it to the next locked section.
-        if message_id in self._handed and message_id not in self._inbox.items:
-            self._handed.discard(message_id)
-            self._host.deferred.append((consumer, message_id))
-        else:  # anything else is checked now, so a bad id raises here, in the caller
-            self._handed.discard(message_id)
-            self._host.call(self._host.broker.ack, consumer, message_id)
+        entry = message_id.entry
+        handed = self._handed
+        # The very id handed out and not queued again meanwhile (a redelivered copy would
+        # have to be dropped as stale before the next hand-out): defer it to the next locked
+        # section. Anything else is checked now, so a bad id raises here, in the caller.
+        if handed.get(entry) is message_id and entry not in self._inbox.items:
+            del handed[entry]
+            self._host.deferred.append((self._id, message_id))
+        else:
+            self._forget(message_id)
+            self._host.call(self._host.broker.ack, self._id, message_id)
 
     def nack(self, message_id: MessageId) -> None:
         consumer = self._live()
         if self._reader:
             return  # readers do not acknowledge
-        self._handed.discard(message_id)
+        self._forget(message_id)
         self._host.call(self._host.broker.nack, consumer, message_id)
+
+    def _forget(self, message_id: MessageId) -> None:
+        """Not handed out any more (if it was: an id of another stream may share its entry)."""
+        entry = getattr(message_id, "entry", None)
+        if entry is not None and self._handed.get(entry) == message_id:
+            del self._handed[entry]
 
     def close(self) -> None:
         with self._host.lock:
@@ -498,13 +543,18 @@ class LoopbackTransport:
             self._host,
             stream,
             lambda: broker.subscribe(stream, subscription, options),
+            queue_size=options.receiver_queue_size,
             pull=options.pull_mode,
         )
 
     def open_reader(self, stream: StreamRef, options: ReaderOptions) -> LoopbackConsumer:
         broker = self._host.broker
         return LoopbackConsumer(
-            self._host, stream, lambda: broker.open_reader(stream, options), reader=True
+            self._host,
+            stream,
+            lambda: broker.open_reader(stream, options),
+            queue_size=options.receiver_queue_size,
+            reader=True,
         )
 
     def close(self) -> None:
