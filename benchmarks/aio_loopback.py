@@ -19,7 +19,9 @@ Run: ``.venv/bin/python -m benchmarks.aio_loopback`` (``--quick`` for a short, n
 
 1 KiB JSON messages (``benchmarks.payload.make_value``); wall-clock rates, medians of
 interleaved rounds (``benchmarks.timing.interleave``); ratios to the floor are what to compare
-between machines. The targets (issue 10): aio and sync at least 0.5x the floor.
+between machines. The targets (issue 10): aio and sync at least 0.5x the floor. Beside the two
+native asyncio runs, the event loop thread's CPU time per message (``time.thread_time``; the
+median of the rounds, and the lowest, which preemption by other processes inflates least).
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from benchmarks.timing import interleave, median, spread
 TARGET = 0.5  # x the inline codec floor
 
 
-async def _aio_rate(value: Any, messages: int, *, threads: bool) -> float:
+Timed = tuple[float, float]  # (messages per second, CPU microseconds per message)
+
+
+def _timed(messages: int, wall: float, cpu: float) -> Timed:
+    return messages / wall, cpu / messages * 1e6
+
+
+async def _aio_rate(value: Any, messages: int, *, threads: bool) -> Timed:
     import streamfw.aio
 
     url = f"loopback://bench-{uuid.uuid4().hex}"
@@ -62,12 +71,12 @@ async def _aio_rate(value: Any, messages: int, *, threads: bool) -> float:
                 if last is None or last.value != value:
                     raise AssertionError("aio: the last message was not decoded intact")
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             await asyncio.gather(consume(), produce())
-            return messages / (time.perf_counter() - start)
+            return _timed(messages, time.perf_counter() - start, time.thread_time() - cpu)
 
 
-async def _aio_one_task_rate(value: Any, messages: int) -> float:
+async def _aio_one_task_rate(value: Any, messages: int) -> Timed:
     import streamfw.aio
 
     url = f"loopback://bench-{uuid.uuid4().hex}"
@@ -75,7 +84,7 @@ async def _aio_one_task_rate(value: Any, messages: int) -> float:
         stream = await client.stream("bench").create()
         async with stream.consumer("bench") as consumer, stream.producer() as producer:
             last = None
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             for _ in range(messages):
                 await producer.send(value)
                 msg = await consumer.receive(RECEIVE_TIMEOUT)
@@ -83,32 +92,48 @@ async def _aio_one_task_rate(value: Any, messages: int) -> float:
                     raise TimeoutError("aio: a message did not arrive")
                 await msg.ack()
                 last = msg
-            elapsed = time.perf_counter() - start
+            timed = _timed(messages, time.perf_counter() - start, time.thread_time() - cpu)
             if last is None or last.value != value:
                 raise AssertionError("aio: the last message was not decoded intact")
-            return messages / elapsed
+            return timed
 
 
-def run(rounds: int, messages: int) -> dict[str, list[float]]:
-    """Interleave them all; messages per second, per round."""
+def run(rounds: int, messages: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Interleave them all; messages per second per round, and the native asyncio runs' CPU
+    microseconds per message per round."""
     value = make_value()
+    cpu: dict[str, list[float]] = {"aio": [], "aio_one_task": []}
+
+    def noting(name: str, timed: Timed) -> float:
+        cpu[name].append(timed[1])
+        return timed[0]
+
     runs: dict[str, Callable[[], float]] = {
-        "aio": lambda: asyncio.run(_aio_rate(value, messages, threads=False)),
-        "aio_one_task": lambda: asyncio.run(_aio_one_task_rate(value, messages)),
-        "aio_threads": lambda: asyncio.run(_aio_rate(value, messages // 4, threads=True)),
+        "aio": lambda: noting("aio", asyncio.run(_aio_rate(value, messages, threads=False))),
+        "aio_one_task": lambda: noting(
+            "aio_one_task", asyncio.run(_aio_one_task_rate(value, messages))
+        ),
+        "aio_threads": lambda: asyncio.run(_aio_rate(value, messages // 4, threads=True))[0],
         "sync": lambda: streamfw_rate(value, messages),
         "floor": lambda: floor_rate(value, messages),
     }
-    return interleave(runs, rounds)
+    rates = interleave(runs, rounds)
+    return rates, {name: kept[1:] for name, kept in cpu.items()}  # less the warm-up run
 
 
-def report(samples: dict[str, list[float]]) -> str:
+def report(samples: dict[str, list[float]], cpu: dict[str, list[float]]) -> str:
     floor = median(samples["floor"])
     lines = [
-        f"{'run':<14} {'msgs/s':>10} {'±':>6} {'x floor':>8}  target",
+        f"{'run':<14} {'msgs/s':>10} {'±':>6} {'x floor':>8}  {'CPU us/msg (min)':>16}  target",
         *(
             f"{name:<14} {median(rates):>10,.0f} {spread(rates):>6.0%}"
             f" {median(rates) / floor:>8.2f}  "
+            + (
+                f"{median(cpu[name]):>7.1f} ({min(cpu[name]):>5.1f})"
+                if name in cpu
+                else f"{'':>16}"
+            )
+            + "  "
             + (
                 ("ok" if median(rates) / floor >= TARGET else "MISS  <<<")
                 + f" (>= {TARGET:g}x floor)"
@@ -118,7 +143,7 @@ def report(samples: dict[str, list[float]]) -> str:
             for name, rates in samples.items()
         ),
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (3 if args.quick else 7)
     messages = args.messages or (5_000 if args.quick else 20_000)
     print(f"loopback publish->receive->ack, 1 KiB JSON, {messages:,} messages x {rounds} rounds")
-    print(report(run(rounds, messages)))
+    print(report(*run(rounds, messages)))
     return 0
 
 
