@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
+import attrs
 import pytest
 
 import streamfw
@@ -229,3 +230,31 @@ async def test_consumer_hooks_run_on_the_inline_paths() -> None:
             assert again is not None
             await again.ack()
     assert hooks.calls == [("received", mid), ("nacked", mid), ("received", mid), ("acked", mid)]
+
+
+async def test_a_received_message_is_the_one_its_constructor_builds(
+    stream: streamfw.aio.Stream,
+) -> None:
+    """The consumer fills a message's slots directly (``message_maker``); the result must be
+    the very value ``streamfw.aio.Message(...)`` builds from the same parts."""
+    async with stream.consumer("sub") as consumer, stream.producer() as producer:
+        await producer.send({"n": 1}, properties={"a": "b"}, key="k")
+        msg = await consumer.receive(WAIT)
+        assert msg is not None
+        built = streamfw.aio.Message(
+            msg.id,
+            msg.value,
+            msg.payload,
+            dict(msg.properties),
+            msg.key,
+            msg.publish_time,
+            msg.redelivery_count,
+            "inline",
+            "sub",
+            acker=consumer._link,
+        )
+        assert msg == built and hash(msg) == hash(built) and repr(msg) == repr(built)
+        assert attrs.asdict(msg, recurse=False) == attrs.asdict(built, recurse=False)
+        assert attrs.evolve(msg, value=2).value == 2
+        await msg.ack()  # through the link it was made with
+        assert await consumer.receive(0.05) is None
