@@ -41,7 +41,8 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
 
     A message the link holds ready (loopback) is received without suspending the caller, but
     every ``READY_RECEIVES_PER_YIELD``-th such receive in a row yields to the event loop first,
-    so a consumer that always finds a message leaves other tasks their turn.
+    so a consumer that always finds a message leaves other tasks their turn. One that finds
+    none gives the loop one turn before it waits (a producer task may be about to send).
     """
 
     _KIND = "aio.Consumer"
@@ -66,10 +67,17 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
         receive_nowait = self._receive_nowait
         if receive_nowait is not None:
             if self._ready_receives >= READY_RECEIVES_PER_YIELD:
-                self._ready_receives = 0
-                await asyncio.sleep(0)  # other tasks' turn; cancelled here, nothing was taken
-                self._check_open()  # another task may have closed this consumer meanwhile
+                await self._yield_before_taking()
             delivery = receive_nowait()
+            if delivery is None and (timeout is None or timeout > 0):
+                # Before waiting, one turn for the other tasks: a producer on this loop that
+                # yielded is about to hand messages over, and a turn costs less than arming a
+                # wake-up (the two then take turns without one).
+                loop = asyncio.get_running_loop()
+                end = None if timeout is None else loop.time() + timeout
+                await self._yield_before_taking()
+                delivery = receive_nowait()
+                timeout = None if end is None else max(0.0, end - loop.time())
             if delivery is not None:
                 self._ready_receives += 1
                 return self._decode(delivery)
@@ -78,6 +86,12 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
         if delivery is None:
             return None
         return self._decode(delivery)
+
+    async def _yield_before_taking(self) -> None:
+        """Give the other tasks their turn; cancelled here, a receive took nothing."""
+        self._ready_receives = 0
+        await asyncio.sleep(0)
+        self._check_open()  # another task may have closed this consumer meanwhile
 
     async def receive_many(self, max_messages: int, timeout: float | None = None) -> list[Message]:
         """Up to ``max_messages`` messages: as soon as that many came, or once ``timeout`` passed.

@@ -258,3 +258,78 @@ async def test_a_received_message_is_the_one_its_constructor_builds(
         assert attrs.evolve(msg, value=2).value == 2
         await msg.ack()  # through the link it was made with
         assert await consumer.receive(0.05) is None
+
+
+async def test_a_producer_and_a_consumer_task_take_turns_without_waiting(
+    stream: streamfw.aio.Stream,
+) -> None:
+    """On one loop, a consumer that finds nothing gives the producer a turn before it waits:
+    the two hand messages over in turns, and the link's waiting receive is never called."""
+    async with stream.consumer("sub") as consumer, stream.producer() as producer:
+        setattr(consumer._link, "receive", awaited_call)  # noqa: B010
+
+        async def consume() -> list[object]:
+            values = []
+            for _ in range(MESSAGES):
+                msg = await consumer.receive(WAIT)
+                assert msg is not None
+                values.append(msg.value)
+                await msg.ack()
+            return values
+
+        async def produce() -> None:
+            for n in range(MESSAGES):
+                await producer.send(n)
+
+        values, _ = await asyncio.gather(consume(), produce())
+    assert values == list(range(MESSAGES))
+
+
+async def test_a_receive_cancelled_in_its_turn_before_waiting_takes_nothing(
+    stream: streamfw.aio.Stream,
+) -> None:
+    async with stream.consumer("sub") as consumer, stream.producer() as producer:
+        receiving = asyncio.create_task(consumer.receive(WAIT))
+        await asyncio.sleep(0)  # it found nothing and gave the loop a turn before waiting
+        await producer.send("arrived meanwhile")  # ready for it when it resumes...
+        receiving.cancel()  # ...but it resumes cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await receiving
+        msg = await consumer.receive(0)
+        assert msg is not None and msg.value == "arrived meanwhile"
+
+
+async def test_a_consumer_closed_in_its_turn_before_waiting_raises_closed(
+    stream: streamfw.aio.Stream,
+) -> None:
+    async with stream.consumer("sub") as consumer:
+        receiving = asyncio.create_task(consumer.receive(WAIT))
+        await asyncio.sleep(0)  # it found nothing and gave the loop a turn before waiting
+        await consumer.close()
+        with pytest.raises(Closed):
+            await receiving
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+async def test_a_receive_that_may_not_wait_does_not_suspend(
+    stream: streamfw.aio.Stream, timeout: float
+) -> None:
+    async with stream.consumer("sub") as consumer:
+        ticker = Ticker()
+        task = asyncio.create_task(ticker.run())
+        await asyncio.sleep(0)
+        turns = ticker.turns
+        try:
+            assert await consumer.receive(timeout) is None
+            assert ticker.turns == turns  # no turn given: receive(0) polls
+        finally:
+            task.cancel()
+
+
+async def test_a_receive_that_waits_keeps_its_timeout(stream: streamfw.aio.Stream) -> None:
+    loop = asyncio.get_running_loop()
+    async with stream.consumer("sub") as consumer:
+        started = loop.time()
+        assert await consumer.receive(0.2) is None
+        # asyncio may fire a timer early by up to its clock resolution
+        assert 0.19 <= loop.time() - started < 0.2 + WAIT
