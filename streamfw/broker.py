@@ -330,7 +330,7 @@ class Broker:
         # next_deadline() between calls (the loopback host) need look again only then.
         self.schedule = 0
         self.freed = 0  # payload bytes dropped from logs so far (front ends may trim memory)
-        self._last_ms = -1  # _now_ms: the last millisecond a publish time was made for
+        self._last_ms = -1  # the last millisecond a publish time was made for (_publish)
         self._last_time = _from_timestamp(0, _UTC)
 
     @property
@@ -480,18 +480,26 @@ class Broker:
         return self._publish(stream, envelope)
 
     def _publish(self, stream: _Stream, envelope: Envelope) -> MessageId:
-        size = len(envelope.payload)
+        payload = envelope.payload
+        size = len(payload)
         limits = self.limits
         if len(stream.log) >= limits.backlog_quota_messages or (
             stream.size + size > limits.backlog_quota_bytes
         ):
             self._make_room(stream, size)
+        # The publish time, to the millisecond: Pulsar's publish time is milliseconds since
+        # the epoch and its wire carries no more (docs/protocol.md §10), so no front end of
+        # this core keeps more either, and a message reads the same in-process as over a
+        # socket. Messages published within one millisecond share one value.
+        ms = int(self._clock() * 1000)
+        if ms != self._last_ms:
+            self._last_ms = ms
+            self._last_time = _from_timestamp(ms / 1000, _UTC)
         seq = stream.end
         mid = MessageId.trusted(stream.ref.name, stream.ledger, seq)
-        properties = envelope.properties  # an empty one is NO_PROPERTIES, shared
-        log = stream.log
-        log.append(
-            Delivery.trusted(mid, envelope.payload, properties, envelope.key, self._now_ms())
+        # an empty envelope's properties are NO_PROPERTIES, shared by every such message
+        stream.log.append(
+            Delivery.trusted(mid, payload, envelope.properties, envelope.key, self._last_time)
         )
         stream.size += size
         stream.end = seq + 1
@@ -502,20 +510,6 @@ class Broker:
         if moved:  # once for all readers served, not once per reader
             self._trim(stream)
         return mid
-
-    def _now_ms(self) -> dt.datetime:
-        """The clock's time to the millisecond, as a publish time.
-
-        Pulsar's publish time is milliseconds since the epoch, and its wire carries no more
-        (docs/protocol.md §10), so no front end of this core keeps more either: a message
-        reads the same in-process as over a socket. Messages published within one
-        millisecond share one value.
-        """
-        ms = int(self._clock() * 1000)
-        if ms != self._last_ms:
-            self._last_ms = ms
-            self._last_time = _from_timestamp(ms / 1000, _UTC)
-        return self._last_time
 
     def _make_room(self, stream: _Stream, size: int) -> None:
         """Free room for one more message of ``size`` bytes, or raise BacklogQuotaExceeded.
