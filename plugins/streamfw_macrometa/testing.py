@@ -2,7 +2,8 @@
 
 ``MacrometaHarness`` runs the transport-independent contract tests through the emulator: each
 harness starts its own emulator (plain HTTP on 127.0.0.1, a free port) on a ``ManualClock``;
-``advance`` moves that clock and runs the broker's timers at once. ``GdnHarness`` runs them
+``advance`` moves that clock and runs the broker's timers at once; ``cut`` (``cut_aio`` for an
+asyncio client) shuts down the sockets of its clients' WebSockets. ``GdnHarness`` runs them
 against a real GDN account. Both are registered through ``streamfw_register_harnesses``
 (``--streamfw-transports=macrometa,gdn``). This module is also a pytest plugin (entry point
 ``pytest11``) giving the session fixture ``streamfw_emulator``: one emulator on 127.0.0.1.
@@ -23,6 +24,7 @@ from streamfw.extras import Missing, missing
 from streamfw.testing.harness import Harness, ManualClock
 
 if TYPE_CHECKING:
+    import streamfw.aio
     from streamfw_macrometa.emulator import Emulator
 
 GDN_URL_ENV = "STREAMFW_GDN_URL"
@@ -57,8 +59,12 @@ class MacrometaHarness:
         """Drop every WebSocket of this harness's clients, as a failing network would; each
         link reconnects by itself (the state machine's ``cut`` rule)."""
         for client in list(self._clients):
-            for link in list(getattr(client.transport, "_links", ())):
-                link.drop()
+            drop_links(client.transport)
+
+    async def cut_aio(self, client: streamfw.aio.Client) -> None:
+        """``cut`` for an asyncio client made from ``url`` and ``options``; awaited on its
+        event loop (the asyncio facade's ``cut``)."""
+        drop_links(client.transport)
 
     def advance(self, seconds: float) -> None:
         self.emulator.poke()
@@ -86,6 +92,18 @@ class GdnHarness:
 
     def close(self) -> None:
         return None
+
+
+def drop_links(transport: object) -> None:
+    """Shut down the socket of each WebSocket link of a macrometa transport, threaded or
+    asyncio; the links reconnect by themselves.
+
+    Both transports keep their live links in ``_links`` (what ``close`` closes); reading it
+    here, without a default, makes a renamed attribute fail the tests that cut instead of
+    leaving them cutting nothing.
+    """
+    for link in list(getattr(transport, "_links")):  # noqa: B009  # not in the transport SPI
+        link.drop()
 
 
 def gdn_harness() -> Harness:

@@ -8,8 +8,10 @@ then checks the async API, transport and all: values, errors (raised as the asyn
 them), ``DecodeError.undecodable``, acks through old copies, timers.
 
 What it cannot check is asyncio-only behaviour (cancellation, ``async for``, the non-blocking
-``send_async``); ``tests/aio/`` covers that directly. The harness's ``cut()``, where the
-wrapped harness has one, is not offered: it drops the sync clients' connections only.
+``send_async``); ``tests/aio/`` covers that directly. ``cut()`` (the state machine's rule that
+drops every connection) is offered where the wrapped harness has ``cut_aio``, which drops the
+connections of one asyncio client; the wrapped harness's own ``cut`` reaches only the sync
+clients it made.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
@@ -71,23 +74,40 @@ class AioHarness:
         self.url: str = getattr(inner, "url")  # noqa: B009  # not in the Harness protocol
         self.options: Mapping[str, Any] = getattr(inner, "options", {})
         self.loop = LoopThread()
+        self._clients: weakref.WeakSet[streamfw.aio.Client] = weakref.WeakSet()
 
     def client(self) -> Client:
         async def connect() -> streamfw.aio.Client:
             return await streamfw.aio.connect(self.url, **self.options)
 
+        client = self.loop.run(connect())
+        self._clients.add(client)
         # the sync Client's shape, duck-typed: the kit calls what both offer
-        return cast(Client, FacadeClient(self.loop.run(connect()), self.loop))
+        return cast(Client, FacadeClient(client, self.loop))
 
     def advance(self, seconds: float) -> None:
         self.inner.advance(seconds)
 
     def __getattr__(self, name: str) -> Any:
-        # The wrapped harness's own settings (``redelivery_rule``, ``examples``, ...); not
-        # ``cut``, which drops the connections of the sync clients it made, not ours.
-        if name in ("cut", "inner") or name.startswith("_"):
+        # ``cut`` exists only where the wrapped harness can cut an asyncio client (the state
+        # machine adds its rule when it finds one); the wrapped ``cut`` reaches only the sync
+        # clients it made, not ours. The rest are the wrapped harness's own settings
+        # (``redelivery_rule``, ``examples``, ...).
+        if name == "cut" and callable(getattr(self.inner, "cut_aio", None)):
+            return self._cut
+        if name in ("cut", "cut_aio", "inner") or name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    def _cut(self) -> None:
+        """Drop every connection of the clients made here, on their loop; they reconnect."""
+        inner: Any = self.inner  # ``cut_aio`` is optional: not in the Harness protocol
+
+        async def cut_all() -> None:
+            for client in list(self._clients):
+                await inner.cut_aio(client)
+
+        self.loop.run(cut_all())
 
     def close(self) -> None:
         try:

@@ -40,6 +40,12 @@ class Harness(Protocol):
 
     A harness that also has ``url`` and ``options`` (what ``connect()`` takes to reach its
     broker) runs the kit on the asyncio API too (``streamfw.testing.aio_facade``).
+
+    Optional, for transports with connections: ``cut()`` drops every connection of the clients
+    the harness made, as a failing network would (they reconnect by themselves), and
+    ``async cut_aio(client)`` does the same for one ``streamfw.aio.Client`` made from ``url``
+    and ``options``, awaited on its event loop. The state machine adds its ``cut`` rule on
+    the sync API where there is ``cut``, on the asyncio API where there is ``cut_aio``.
     """
 
     name: str

@@ -30,7 +30,8 @@ dead-letter policy and pull mode. Checked:
   and acked (or dead-lettered) once the clock passes every nack delay and ack timeout.
 
 A harness with a ``cut()`` method (drop every connection of its clients; they reconnect) also
-gets a rule that cuts while an Exclusive consumer holds messages. A transport that refuses a
+gets a rule that cuts while an Exclusive consumer holds messages (on the asyncio facade, where
+the wrapped harness has ``cut_aio``). A transport that refuses a
 feature (``Unsupported``) runs the example without it.
 
 Time budget: ``run_subscription_machine`` runs examples in batches sized from the time the

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -248,10 +249,16 @@ class AsyncLink:
             raise Closed(f"{self.what} is closed")
 
     def drop(self) -> None:
-        """Drop the connection as a failing network would; the read task reconnects."""
+        """Drop the connection as a failing network would; the read task reconnects.
+
+        As the threaded link's ``drop``: the socket is shut down, with no closing handshake,
+        so the read task sees the connection end as after a cut cable.
+        """
         ws = self._ws
-        if ws is not None:
-            self._interrupt_reader(ws, "dropped")
+        sock = None if ws is None else ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     async def close(self) -> None:
         """Close the session; idempotent. The bookkeeping is done before the first await."""
