@@ -22,7 +22,9 @@ the sync one does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from streamfw.api import (
@@ -85,9 +87,9 @@ class AsyncLoopbackProducer:
     def __init__(self, sync: LoopbackProducer) -> None:
         self._sync = sync
         self._loop = asyncio.get_running_loop()
-
-    def send_confirmed(self, envelope: Envelope) -> MessageId:
-        return self._sync.send_confirmed(envelope)  # takes the lock only; never waits
+        # The sync producer's own: takes the lock only, never waits. Bound here, so that a
+        # send costs no call of this class's.
+        self.send_confirmed: Callable[[Envelope], MessageId] = sync.send_confirmed
 
     async def send(self, envelope: Envelope) -> asyncio.Future[MessageId]:
         future: asyncio.Future[MessageId] = self._loop.create_future()
@@ -108,7 +110,9 @@ class AsyncLoopbackConsumer:
     """``AsyncInlineConsumerLink`` over a ``LoopbackConsumer`` whose inbox wakes the event loop.
 
     ``receive_nowait``, ``ack_nowait`` and ``nack_nowait`` are the sync consumer's own
-    non-waiting calls: they take the host's lock at most, as every call here does.
+    non-waiting calls (``receive(0)``, ``ack``, ``nack``), bound when the link is made so that
+    a message costs no call of this class's: they take the host's lock at most, as every call
+    here does.
     """
 
     def __init__(self, sync: LoopbackConsumer) -> None:
@@ -119,9 +123,9 @@ class AsyncLoopbackConsumer:
         self._waker = _Waker(self._loop)
         with self._host.lock:
             self._inbox.ready = self._waker  # type: ignore[assignment]
-
-    def receive_nowait(self) -> Delivery | None:
-        return self._sync.receive(0)  # never waits with a zero timeout
+        self.receive_nowait: Callable[[], Delivery | None] = functools.partial(sync.receive, 0)
+        self.ack_nowait: Callable[[MessageId], None] = sync.ack
+        self.nack_nowait: Callable[[MessageId], None] = sync.nack
 
     async def receive(self, timeout: float | None) -> Delivery | None:
         delivery = self._sync.receive(0)  # never waits with a zero timeout
@@ -165,12 +169,6 @@ class AsyncLoopbackConsumer:
         self._sync.ack(message_id)
 
     async def nack(self, message_id: MessageId) -> None:
-        self._sync.nack(message_id)
-
-    def ack_nowait(self, message_id: MessageId) -> None:
-        self._sync.ack(message_id)
-
-    def nack_nowait(self, message_id: MessageId) -> None:
         self._sync.nack(message_id)
 
     async def close(self) -> None:
