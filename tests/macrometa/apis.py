@@ -78,31 +78,34 @@ def link_settings(server: ScriptedServer, **options: Any) -> Settings:
 @contextlib.contextmanager
 def consumer_on(server: ScriptedServer, **options: Any) -> Iterator[MacrometaConsumer]:
     """A threaded consumer link of subscription ``sub`` on stream ``s``, talking to ``server``."""
-    settings = link_settings(server, **options)
-    rest = Rest(settings)
-    connector = Connector(
-        settings, rest, settings.ws_url, CONSUMER_SESSION, {}, stream="s", subscription="sub"
-    )
-    link = MacrometaConsumer(connector, StreamRef("s"), "sub")
-    try:
+    with (
+        _connector(server, CONSUMER_SESSION, "sub", options) as connector,
+        contextlib.closing(MacrometaConsumer(connector, StreamRef("s"), "sub")) as link,
+    ):
         yield link
-    finally:
-        link.close()
-        rest.close()
-        server.close()
 
 
 @contextlib.contextmanager
 def producer_on(server: ScriptedServer, **options: Any) -> Iterator[MacrometaProducer]:
     """A threaded producer link on stream ``s``, talking to ``server``."""
+    with (
+        _connector(server, PRODUCER_SESSION, "", options) as connector,
+        contextlib.closing(MacrometaProducer(connector, StreamRef("s"), ProducerOptions())) as link,
+    ):
+        yield link
+
+
+@contextlib.contextmanager
+def _connector(
+    server: ScriptedServer, session: str, subscription: str, options: dict[str, Any]
+) -> Iterator[Connector]:
     settings = link_settings(server, **options)
     rest = Rest(settings)
-    connector = Connector(settings, rest, settings.ws_url, PRODUCER_SESSION, {}, stream="s")
-    link = MacrometaProducer(connector, StreamRef("s"), ProducerOptions())
     try:
-        yield link
+        yield Connector(
+            settings, rest, settings.ws_url, session, {}, stream="s", subscription=subscription
+        )
     finally:
-        link.close()
         rest.close()
         server.close()
 
