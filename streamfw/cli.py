@@ -33,6 +33,9 @@ from streamfw.terminal import Terminal, cli_logging
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away
+# A plugin command that cannot run (a dependency is missing) sets this default on its parser to
+# the exception saying why; the CLI reports it for any arguments given (docs/plugins.md).
+UNAVAILABLE = "unavailable"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -202,6 +205,15 @@ def _add_verbosity(
             # A plugin command's own flag of that name wins (the emulator's --log-level).
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, except that a plugin command that cannot run takes any arguments: it
+    declared no options, and what it lacks is the answer, not "unrecognized arguments"."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, UNAVAILABLE, None) is None:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (docs/cli.md)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -209,11 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argcomplete.autocomplete(parser)  # a no-op unless a shell's completion called us
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except UsageFailure as exc:
         if not term.as_json:
             print(exc.usage, end="", file=sys.stderr)
         term.error("UsageError", str(exc), EXIT_USAGE)
+        return EXIT_USAGE
+    unavailable: BaseException | None = getattr(args, UNAVAILABLE, None)
+    if unavailable is not None:
+        term.error(type(unavailable).__name__, str(unavailable), EXIT_USAGE)
         return EXIT_USAGE
     # True, not a string: `produce --json VALUE` is the deprecated payload spelling.
     term = Terminal(as_json=getattr(args, "json", False) is True)

@@ -11,7 +11,6 @@ Besides the transports, this plugin contributes the ``streamfw emulator`` comman
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -79,16 +78,17 @@ def _emulator_arguments(parser: argparse.ArgumentParser) -> None:
     try:
         from streamfw_macrometa.emulator.command import add_arguments
     except ModuleNotFoundError as exc:  # aiohttp missing: say how to get it, in --help too
-        parser.description = str(missing(exc, "streamfw emulator"))
-        parser.set_defaults(missing=parser.description)
+        reason = missing(exc, "streamfw emulator")
+        parser.description = str(reason)
+        # The CLI's mark of a command that cannot run (streamfw.cli.UNAVAILABLE, not imported:
+        # discovery loads this module for every connect): it reports ``reason`` whatever
+        # options were given, instead of "unrecognized arguments: --port 8080".
+        parser.set_defaults(unavailable=reason)
     else:
         add_arguments(parser)
 
 
 def _emulator_run(args: argparse.Namespace) -> int:
-    if getattr(args, "missing", None):
-        print(args.missing, file=sys.stderr)
-        return 2
     from streamfw_macrometa.emulator.command import run
 
     return run(args)
