@@ -330,7 +330,7 @@ class Broker:
         # next_deadline() between calls (the loopback host) need look again only then.
         self.schedule = 0
         self.freed = 0  # payload bytes dropped from logs so far (front ends may trim memory)
-        self._last_ms = -1  # the last millisecond a publish time was made for (_publish)
+        self._last_ms: int | None = None  # the millisecond _publish last made a time for
         self._last_time = _from_timestamp(0, _UTC)
 
     @property
@@ -491,7 +491,7 @@ class Broker:
         # the epoch and its wire carries no more (docs/protocol.md §10), so no front end of
         # this core keeps more either, and a message reads the same in-process as over a
         # socket. Messages published within one millisecond share one value.
-        ms = int(self._clock() * 1000)
+        ms = math.floor(self._clock() * 1000)  # floor: a clock before 1970 too
         if ms != self._last_ms:
             self._last_ms = ms
             self._last_time = _from_timestamp(ms / 1000, _UTC)

@@ -9,6 +9,7 @@ can observe of it. Time comes from a ``ManualClock``: nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import math
 import threading
@@ -126,7 +127,7 @@ def test_permits_taken_and_queued_always_add_up_to_the_receiver_queue(
                 message.ack()  # a consumer holds at most a queue of unacked messages
             run += 1
             assert len(link._inbox.items) <= queue
-            owed = getattr(link, "_owed", 0)  # per-message grants owe nothing
+            owed = len(got) % _refill(queue)  # taken, their permits not given back yet
             assert _permits(client, consumer) + len(link._inbox.items) + owed == queue
         assert got == list(range(count))
         assert consumer.receive(0) is None
@@ -670,3 +671,53 @@ def test_deliver_events_are_values() -> None:
         case _:
             pytest.fail(f"{event!r} does not match Deliver(...)")
     assert repr(event).startswith("Deliver(consumer=")
+
+
+class _SwitchOnAppend(collections.deque):  # type: ignore[type-arg]
+    """A deferred queue that runs ``other`` right after its next append: another thread's
+    receive landing exactly where CPython may switch threads inside a hand-over."""
+
+    other: Callable[[], object] | None = None
+
+    def append(self, item: object) -> None:
+        super().append(item)
+        other, self.other = self.other, None
+        if other is not None:
+            other()
+
+
+def test_a_receive_landing_inside_another_hand_over_repeats_and_loses_no_permit(
+    client: streamfw.Client,
+) -> None:
+    """Two threads receiving on one consumer without the lock: the second lands right after
+    the first queued its batch of permits. Every hand-over is counted once, so the permits
+    given back, those still owed and the inbox still make up exactly one receiver queue."""
+    stream = client.stream("orders").create()
+    host = _host(client)
+    with stream.consumer("sub", receiver_queue_size=4) as consumer, stream.producer() as producer:
+        for i in range(4):
+            producer.send(i)
+        got = [consumer.receive(WAIT)]  # a locked receive; the other three stay queued
+        deferred = _SwitchOnAppend(host.deferred)
+        deferred.other = lambda: got.append(consumer.receive(WAIT))
+        host.deferred = deferred
+        got.append(consumer.receive(WAIT))  # the second take gives 2 back, then "switches"
+        # the receive that landed inside took 2 and returned first; nothing was taken twice
+        assert [m.value for m in got if m is not None] == [0, 2, 1]
+        link = _link(consumer)
+        owed = len(got) % _refill(4)
+        assert _permits(client, consumer) + len(link._inbox.items) + owed == 4
+
+
+def test_publish_times_before_1970_are_floored_to_the_millisecond() -> None:
+    for now, expected_ms in [(-0.001, -1), (-0.0015, -2), (-1.0, -1000), (0.0, 0)]:
+        broker = Broker(clock=lambda now=now: now)  # type: ignore[misc]
+        ref = StreamRef("s")
+        broker.create_stream(ref)
+        broker.subscribe(ref, "sub", ConsumerOptions())
+        broker.publish(ref, Envelope(b"x"))
+        [event] = broker.events()
+        assert isinstance(event, Deliver)
+        when = event.delivery.publish_time
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        assert when == epoch + dt.timedelta(milliseconds=expected_ms), now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import itertools
 import math
 import threading
 import time
@@ -302,7 +303,10 @@ class LoopbackConsumer:
         self._pull = pull  # pull mode: permits only for what the application asks for
         self._asked = 0  # pull mode: asked for and not handed to the application yet
         self._refill = max(1, queue_size // 2)  # permits given back together
-        self._owed = 0  # taken from the inbox, their permits not given back yet
+        # Counts every hand-over (and stale copy dropped): each refill-th gives back refill
+        # permits. next() on a count is one atomic step, so several threads receiving on one
+        # consumer without the lock never lose or repeat a permit, as a += would.
+        self._takes = itertools.count(1)
         with host.lock:
             host.generation += 1
             host.settle()
@@ -342,12 +346,12 @@ class LoopbackConsumer:
                     _, delivery = inbox.items.popitem(last=False)
                     # handed over (or dropped as stale); in pull mode only a stale copy's
                     # permit comes back: the application asks for the rest
-                    if not self._pull:
-                        self._owed += 1
-                        if self._owed >= self._refill:
-                            owed, self._owed = self._owed, 0
-                            if host.broker.grant(self._id, owed):
-                                host._route()
+                    if (
+                        not self._pull
+                        and not next(self._takes) % self._refill
+                        and host.broker.grant(self._id, self._refill)
+                    ):
+                        host._route()
                     if self._reader:
                         return delivery
                     # A copy queued before an ack timeout or a clear-backlog may be stale:
@@ -393,10 +397,8 @@ class LoopbackConsumer:
                 _, delivery = items.popitem(last=False)
             except KeyError:  # a locked section dropped the last stale copy meanwhile
                 return None
-            self._owed += 1  # handed over (or dropped as stale): its permit
-            if self._owed >= self._refill:
-                self._host.deferred.append((me, self._owed))
-                self._owed = 0
+            if not next(self._takes) % self._refill:  # handed over (or dropped as stale)
+                self._host.deferred.append((me, self._refill))
             if self._reader:
                 return delivery
             mid = delivery.message_id
