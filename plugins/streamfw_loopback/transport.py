@@ -73,6 +73,12 @@ class _HostLock:
     def locked(self) -> bool:
         return self._lock.locked()
 
+    def _is_owned(self) -> bool:
+        # What threading.Condition asks before notify/wait. Its own test, on a lock without
+        # this method, is a trial acquire and release through our Python-level acquire, on
+        # every delivery to a waiting consumer; every caller here holds the lock.
+        return self._lock.locked()
+
     def __enter__(self) -> bool:
         return self._lock.acquire(False) or self.acquire()  # the uncontended case inline
 
