@@ -186,6 +186,9 @@ class Settings:
     ping_interval: float = attrs.field(default=20.0, metadata=_reads(_read_seconds))
     # how long a reconnect retries 409 (the old session still held)
     busy_deadline: float = attrs.field(default=60.0, metadata=_reads(_read_seconds))
+    # the first wait between WebSocket reconnect attempts, doubled after each, up to the max
+    reconnect_backoff: float = attrs.field(default=0.1, metadata=_reads(_read_seconds))
+    reconnect_backoff_max: float = attrs.field(default=2.0, metadata=_reads(_read_seconds))
     # bytes one received WebSocket message may hold
     max_frame_size: int = attrs.field(
         default=DEFAULT_MAX_FRAME_SIZE, metadata=_reads(_at_least(1024))

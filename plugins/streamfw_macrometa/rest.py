@@ -44,6 +44,7 @@ from streamfw_macrometa.faults import (
     reason,
     request_failure,
 )
+from streamfw_macrometa.protocol.reconnect import Backoff
 
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
@@ -53,8 +54,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
 def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): full jitter, capped."""
-    return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + rng() / 2))
+    """Seconds to wait before retry number ``attempt`` (1-based): the reconnects' backoff."""
+    return Backoff(BACKOFF_BASE, BACKOFF_CAP, rng).delay(attempt)
 
 
 class _HeaderAuth(requests.auth.AuthBase):

@@ -316,15 +316,21 @@ def _utf8_clean(value: Any) -> bool:
     return True
 
 
+def not_json(exc: ValueError) -> FrameError:
+    """The error for a frame that is not JSON, or not UTF-8 (``UnicodeDecodeError``), wherever
+    that was found: Pulsar's words first; then what was wrong, shortened (it never quotes the
+    input)."""
+    return FrameError(
+        f"Failed to de-serialize from JSON: {str(exc)[:120]}", ERR_FAILED_TO_DESERIALIZE
+    )
+
+
 def _load(text: str | bytes) -> dict[str, Any]:
     """The one JSON entry point for frames, both directions: a dict, or FrameError."""
     try:
         frame = load_json(text)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        # Pulsar's words first; then what was wrong, shortened (it never quotes the input).
-        raise FrameError(
-            f"Failed to de-serialize from JSON: {str(exc)[:120]}", ERR_FAILED_TO_DESERIALIZE
-        ) from exc
+        raise not_json(exc) from exc
     if not isinstance(frame, dict):
         raise FrameError(
             "Failed to de-serialize from JSON: not an object", ERR_FAILED_TO_DESERIALIZE

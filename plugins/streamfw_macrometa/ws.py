@@ -3,7 +3,8 @@
 How it works. A ``Link`` owns one websocket-client ``WebSocket`` and one daemon thread that
 reads from it. Application threads write under ``Link.lock``. When a read or write fails the
 thread reconnects: new socket (with a fresh OTP when ``auth="otp"``), exponential backoff with
-jitter, and one overall deadline (``reconnect_deadline``). Subclasses hook in with
+jitter (``reconnect_backoff`` up to ``reconnect_backoff_max``; after bad frames before the first
+attempt too), and one overall deadline (``reconnect_deadline``). Subclasses hook in with
 ``on_text`` (a frame arrived), ``on_disconnect`` (the old socket is gone) and
 ``on_reconnect`` (the new socket is up; called holding the lock so nothing else writes first).
 If the deadline passes, or the server refuses for good (auth, missing stream), the link fails:
@@ -19,13 +20,14 @@ Limits on what the server sends (docs/macrometa.md, "What the client accepts"):
   after an ack timeout or a reconnect) or answered by a reconnect (producers: only a new
   connection tells what became of unconfirmed sends);
 * if for ``reconnect_deadline`` seconds every data frame was unreadable, the link fails with
-  ``RemoteProtocolError`` instead of looping;
+  ``RemoteProtocolError`` instead of looping (the time spent reconnecting counts);
 * silence: with nothing received for ``ping_interval`` the link pings; with still nothing
   ``timeout`` seconds later it reconnects. A server that vanished is noticed within
   ``ping_interval + timeout`` (30 s by default) of the last frame it sent.
 
-The last two rules are ``BadFrameRun`` and ``Liveness`` in ``protocol/health.py``; this
-module gives them the time. What a frame means is the subclasses' protocol object's business
+The last two rules are ``BadFrameRun`` and ``Liveness`` in ``protocol/health.py``, the waits
+and limits of a reconnect ``Reconnecting`` in ``protocol/reconnect.py``; this module gives
+them the time. What a frame means is the subclasses' protocol object's business
 (``protocol/``); a link only moves text between it and the socket.
 """
 
@@ -52,13 +54,13 @@ from streamfw.errors import (
     SubscriptionBusy,
     TransportError,
 )
-from streamfw_macrometa import gateway
+from streamfw_macrometa import gateway, wire
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
 from streamfw_macrometa.faults import FATAL, fatal, reason, unreadable_run, upgrade_failure
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
-from streamfw_macrometa.protocol.reconnect import Reconnecting
-from streamfw_macrometa.rest import Rest, backoff
+from streamfw_macrometa.protocol.reconnect import Backoff, Reconnecting
+from streamfw_macrometa.rest import Rest
 
 log = logging.getLogger("streamfw.macrometa")
 
@@ -232,6 +234,9 @@ class Link:
         self.closed = False
         self.failure: StreamError | None = None
         self._bad = BadFrameRun(self.settings.reconnect_deadline)
+        self._backoff = Backoff(
+            self.settings.reconnect_backoff, self.settings.reconnect_backoff_max
+        )
         self._wake = threading.Event()
         self.ws: websocket.WebSocket | None = connector.open()  # errors raise
         log.info("%s: connected to %s", what, connector.where)
@@ -344,14 +349,15 @@ class Link:
                 elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     try:
                         self.on_text(data.decode("utf-8"))
-                    except UnicodeDecodeError as exc:
-                        ws = self._bad_frame(ws, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+                    except UnicodeDecodeError as exc:  # worded as the protocol objects do
+                        ws = self._bad_frame(ws, str(wire.not_json(exc)))
                     except RemoteProtocolError as exc:
                         ws = self._bad_frame(ws, str(exc))
                     else:
                         self._bad.readable()
-            if ws is not current:
-                liveness.connected(time.monotonic())  # a new connection starts afresh
+            if ws is not current:  # a new connection starts afresh
+                liveness.connected(time.monotonic())
+                self._bad.connected(time.monotonic())
 
     def _bad_frame(
         self, ws: websocket.WebSocket, why: str, *, reconnect: bool = False
@@ -394,9 +400,14 @@ class Link:
         plan = Reconnecting(
             deadline=self.settings.reconnect_deadline,
             busy_deadline=self.settings.busy_deadline,
+            backoff=self._backoff,
+            bad=self._bad,
             now=time.monotonic(),
         )
         last = why
+        wait = plan.first(time.monotonic())
+        if wait:
+            self._wake.wait(wait)
         while not self.closed:
             timeout = plan.attempt(time.monotonic(), self.settings.timeout)
             try:
@@ -423,7 +434,7 @@ class Link:
                     )
                     self.on_reconnect(ws)
                 return ws
-            delay = plan.failed(time.monotonic(), busy=busy, backoff=backoff(plan.attempts))
+            delay = plan.failed(time.monotonic(), busy=busy)
             if delay is None:
                 break
             self._wake.wait(delay)  # the last try comes at the limit

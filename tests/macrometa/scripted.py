@@ -52,9 +52,10 @@ class Peer:
         """A text frame header announcing ``length`` bytes, and none of them."""
         self.sock.sendall(bytes([0x81, 127]) + struct.pack("!Q", length))
 
-    def read_text(self, timeout: float = WAIT) -> str | None:
+    def read_text(self, timeout: float = WAIT, *, answer_close: bool = True) -> str | None:
         """The next text frame from the client (pings and a close are answered), or None at
-        EOF, close or timeout."""
+        EOF, close or timeout. ``answer_close=False``: a close frame goes unanswered and the
+        reading goes on, as with a server that ignores closing handshakes."""
         self.sock.settimeout(timeout)
         try:
             while True:
@@ -65,7 +66,7 @@ class Peer:
                     return text
                 if opcode == 9:
                     self.send_frame(payload, 10)
-                if opcode == 8:  # answered, as RFC 6455 asks: a client may wait for it
+                if opcode == 8 and answer_close:  # as RFC 6455 asks: a client may wait for it
                     self.send_frame(payload[:2], 8)
                     return None
         except (OSError, ConnectionError):
@@ -155,6 +156,16 @@ def delivery(entry: int, payload: bytes = b"x", count: int = 0, **extra: Any) ->
         "redeliveryCount": count,
         **extra,
     }
+
+
+def answer_with(junk: bytes, *, answer_close: bool = True) -> Callable[[Peer, int], None]:
+    """A script answering every text frame of every connection with ``junk``."""
+
+    def script(peer: Peer, n: int) -> None:
+        while peer.read_text(timeout=30, answer_close=answer_close) is not None:
+            peer.send_frame(junk)
+
+    return script
 
 
 def hold(peer: Peer) -> None:

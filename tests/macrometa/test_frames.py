@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import time
 
 import pytest
 
-from streamfw.errors import ConnectionLost, RemoteProtocolError
+from streamfw.errors import ConnectionLost, OutcomeUnknown, RemoteProtocolError
 from streamfw.message import Envelope
-from tests.macrometa.apis import Api
+from tests.macrometa.apis import Api, ProducerLink
 from tests.macrometa.conftest import KEY
-from tests.macrometa.scripted import WAIT, Peer, ScriptedServer, delivery, hold
+from tests.macrometa.scripted import WAIT, Peer, ScriptedServer, answer_with, delivery, hold
 
 BAD_FRAMES: list[bytes] = [
     json.dumps(delivery(1, redeliveryCount="abc")).encode(),
@@ -36,6 +37,11 @@ BAD_FRAMES: list[bytes] = [
     b"[1, 2, 3]",
     b'{"unexpected": "shape"}',
 ]
+# The reason a frame of b"\xff..." is unreadable, in the same words on both links.
+NOT_UTF8 = re.escape(
+    "Failed to de-serialize from JSON: 'utf-8' codec can't decode byte 0xff in position 0:"
+    " invalid start byte"
+)
 
 
 @pytest.mark.parametrize("bad", BAD_FRAMES, ids=lambda b: repr(b[:24]))
@@ -68,8 +74,7 @@ def test_only_junk_ends_in_a_typed_error_after_the_deadline(client_api: Api) -> 
 
     link = client_api.consumer_on(ScriptedServer(script), reconnect_deadline=0.5)
     start = time.monotonic()
-    # the reason is each library's own words: "not UTF-8 (...)", "'utf-8' codec can't decode"
-    with pytest.raises(RemoteProtocolError, match=r"unreadable for 0.5 s; last: .*(?i:utf-8)"):
+    with pytest.raises(RemoteProtocolError, match=f"unreadable for 0.5 s; last: {NOT_UTF8}$"):
         while time.monotonic() - start < 10:
             link.receive(0.5)
     assert time.monotonic() - start < 5
@@ -225,3 +230,49 @@ def test_a_producer_answered_with_junk_reconnects_then_fails_typed(client_api: A
     assert "unreadable for 0.5 s" in str(err.value) + str(err.value.__cause__)
     assert time.monotonic() - start < 6
     assert server.connections >= 2 and link.protocol_errors >= 2
+
+
+def _send_fails(link: ProducerLink, within: float) -> BaseException:
+    """The error a send fails with (the link's own, if wrapped in ``OutcomeUnknown``)."""
+    with pytest.raises(Exception) as err:
+        link.send(Envelope(b"x")).result(within)
+    error = err.value
+    return error.__cause__ if isinstance(error, OutcomeUnknown) and error.__cause__ else error
+
+
+def test_a_server_never_answering_a_close_cannot_hold_off_the_give_up(client_api: Api) -> None:
+    """Junk on every connection and no answer to close frames: the link gives up after
+    reconnect_deadline of junk, as when closes are answered; the time it takes to let a
+    connection go neither stalls it nor starts the run of bad frames afresh."""
+    server = ScriptedServer(answer_with(b"\xff junk", answer_close=False))
+    link = client_api.producer_on(server, reconnect_deadline=1.0, timeout=3.0)
+    start = time.monotonic()
+    error = _send_fails(link, within=10)
+    took = time.monotonic() - start
+    assert isinstance(error, RemoteProtocolError), repr(error)
+    assert re.search(f"unreadable for 1 s; last: {NOT_UTF8}$", str(error)), str(error)
+    assert took < 1.0 + 1.0  # a wait for the close answer (timeout, 3 s) would be past this
+    assert server.connections >= 2
+
+
+@pytest.mark.parametrize("junk", ["unreadable receipts", "oversized deliveries"])
+def test_bad_frames_on_every_connection_are_not_answered_by_a_reconnect_storm(
+    client_api: Api, junk: str
+) -> None:
+    """Reconnects after a bad frame back off as after a failed connect: a server answering
+    every connection with junk sees a few connections a second, not hundreds."""
+    if junk == "unreadable receipts":
+        server = ScriptedServer(answer_with(b'{"result": 7}'))
+        producer = client_api.producer_on(server, reconnect_deadline=30.0)
+        producer.send(Envelope(b"x"))  # resent on every connection, answered with junk
+    else:
+
+        def script(peer: Peer, n: int) -> None:
+            peer.announce(200 * 1024 * 1024)
+            hold(peer)
+
+        server = ScriptedServer(script)
+        client_api.consumer_on(server, reconnect_deadline=30.0)
+    time.sleep(1.0)
+    # backoff from 0.1 s, doubling: about 5 connections in the first second (before: 400-900)
+    assert 2 <= server.connections < 20

@@ -1,9 +1,11 @@
-"""``BadFrameRun``, ``Liveness`` and ``Reconnecting``: the time is passed in, so every rule is
-checked exactly."""
+"""``BadFrameRun`` and ``Liveness``: the time is passed in, so every rule is checked exactly.
+(``Reconnecting``: test_protocol_reconnect.py.)"""
 
 from __future__ import annotations
 
-from streamfw_macrometa.protocol import BadFrameRun, Liveness, Reconnecting, Silence
+import math
+
+from streamfw_macrometa.protocol import BadFrameRun, Liveness, Silence
 
 
 def test_a_run_of_unreadable_frames_gives_up_after_its_limit() -> None:
@@ -21,6 +23,35 @@ def test_a_readable_frame_or_a_long_pause_starts_a_new_run() -> None:
     assert run.unreadable(35) is True
 
 
+def test_time_spent_reconnecting_is_no_quiet_spell() -> None:
+    """Junk, then a reconnect that took longer than the limit, then junk: still one run (the
+    server did not get better while we were away), given up at once."""
+    run = BadFrameRun(limit=10)
+    assert run.unreadable(0) is False
+    run.connected(15)  # closing, backing off and connecting took 15 s
+    assert run.unreadable(15.5) is True
+
+
+def test_a_quiet_spell_counts_from_the_connect() -> None:
+    run = BadFrameRun(limit=10)
+    run.unreadable(0)
+    run.connected(15)
+    assert run.length(25) == 1 and run.left(25) == 0  # connected 10 s: not yet a quiet spell
+    assert run.length(25.5) == 0 and run.left(25.5) == math.inf
+    assert run.unreadable(25.5) is False  # a new run
+
+
+def test_the_run_going_on_its_length_and_time_left() -> None:
+    run = BadFrameRun(limit=10)
+    assert run.length(0) == 0 and run.left(0) == math.inf
+    run.unreadable(1)
+    run.unreadable(4)
+    assert run.length(4) == 2 and run.left(4) == 7
+    assert run.left(12) == 0  # past the limit: the next unreadable frame gives up
+    run.readable()
+    assert run.length(5) == 0 and run.left(5) == math.inf and run.count == 2
+
+
 def test_silence_calls_for_a_ping_then_for_a_reconnect() -> None:
     live = Liveness(ping_interval=20, timeout=10, now=0)
     assert live.check(19) is None
@@ -35,23 +66,3 @@ def test_any_frame_or_a_new_connection_resets_the_clock() -> None:
     assert live.check(30) is None and live.check(35) is Silence.PING
     live.connected(100)
     assert live.check(119) is None and live.check(130) is Silence.DEAD
-
-
-def test_a_reconnect_gives_up_at_its_deadline_the_last_try_at_the_limit() -> None:
-    plan = Reconnecting(deadline=10, busy_deadline=60, now=100)
-    assert plan.attempt(100, timeout=5) == 5
-    assert plan.failed(105, busy=False, backoff=2) == 2
-    assert plan.attempt(107, timeout=5) == 3  # no more than what is left
-    assert plan.failed(108, busy=False, backoff=8) == 2  # cut: the last try at the limit
-    assert plan.attempt(110, timeout=5) == 0.1  # a last try still gets a moment
-    assert plan.failed(110, busy=False, backoff=1) is None
-    assert plan.attempts == 3 and plan.span == 10
-
-
-def test_a_server_still_holding_the_session_earns_the_longer_deadline_for_good() -> None:
-    plan = Reconnecting(deadline=10, busy_deadline=60, now=0)
-    plan.attempt(0, timeout=5)
-    assert plan.failed(9, busy=True, backoff=1) == 1
-    plan.attempt(10, timeout=5)
-    assert plan.failed(30, busy=False, backoff=4) == 4  # a timeout says nothing new
-    assert plan.span == 60 and plan.failed(60, busy=False, backoff=1) is None

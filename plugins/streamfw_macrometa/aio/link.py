@@ -2,9 +2,11 @@
 
 The asyncio twin of ``ws.Link`` with the same rules (docs/macrometa.md): every connect
 authenticates afresh (a new OTP when ``auth="otp"``) within ``timeout``; a dropped
-connection is reopened with ``rest.backoff`` between attempts until ``reconnect_deadline``
-(``protocol/reconnect.py``: longer once the server answered 409), then the
-link fails with ``ConnectionLost``; auth and missing-stream answers fail it at once. A
+connection is reopened with backoff between attempts (and before the first one after bad
+frames) until ``reconnect_deadline`` (``protocol/reconnect.py``: longer once the server
+answered 409), then the link fails with ``ConnectionLost``; auth and missing-stream answers
+fail it at once. A connection given up is shut down without a closing handshake, as the
+threaded link does: a server that never answers a close frame cannot hold a reconnect up. A
 message over ``max_frame_size`` (aiohttp's ``max_msg_size``) and unreadable frames count in
 ``BadFrameRun``; silence is ``Liveness``'s business (``protocol/health.py``), checked by a
 timer every quarter of ``min(timeout, ping_interval)`` rather than by a timeout around each
@@ -52,8 +54,7 @@ from streamfw_macrometa.faults import (
     unreadable_run,
 )
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
-from streamfw_macrometa.protocol.reconnect import Reconnecting
-from streamfw_macrometa.rest import backoff
+from streamfw_macrometa.protocol.reconnect import Backoff, Reconnecting
 
 log = logging.getLogger("streamfw.macrometa")
 
@@ -159,6 +160,9 @@ class AsyncLink:
         self._out: collections.deque[tuple[str, int]] = collections.deque()
         self._wake_writer = asyncio.Event()
         self._bad = BadFrameRun(self.settings.reconnect_deadline)
+        self._backoff = Backoff(
+            self.settings.reconnect_backoff, self.settings.reconnect_backoff_max
+        )
         self._liveness = Liveness(self.settings.ping_interval, self.settings.timeout, 0.0)
         self._frames = 0  # frames received so far: the watchdog's sign of life
         self._seen_frames = 0
@@ -166,7 +170,6 @@ class AsyncLink:
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._dropping: set[asyncio.Future[None]] = set()  # sockets being closed
 
     async def start(self) -> None:
         """Connect (errors raise) and start the tasks."""
@@ -254,11 +257,8 @@ class AsyncLink:
         As the threaded link's ``drop``: the socket is shut down, with no closing handshake,
         so the read task sees the connection end as after a cut cable.
         """
-        ws = self._ws
-        sock = None if ws is None else ws.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        if self._ws is not None:
+            _shut(self._ws)
 
     async def close(self) -> None:
         """Close the session; idempotent. The bookkeeping is done before the first await."""
@@ -304,13 +304,12 @@ class AsyncLink:
             self._arm_watchdog()
 
     def _interrupt_reader(self, ws: WebSocket, why: str) -> None:
-        """Make the read task give up ``ws`` (if still current) and reconnect: closing the
-        socket from here ends the read task's ``receive``."""
+        """Make the read task give up ``ws`` (if still current) and reconnect: shutting the
+        socket down from here ends the read task's ``receive`` at once, whoever is at the other
+        end (a closing handshake would wait for a peer that may be gone)."""
         if ws is self._ws and self._interrupt is None:
             self._interrupt = why
-            task = asyncio.ensure_future(_drop(ws, self.settings.timeout))
-            self._dropping.add(task)
-            task.add_done_callback(self._dropping.discard)
+            _shut(ws)
 
     async def _run(self) -> None:
         try:
@@ -376,7 +375,8 @@ class AsyncLink:
         if self._ws is old:
             self._ws = None
         self._out.clear()
-        await _drop(old, self.settings.timeout)
+        _shut(old)  # no closing handshake: a peer that never answers one cannot hold us up
+        await _drop(old, self.settings.timeout)  # prompt once shut: only aiohttp's side is left
         if self.closed or self.failure is not None:
             return None
         log.warning("%s: connection lost (%s); reconnecting", self.what, why)
@@ -385,9 +385,14 @@ class AsyncLink:
         plan = Reconnecting(
             deadline=self.settings.reconnect_deadline,
             busy_deadline=self.settings.busy_deadline,
+            backoff=self._backoff,
+            bad=self._bad,
             now=loop.time(),
         )
         last = why
+        wait = plan.first(loop.time())
+        if wait:
+            await asyncio.sleep(wait)
         while not self.closed:
             timeout = plan.attempt(loop.time(), self.settings.timeout)
             try:
@@ -400,8 +405,15 @@ class AsyncLink:
                 last = str(exc)
                 busy = isinstance(exc, SubscriptionBusy)
             else:
+                if self.closed:
+                    # close() came as this connect ended (Python 3.11's wait_for then returns
+                    # the result rather than raising): without this the server would keep
+                    # the session, and an Exclusive subscription stay busy.
+                    await _drop(ws, self.settings.timeout)
+                    return None
                 self._ws = ws
                 self._liveness.connected(loop.time())
+                self._bad.connected(loop.time())
                 log.info(
                     "%s: reconnected to %s (attempt %d, after %.1f s)",
                     self.what,
@@ -411,7 +423,7 @@ class AsyncLink:
                 )
                 self.on_reconnect()
                 return ws
-            delay = plan.failed(loop.time(), busy=busy, backoff=backoff(plan.attempts))
+            delay = plan.failed(loop.time(), busy=busy)
             if delay is None:
                 break
             await asyncio.sleep(delay)  # the last try comes at the limit
@@ -429,6 +441,14 @@ class AsyncLink:
         self._ws = None
         self._out.clear()
         self.on_fail(error)
+
+
+def _shut(ws: WebSocket) -> None:
+    """Shut the connection's socket down, as a cut cable would end it; never raises."""
+    sock = ws.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 async def _drop(ws: WebSocket, timeout: float) -> None:
