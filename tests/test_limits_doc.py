@@ -98,6 +98,14 @@ ROWS: list[tuple[str, str, list[Callable[[], str]]]] = [
         [lambda: seconds(setting("reconnect_deadline"))],
     ),
     ("`macrometa://` client", "`busy_deadline`", [lambda: seconds(setting("busy_deadline"))]),
+    (
+        "`macrometa://` client",
+        "`reconnect_backoff`",
+        [
+            lambda: seconds(setting("reconnect_backoff")),
+            lambda: seconds(setting("reconnect_backoff_max")),
+        ],
+    ),
     ("`macrometa://` client", "`ping_interval`", [lambda: seconds(setting("ping_interval"))]),
     ("`streamfw emulator`", "WebSocket message", [lambda: mib(sockets.MAX_FRAME)]),
     ("`streamfw emulator`", "TCP connections", [lambda: count(edge.MAX_CONNECTIONS)]),
