@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -32,16 +33,21 @@ def test_the_budget_bounds_a_run_that_asks_for_too_many_examples() -> None:
     assert took < 2.0 + 10  # at most one batch past the budget (batches plan for 2x)
 
 
+def _cut_of(harness: Harness) -> Callable[[], None] | None:
+    """The harness's ``cut``: an -aio harness has one exactly when its sync harness has."""
+    inner = getattr(harness, "inner", harness)  # the sync harness behind an -aio one
+    cut: Callable[[], None] | None = getattr(harness, "cut", None)
+    assert callable(cut) == callable(getattr(inner, "cut", None))
+    return cut
+
+
 def test_a_cut_loses_nothing_on_either_api(harness: Harness) -> None:
     """The ``cut`` rule runs on the asyncio API wherever it runs on the sync one: a cut drops
     the clients' real connections, what the consumer held comes back to it once it has
     reconnected, and the producer sends on."""
-    inner = getattr(harness, "inner", harness)  # the sync harness behind an -aio one
-    cut = getattr(harness, "cut", None)
-    if not callable(getattr(inner, "cut", None)):
-        assert cut is None  # nothing to cut: in-process, as loopback
-        return
-    assert callable(cut)
+    cut = _cut_of(harness)
+    if cut is None:
+        return  # in-process (loopback): no connection to cut
     with harness.client() as client:
         stream = client.stream(f"cut-{uuid.uuid4().hex[:8]}").create()
         with stream.producer() as producer, stream.consumer("sub", type="exclusive") as consumer:
@@ -57,3 +63,22 @@ def test_a_cut_loses_nothing_on_either_api(harness: Harness) -> None:
                 m.ack()
             held.ack()  # the old copy too, without error
             assert consumer.receive(timeout=harness.settle) is None
+
+
+def test_a_consumer_closed_while_it_reconnects_leaves_its_subscription(harness: Harness) -> None:
+    """Closing a consumer whose link is reconnecting after a cut ends its session on the
+    server too, so an Exclusive subscription takes the next consumer at once. (The asyncio
+    link kept a connect that ended just as ``close()`` came: the server kept that session
+    and refused the next consumer as busy.)"""
+    cut = _cut_of(harness)
+    if cut is None:
+        return  # in-process (loopback): no connection to cut
+    with harness.client() as client:
+        stream = client.stream(f"cut-{uuid.uuid4().hex[:8]}").create()
+        # close() lands before the reconnect, during its connect, or after it
+        for delay in [0.0, 0.0005, 0.001, 0.002, 0.004] * 8:
+            consumer = stream.consumer("sub", type="exclusive")  # SubscriptionBusy if kept
+            cut()
+            time.sleep(delay)
+            consumer.close()
+        stream.consumer("sub", type="exclusive").close()
