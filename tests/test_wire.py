@@ -91,6 +91,21 @@ def test_the_id_cache_stays_bounded() -> None:
     assert 0 < len(wire._id_cache) <= ID_CACHE and 0 < len(wire._id_texts) <= ID_CACHE
 
 
+def test_a_full_id_cache_keeps_the_newest_ids() -> None:
+    """A full cache drops its older half, not everything: the ids in flight stay cached."""
+    from streamfw_macrometa import wire
+
+    wire._id_texts.clear()
+    wire._id_cache.clear()
+    ids = [MessageId("recent", 7, entry) for entry in range(ID_CACHE + 1)]  # one over: full
+    texts = [encode_message_id(mid) for mid in ids]
+    newest = ids[-ID_CACHE // 4 :]
+    assert all(mid in wire._id_texts for mid in newest)
+    assert all(("recent", text) in wire._id_cache for text in texts[-ID_CACHE // 4 :])
+    assert ids[0] not in wire._id_texts  # the oldest went
+    assert len(wire._id_texts) <= ID_CACHE and len(wire._id_cache) <= ID_CACHE
+
+
 @pytest.mark.parametrize("bad", ["", "!!!", base64.b64encode(b"\x08\x05").decode(), 17])
 def test_bad_message_ids_are_refused(bad: object) -> None:
     with pytest.raises(FrameError):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import itertools
 import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -141,9 +142,7 @@ def encode_message_id(mid: MessageId) -> str:
     if mid.batch_index >= 0:
         data += b"\x20" + _varint(mid.batch_index)
     text = base64.b64encode(data).decode("ascii")
-    if len(_id_texts) >= ID_CACHE:
-        _id_texts.clear()
-    _id_texts[mid] = text
+    _keep(_id_texts, mid, text)
     if _round_trips(mid):  # the peer echoes it back (acks): its decode is then a look-up
         _remember((mid.stream, text), mid)
     return text
@@ -167,10 +166,14 @@ _U31 = 1 << 31
 # delivery, then decodes it from every ack, and a client decodes a receipt's id, then (with
 # its consumer in the same process) the delivery's. ``MessageId`` is frozen, so sharing one
 # is safe. Only short texts are kept (ledger, entry, partition and batch index take at most
-# 44 characters), and each cache is emptied whenever it reaches ``ID_CACHE`` entries
-# (clear() is one atomic step, safe from any thread), so together they never hold more than
-# about ID_CACHE x 400 bytes (the two share each MessageId). Documented in docs/macrometa.md.
+# 44 characters), and a cache that reaches ``ID_CACHE`` entries drops its older half (a dict
+# keeps insertion order), so together they never hold more than about ID_CACHE x 400 bytes
+# (the two share each MessageId). Documented in docs/macrometa.md. Emptying a full cache
+# instead made every id in flight miss at once, a cliff a busy consumer fell off every few
+# thousand messages.
 ID_CACHE = 4096
+K = TypeVar("K")
+V = TypeVar("V")
 _ID_TEXT_CACHED = 44
 _id_cache: dict[tuple[str, str], MessageId] = {}  # (stream, text) -> id
 _id_texts: dict[MessageId, str] = {}  # id -> text
@@ -178,9 +181,16 @@ _id_texts: dict[MessageId, str] = {}  # id -> text
 
 def _remember(key: tuple[str, str], mid: MessageId) -> None:
     if len(key[1]) <= _ID_TEXT_CACHED:
-        if len(_id_cache) >= ID_CACHE:
-            _id_cache.clear()
-        _id_cache[key] = mid
+        _keep(_id_cache, key, mid)
+
+
+def _keep(cache: dict[K, V], key: K, value: V) -> None:
+    if len(cache) >= ID_CACHE:
+        # The older half goes. list(islice(...)) runs as one C call, so no other thread's
+        # insert lands mid-iteration; pop(..., None) tolerates one that removed a key first.
+        for old in list(itertools.islice(cache, ID_CACHE // 2)):
+            cache.pop(old, None)
+    cache[key] = value
 
 
 def decode_message_id(stream: str, text: object) -> MessageId:
