@@ -58,6 +58,14 @@ def unreadable_run(what: str, where: str, deadline: float, last: str) -> RemoteP
     )
 
 
+def too_large(limit: int, announced: int | None = None) -> str:
+    """What was wrong with a received message over ``max_frame_size``, in the same words on
+    every link; ``announced``: the size its headers announced so far, if the link knows it
+    (websocket-client reads each frame header; aiohttp only says the limit was passed)."""
+    text = f"a message over max_frame_size ({limit:,} bytes)"
+    return text if announced is None else f"{text}: {announced:,} bytes or more"
+
+
 # What a retry of an idempotent request may cure: rate limiting and a failing gateway or server.
 RETRYABLE_STATUSES = frozenset(
     {

@@ -57,7 +57,14 @@ from streamfw.errors import (
 from streamfw_macrometa import gateway, wire
 from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE, Settings
 from streamfw_macrometa.deadline import Deadline
-from streamfw_macrometa.faults import FATAL, fatal, reason, unreadable_run, upgrade_failure
+from streamfw_macrometa.faults import (
+    FATAL,
+    fatal,
+    reason,
+    too_large,
+    unreadable_run,
+    upgrade_failure,
+)
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
 from streamfw_macrometa.protocol.reconnect import Backoff, Reconnecting
 from streamfw_macrometa.rest import Rest
@@ -95,9 +102,7 @@ class _BoundedFrames(frame_buffer):
             return
         self._message = self.length + (self._message if opcode == websocket.ABNF.OPCODE_CONT else 0)
         if self._message > self.limit:
-            raise FrameTooLarge(
-                f"a message of {self._message} bytes or more (max_frame_size is {self.limit})"
-            )
+            raise FrameTooLarge(too_large(self.limit, self._message))
 
 
 class BufferedWebSocket(websocket.WebSocket):

@@ -18,6 +18,7 @@ import struct
 import time
 
 import pytest
+from streamfw_macrometa.config import DEFAULT_MAX_FRAME_SIZE
 
 from streamfw.errors import ConnectionLost, OutcomeUnknown, RemoteProtocolError
 from streamfw.message import Envelope
@@ -276,3 +277,22 @@ def test_bad_frames_on_every_connection_are_not_answered_by_a_reconnect_storm(
     time.sleep(1.0)
     # backoff from 0.1 s, doubling: about 5 connections in the first second (before: 400-900)
     assert 2 <= server.connections < 20
+
+
+def test_only_oversized_messages_end_in_the_same_words_on_both_links(client_api: Api) -> None:
+    """A server sending nothing but messages over max_frame_size: the give-up names the limit
+    in the words both links share (the threaded one adds the size the header announced)."""
+
+    def script(peer: Peer, n: int) -> None:
+        peer.announce(200 * 1024 * 1024)
+        hold(peer)
+
+    link = client_api.consumer_on(ScriptedServer(script), reconnect_deadline=0.5)
+    start = time.monotonic()
+    with pytest.raises(RemoteProtocolError) as err:
+        while time.monotonic() - start < 10:
+            link.receive(0.5)
+    limit = re.escape(f"a message over max_frame_size ({DEFAULT_MAX_FRAME_SIZE:,} bytes)")
+    assert re.search(
+        f"unreadable for 0.5 s; last: {limit}(: [0-9,]+ bytes or more)?$", str(err.value)
+    )

@@ -51,6 +51,7 @@ from streamfw_macrometa.faults import (
     reason,
     refused_upgrade,
     strip_query,
+    too_large,
     unreadable_run,
 )
 from streamfw_macrometa.protocol.health import BadFrameRun, Liveness, Silence
@@ -343,10 +344,7 @@ class AsyncLink:
                 if isinstance(error, aiohttp.WebSocketError) and (
                     error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
                 ):
-                    self._bad_frame(
-                        f"a message over max_frame_size ({self.settings.max_frame_size} bytes)",
-                        reconnect=True,
-                    )
+                    self._bad_frame(too_large(self.settings.max_frame_size), reconnect=True)
                     return "bad frame from the server: too large"
                 return reason(error) if isinstance(error, BaseException) else "error"
             elif kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
