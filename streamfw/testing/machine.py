@@ -35,9 +35,10 @@ the wrapped harness has ``cut_aio``). A transport that refuses a
 feature (``Unsupported``) runs the example without it.
 
 Time budget: ``run_subscription_machine`` runs examples in batches sized from the time the
-previous ones took, and starts no batch it expects to overrun ``budget`` seconds, so a slow
-machine runs fewer examples instead of being killed by a per-test timeout mid-example (which
-hypothesis would report as a flaky failure with a harmless-looking example).
+previous ones took (each at most twice the last), and starts no batch it expects to overrun
+``budget`` seconds, so a slow machine runs fewer examples instead of being killed by a
+per-test timeout mid-example (which hypothesis would report as a flaky failure with a
+harmless-looking example).
 """
 
 from __future__ import annotations
@@ -546,6 +547,10 @@ class SubscriptionMachine(RuleBasedStateMachine):
         for consumer in self.consumers.values():
             consumer.close()
         self.consumers.clear()
+        for value in self.late_acks:  # as in detach: gone with the consumer if not due yet
+            self.acked.discard(value)
+            self.may_return.add(value)
+        self.late_acks.clear()
         # One plain consumer drains what is left (the subscription's type kept).
         drain = self.stream.consumer(
             "sub", type=self.type, receiver_queue_size=QUEUE, nack_delay=NACK_DELAY
@@ -609,6 +614,7 @@ def run_subscription_machine(
     start = time.monotonic()
     end = start + budget
     done = 0
+    spent = 0.0  # seconds spent in batches so far
     batch = min(wanted, 3)
     while batch > 0:
         began = time.monotonic()
@@ -627,12 +633,17 @@ def run_subscription_machine(
             ),
         )
         done += batch
-        # A batch may run fewer examples than asked (hypothesis stops early when it runs
-        # out of distinct ones); the estimate errs on the slow side then, which is safe.
-        per_example = (time.monotonic() - began) / batch
+        spent += time.monotonic() - began
+        # Averaged over every batch so far, not the last one: a batch may run fewer examples
+        # than asked, even none (hypothesis stops early when it runs out of distinct ones,
+        # as with the derandomized settings it uses under CI), and one that took no time
+        # must not plan the rest of the run as free.
+        per_example = spent / done
         left = end - time.monotonic()
-        # Plan for twice the average: examples vary, and the budget must hold.
-        batch = min(wanted - done, int(left / (2 * per_example)) if per_example > 0 else 0)
+        # Plan for twice the average: examples vary, and the budget must hold. At most twice
+        # the last batch: later examples tend to be longer than the first ones.
+        fits = int(left / (2 * per_example)) if per_example > 0 else 0
+        batch = min(wanted - done, 2 * batch, fits)
     if done < wanted:
         log.info(
             "state machine on %s: %d of %d examples in its %g s budget",
