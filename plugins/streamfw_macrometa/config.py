@@ -264,6 +264,7 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         for name, field in _READ_AS_IS.items()
         if name in options
     }
+    _check_backoff(read)
     return Settings(
         rest_url=rest_url,
         ws_url=ws_url,
@@ -274,6 +275,17 @@ def parse(config: TransportConfig, environ: Mapping[str, str] | None = None) -> 
         ws_url_fixed=ws_fixed,
         **read,
     )
+
+
+def _check_backoff(read: Mapping[str, Any]) -> None:
+    """A cap below the first wait would silently shorten every wait: refuse it."""
+    fields = attrs.fields(Settings)
+    first = read.get("reconnect_backoff", fields.reconnect_backoff.default)
+    cap = read.get("reconnect_backoff_max", fields.reconnect_backoff_max.default)
+    if cap < first:
+        raise ConfigError(
+            f"reconnect_backoff_max ({cap:g} s) must be >= reconnect_backoff ({first:g} s)"
+        )
 
 
 def _credential(options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Secret, Any]:

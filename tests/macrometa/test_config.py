@@ -77,6 +77,19 @@ def test_explicit_rest_and_ws_urls_win() -> None:
         ("macrometa://host", {"fabric": "a/b"}, "fabric"),
         ("macrometa://host", {"max_response_bytes": 10}, "max_response_bytes must be >= 1024"),
         ("macrometa://host", {"max_response_bytes": "lots"}, "max_response_bytes must be an"),
+        ("macrometa://host", {"reconnect_backoff": "nan"}, "reconnect_backoff must be > 0"),
+        ("macrometa://host", {"reconnect_backoff": "inf"}, "reconnect_backoff must be > 0"),
+        ("macrometa://host", {"reconnect_backoff": 0}, "reconnect_backoff must be > 0"),
+        ("macrometa://host", {"reconnect_backoff": "①"}, "reconnect_backoff must be a number"),
+        ("macrometa://host", {"reconnect_backoff": [[[1]]]}, "reconnect_backoff must be a num"),
+        ("macrometa://host", {"reconnect_backoff_max": "x" * 10**6}, "must be a number"),
+        ("macrometa://host", {"reconnect_backoff_max": -2}, "reconnect_backoff_max must be > 0"),
+        ("macrometa://host", {"reconnect_backoff": 5}, "reconnect_backoff_max \\(2 s\\) must"),
+        (
+            "macrometa://host",
+            {"reconnect_backoff": 1, "reconnect_backoff_max": 0.5},
+            "must be >= reconnect_backoff",
+        ),
     ],
 )
 def test_bad_urls_and_options_are_refused_loudly(url: str, options: dict, match: str) -> None:
