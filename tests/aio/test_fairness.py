@@ -9,23 +9,12 @@ import pytest
 import streamfw
 import streamfw.aio
 from streamfw.aio.producer import INLINE_SENDS_PER_YIELD
+from tests.aio.fairness import Ticker
 from tests.test_message_hooks import Recorder
 
 pytestmark = pytest.mark.anyio
 
 SENDS = 200
-
-
-class Ticker:
-    """A task that only counts how often the event loop gave it a turn."""
-
-    def __init__(self) -> None:
-        self.turns = 0
-
-    async def run(self) -> None:
-        while True:
-            self.turns += 1
-            await asyncio.sleep(0)
 
 
 @pytest.mark.parametrize("hooked", [False, True], ids=["plain", "hooked"])

@@ -21,7 +21,7 @@ from streamfw.aio.consumer import READY_RECEIVES_PER_YIELD
 from streamfw.broker import Limits
 from streamfw.errors import BacklogQuotaExceeded, Closed, LocalProtocolError, StreamDeleted
 from streamfw.message import MessageId
-from tests.aio.test_fairness import Ticker
+from tests.aio.fairness import Ticker, drain_beside_a_ticker
 
 pytestmark = pytest.mark.anyio
 
@@ -94,31 +94,7 @@ async def test_a_consumer_that_always_finds_a_message_lets_another_task_run(
     async with stream.consumer("sub") as consumer, stream.producer() as producer:
         for n in range(MESSAGES):
             await producer.send(n)
-        ticker = Ticker()
-        task = asyncio.create_task(ticker.run())
-        await asyncio.sleep(0)  # it has had its first turn
-        started = ticker.turns
-        values: list[object] = []
-        try:
-            if how == "receive":
-                for _ in range(MESSAGES):
-                    msg = await consumer.receive(WAIT)
-                    assert msg is not None
-                    values.append(msg.value)
-                    await msg.ack()
-            elif how == "async for":
-                async for msg in consumer:
-                    values.append(msg.value)
-                    await msg.ack()
-                    if len(values) == MESSAGES:
-                        break
-            else:
-                for msg in await consumer.receive_many(MESSAGES, timeout=WAIT):
-                    values.append(msg.value)
-                    await msg.ack()
-            turns = ticker.turns - started  # before anything below suspends this task
-        finally:
-            task.cancel()
+        values, turns = await drain_beside_a_ticker(consumer, MESSAGES, how)
     assert values == list(range(MESSAGES))  # yielding lost, doubled or reordered nothing
     # One turn (at least) per READY_RECEIVES_PER_YIELD receives; with no yield it had none.
     assert turns >= MESSAGES // READY_RECEIVES_PER_YIELD - 1

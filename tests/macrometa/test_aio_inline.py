@@ -21,7 +21,7 @@ from streamfw import hookimpl
 from streamfw.aio.consumer import READY_RECEIVES_PER_YIELD
 from streamfw.message import MessageId
 from streamfw.testing.contract import unique
-from tests.aio.test_fairness import Ticker
+from tests.aio.fairness import drain_beside_a_ticker
 from tests.macrometa.apis import Api, ConsumerLink
 from tests.macrometa.conftest import KEY
 from tests.macrometa.scripted import WAIT, Peer, ScriptedServer, delivery, hold
@@ -132,31 +132,7 @@ async def test_a_consumer_that_always_finds_a_delivery_queued_lets_another_task_
             await producer.send_async(n)
         await producer.flush()
         await queued(consumer, QUEUED)
-        ticker = Ticker()
-        task = asyncio.create_task(ticker.run())
-        await asyncio.sleep(0)  # it has had its first turn
-        started = ticker.turns
-        values: list[object] = []
-        try:
-            if how == "receive":
-                for _ in range(QUEUED):
-                    msg = await consumer.receive(WAIT)
-                    assert msg is not None
-                    values.append(msg.value)
-                    await msg.ack()
-            elif how == "async for":
-                async for msg in consumer:
-                    values.append(msg.value)
-                    await msg.ack()
-                    if len(values) == QUEUED:
-                        break
-            else:
-                for msg in await consumer.receive_many(QUEUED, timeout=WAIT):
-                    values.append(msg.value)
-                    await msg.ack()
-            turns = ticker.turns - started  # before anything below suspends this task
-        finally:
-            task.cancel()
+        values, turns = await drain_beside_a_ticker(consumer, QUEUED, how)
     assert values == list(range(QUEUED))
     # One turn (at least) per READY_RECEIVES_PER_YIELD receives; with no yield it had none.
     assert turns >= QUEUED // READY_RECEIVES_PER_YIELD - 1
