@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterator
 
 from streamfw.api import Acknowledger, ConsumerLink
 from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
 from streamfw.errors import Closed, DecodeError
-from streamfw.message import Delivery, Message, MessageId, message_maker
-
-_make_message = message_maker(Message)
+from streamfw.message import Message, MessageId, message_maker
 
 
 class Consumer(ConsumerCore[ConsumerLink, Message]):
@@ -26,12 +23,10 @@ class Consumer(ConsumerCore[ConsumerLink, Message]):
     ``messages``.
     """
 
+    _MAKE = message_maker(Message)
+
     def _setup(self) -> None:
         self._acker: Acknowledger = self if self._acks_through_consumer else self._link
-        # _message with this consumer's parts bound once: it runs for every message
-        self._make = functools.partial(
-            _make_message, self.stream.name, self.subscription, self._acker
-        )
 
     def receive(self, timeout: float | None = None) -> Message | None:
         if self._closed:
@@ -114,9 +109,6 @@ class Consumer(ConsumerCore[ConsumerLink, Message]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _message(self, d: Delivery, value: object) -> Message:
-        return self._make(d, value)
 
 
 class MessageIterator(Iterator[Message]):

@@ -3,12 +3,12 @@ message, the hook calls around it, and the names used in errors and reprs.
 
 ``streamfw.consumer.Consumer`` and ``streamfw.aio.Consumer`` subclass ``ConsumerCore`` and add
 only their I/O (a blocking or an awaited ``receive``, ``ack``, ``close``) and the message class
-they make (``_message``).
+they make (``_MAKE``, its ``message_maker``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -16,16 +16,11 @@ from streamfw.api import StreamRef
 from streamfw.codec import Pipeline
 from streamfw.endpoint_core import EndpointCore
 from streamfw.errors import ConfigError, DecodeError
-from streamfw.message import Delivery, MessageId, Properties, ReceivedMessage
+from streamfw.message import Delivery, MessageId, ReceivedMessage
 from streamfw.plugins import NO_HOOKS, MessageHooks
 
 L = TypeVar("L")  # the link: a sync ``ConsumerLink`` or an ``AsyncConsumerLink``
 M = TypeVar("M", bound=ReceivedMessage)
-
-# A received message's positional fields, in the order ``ReceivedMessage`` declares them.
-MessageFields = tuple[
-    MessageId, Any, bytes, Properties, str | None, dt.datetime, int, str, str | None
-]
 
 
 def message_id_of(message: ReceivedMessage | MessageId) -> MessageId:
@@ -45,6 +40,9 @@ class ConsumerCore(EndpointCore[L], Generic[L, M]):
     making messages of type ``M``. A subclass adds its own state in ``_setup``."""
 
     _KIND: ClassVar[str] = "Consumer"  # the repr's name of the class
+    # The constructor of the subclass's message class: message_maker(ItsMessage).
+    _MAKE: ClassVar[Callable[[str, str | None, Any, Delivery, Any], Any]]
+    _acker: Any  # set by the subclass's _setup: this consumer, or its link (sync or asyncio)
 
     def __init__(
         self,
@@ -61,9 +59,12 @@ class ConsumerCore(EndpointCore[L], Generic[L, M]):
         self._after_receive = hooks.after_receive
         # With no ack hook, messages ack straight through the link instead of this consumer.
         self._acks_through_consumer = bool(hooks.on_ack or hooks.on_nack)
-        # What _decode makes a message with: _message, unless _setup binds a faster one.
-        self._make: Callable[[Delivery, Any], M] = self._message
-        self._setup()
+        self._setup()  # sets _acker: this consumer (for its ack hooks) or the link
+        # What _decode makes each message with: the subclass's constructor, this consumer's
+        # parts bound once (it runs for every message).
+        self._make: Callable[[Delivery, Any], M] = functools.partial(
+            type(self)._MAKE, stream.name, subscription, self._acker
+        )
 
     @property
     def max_message_size(self) -> int:
@@ -104,20 +105,3 @@ class ConsumerCore(EndpointCore[L], Generic[L, M]):
         if self._after_receive is not None:
             self._after_receive(consumer=self, message=message)
         return message
-
-    def _message(self, d: Delivery, value: object) -> M:
-        """The message of the subclass's API, made with ``_fields``."""
-        raise NotImplementedError
-
-    def _fields(self, d: Delivery, value: object) -> MessageFields:
-        return (
-            d.message_id,
-            value,
-            d.payload,
-            d.properties,
-            d.key,
-            d.publish_time,
-            d.redelivery_count,
-            self.stream.name,
-            self.subscription,
-        )

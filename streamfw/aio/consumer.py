@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,8 +12,6 @@ from streamfw.aio.spi import AsyncConsumerLink
 from streamfw.consumer_core import ConsumerCore, check_max_messages, message_id_of
 from streamfw.errors import Closed, DecodeError
 from streamfw.message import Delivery, MessageId, message_maker
-
-_make_message = message_maker(Message)
 
 # May return an awaitable: it is awaited.
 OnDecodeError = Callable[[DecodeError[Message]], object]
@@ -46,13 +43,10 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
     """
 
     _KIND = "aio.Consumer"
+    _MAKE = message_maker(Message)
 
     def _setup(self) -> None:
         self._acker: AsyncAcknowledger = self if self._acks_through_consumer else self._link
-        # _message with this consumer's parts bound once: it runs for every message
-        self._make = functools.partial(
-            _make_message, self.stream.name, self.subscription, self._acker
-        )
         self._kept: list[Message] = []  # taken by a cancelled receive_many, for the next one
         # An AsyncInlineConsumerLink answers at once when it can: no coroutine of the link's.
         self._receive_nowait: Callable[[], Delivery | None] | None = _optional(
@@ -172,9 +166,6 @@ class Consumer(ConsumerCore[AsyncConsumerLink, Message]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def _message(self, d: Delivery, value: object) -> Message:
-        return self._make(d, value)
 
 
 class MessageIterator(AsyncIterator[Message]):
