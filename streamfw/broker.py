@@ -683,8 +683,7 @@ class Broker:
             self._take_back_from_standbys(sub)
             return
         sub.switch = _Timer(self._clock() + delay, SWITCH, stream=stream, sub=sub)
-        heapq.heappush(self._timers, sub.switch)
-        self.schedule += 1
+        self._push(sub.switch)
 
     def _take_back_from_standbys(self, sub: _Subscription) -> None:
         """What consumers other than the active one hold goes back, first in line."""
@@ -828,8 +827,7 @@ class Broker:
             sub.delayed[seq] = timer
             if self._counts(sub, failure=True):
                 sub.redeliveries[seq] = sub.redeliveries.get(seq, 0) + 1
-            heapq.heappush(self._timers, timer)
-            self.schedule += 1
+            self._push(timer)
         else:
             self._hand_back(sub, seq, failure=True)
         self._dispatch(c.stream, sub)
@@ -942,6 +940,11 @@ class Broker:
                 f"{mid} was never delivered on subscription {c.sub.name!r} of {c.stream.ref}"
             )
         return seq
+
+    def _push(self, timer: _Timer) -> None:
+        """Add a timer; ``schedule`` moves, so a front end looks at next_deadline() again."""
+        heapq.heappush(self._timers, timer)
+        self.schedule += 1
 
     def _cancel(self, timer: _Timer | None) -> None:
         """Forget a timer still in the heap; rebuild the heap once most of it is dead."""
@@ -1143,8 +1146,7 @@ class Broker:
         if consumer.ack_timeout:
             timer = _Timer(self._clock() + consumer.ack_timeout, seq, consumer)
             consumer.in_flight[seq] = timer
-            heapq.heappush(self._timers, timer)
-            self.schedule += 1
+            self._push(timer)
         else:
             consumer.in_flight[seq] = None
 
